@@ -1,0 +1,1 @@
+"""Model pieces: layer specs, flat parameters, layers, MLP, losses."""

@@ -1,0 +1,177 @@
+"""The architectures and hyper-parameters of the reference tutorials, as named presets.
+
+``get(name, data_dim=784, **overrides)`` returns a :class:`Preset`: a complete, frozen
+description of a GAN (layer specs, optimizers, batch size, losses) that
+``GAN.from_preset`` builds. The image size follows the dataset through ``data_dim``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .errors import ConfigError
+from .nn.specs import BatchNorm, Dense, Dropout, LayerSpec
+from .optim import SGD, Adam, InverseTimeDecay, OptimizerConfig, StepDecay
+
+NOISES = ("normal", "uniform")
+G_LOSSES = ("non_saturating", "minimax")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Everything needed to build and train one GAN."""
+
+    name: str
+    source: str
+    latent_dim: int
+    noise: str
+    generator: tuple[LayerSpec, ...]
+    discriminator: tuple[LayerSpec, ...]
+    g_optimizer: OptimizerConfig
+    d_optimizer: OptimizerConfig
+    batch_size: int
+    k: int = 1
+    g_loss: str = "non_saturating"
+    label_smoothing: float = 0.0
+
+    @property
+    def data_dim(self) -> int:
+        """Number of features the generator emits and the discriminator reads."""
+        return self.generator[-1].units
+
+
+def _mlp(hidden: tuple[int, ...], out: int, act: str, alpha: float, init: str,
+         out_act: str, dropout: float = 0.0) -> tuple[LayerSpec, ...]:
+    """Hidden Dense layers (each optionally followed by Dropout), then the output layer."""
+    layers: list[LayerSpec] = []
+    for units in hidden:
+        layers.append(Dense(units, act, alpha, init))
+        if dropout:
+            layers.append(Dropout(dropout))
+    layers.append(Dense(out, out_act, alpha, init))
+    return tuple(layers)
+
+
+def _numpy_mlp(data_dim: int, latent_dim: int = 100, g_hidden: tuple[int, ...] = (128,),
+               d_hidden: tuple[int, ...] = (128,), lr: float = 1e-3, decay: float = 1e-4) -> Preset:
+    return Preset(
+        name="numpy-mlp", source="000: NumPy MLP GAN, SGD with inverse-time decay, one digit",
+        latent_dim=latent_dim, noise="normal",
+        generator=_mlp(g_hidden, data_dim, "relu", 0.0, "he_normal", "tanh"),
+        discriminator=_mlp(d_hidden, 1, "leaky_relu", 0.01, "he_normal", "identity"),
+        g_optimizer=SGD(lr, schedule=InverseTimeDecay(decay)),
+        d_optimizer=SGD(lr, schedule=InverseTimeDecay(decay)),
+        batch_size=64,
+    )
+
+
+def _keras_mlp(data_dim: int, latent_dim: int = 128, g_hidden: tuple[int, ...] = (256, 512, 1024),
+               d_hidden: tuple[int, ...] = (512, 256), lr: float = 2e-4) -> Preset:
+    init = "glorot_uniform"
+    generator = (*_mlp(g_hidden, data_dim, "leaky_relu", 0.2, init, "tanh")[:-1],
+                 BatchNorm(momentum=0.8, eps=1e-3), Dense(data_dim, "tanh", 0.2, init))
+    return Preset(
+        name="keras-mlp", source="001: Keras MLP GAN with BatchNorm, Adam(2e-4, 0.5)",
+        latent_dim=latent_dim, noise="normal", generator=generator,
+        discriminator=_mlp(d_hidden, 1, "leaky_relu", 0.2, init, "identity"),
+        g_optimizer=Adam(lr, beta1=0.5), d_optimizer=Adam(lr, beta1=0.5), batch_size=128,
+    )
+
+
+def _numpy_adam(data_dim: int, latent_dim: int = 100, g_hidden: tuple[int, ...] = (200, 560),
+                d_hidden: tuple[int, ...] = (128,), lr: float = 1e-3) -> Preset:
+    decay = StepDecay(0.01, milestones=(1,))
+    return Preset(
+        name="numpy-adam", source="002: NumPy GAN with Adam and an extreme step decay",
+        latent_dim=latent_dim, noise="uniform",
+        generator=_mlp(g_hidden, data_dim, "relu", 0.0, "he_normal", "tanh"),
+        discriminator=_mlp(d_hidden, 1, "relu", 0.0, "he_normal", "identity"),
+        g_optimizer=Adam(lr, schedule=decay), d_optimizer=Adam(lr, schedule=decay),
+        batch_size=64,
+    )
+
+
+def _pytorch_vanilla(data_dim: int, latent_dim: int = 100,
+                     g_hidden: tuple[int, ...] = (256, 512, 1024),
+                     d_hidden: tuple[int, ...] = (1024, 512, 256), lr: float = 2e-4,
+                     dropout: float = 0.3) -> Preset:
+    init = "torch_default"
+    return Preset(
+        name="pytorch-vanilla", source="004: PyTorch vanilla GAN, dropout in D, Adam(2e-4)",
+        latent_dim=latent_dim, noise="normal",
+        generator=_mlp(g_hidden, data_dim, "leaky_relu", 0.2, init, "tanh"),
+        discriminator=_mlp(d_hidden, 1, "leaky_relu", 0.2, init, "identity", dropout),
+        g_optimizer=Adam(lr), d_optimizer=Adam(lr), batch_size=100,
+    )
+
+
+def _tiny(data_dim: int, latent_dim: int = 8, g_hidden: tuple[int, ...] = (64, 64),
+          d_hidden: tuple[int, ...] = (64, 64), lr: float = 1e-3) -> Preset:
+    return Preset(
+        name="tiny", source="small MLP GAN for tests and 2-D toy data",
+        latent_dim=latent_dim, noise="normal",
+        generator=_mlp(g_hidden, data_dim, "relu", 0.0, "he_normal", "tanh"),
+        discriminator=_mlp(d_hidden, 1, "leaky_relu", 0.2, "he_normal", "identity"),
+        g_optimizer=Adam(lr, beta1=0.5), d_optimizer=Adam(lr, beta1=0.5), batch_size=128,
+    )
+
+
+_BUILDERS: dict[str, Callable[..., Preset]] = {
+    "numpy-mlp": _numpy_mlp,
+    "keras-mlp": _keras_mlp,
+    "numpy-adam": _numpy_adam,
+    "pytorch-vanilla": _pytorch_vanilla,
+    "tiny": _tiny,
+}
+
+# Overrides that act on the built preset rather than on the architecture.
+_TRAINING_FIELDS = ("batch_size", "k", "g_loss", "label_smoothing", "noise",
+                    "g_optimizer", "d_optimizer")
+
+
+def names() -> list[str]:
+    """The preset names, in the order of the seed tutorials."""
+    return list(_BUILDERS)
+
+
+def get(name: str, data_dim: int = 784, **overrides: Any) -> Preset:
+    """Build preset ``name`` for ``data_dim`` features, applying ``overrides``.
+
+    Architecture overrides: ``latent_dim``, ``g_hidden``, ``d_hidden`` (tuples of widths),
+    ``lr`` (both networks) and per-preset extras (``decay`` for numpy-mlp, ``dropout`` for
+    pytorch-vanilla). Training overrides: ``batch_size``, ``k``, ``g_loss``,
+    ``label_smoothing``, ``noise``, ``g_optimizer``, ``d_optimizer``.
+    """
+    if name not in _BUILDERS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(names())}")
+    if not isinstance(data_dim, int) or data_dim < 1:
+        raise ConfigError(f"data_dim must be a positive integer, got {data_dim!r}")
+    training = {key: overrides.pop(key) for key in _TRAINING_FIELDS if key in overrides}
+    for key in ("g_hidden", "d_hidden"):
+        if key in overrides:
+            overrides[key] = tuple(overrides[key])
+    try:
+        preset = _BUILDERS[name](data_dim, **overrides)
+    except TypeError as exc:
+        raise ConfigError(f"preset {name!r} does not take these overrides: {exc}") from None
+    preset = replace(preset, **training)
+    validate(preset)
+    return preset
+
+
+def validate(preset: Preset) -> None:
+    """Check the training fields of a preset; raise ConfigError naming the bad one."""
+    if preset.noise not in NOISES:
+        raise ConfigError(f"noise must be one of {NOISES}, got {preset.noise!r}")
+    if preset.g_loss not in G_LOSSES:
+        raise ConfigError(f"g_loss must be one of {G_LOSSES}, got {preset.g_loss!r}")
+    if not 0.0 <= preset.label_smoothing < 1.0:
+        raise ConfigError(f"label_smoothing must be in [0, 1), got {preset.label_smoothing}")
+    if not (isinstance(preset.k, int) and preset.k >= 1):
+        raise ConfigError(f"k (discriminator steps per generator step) must be >= 1, got {preset.k}")
+    if not (isinstance(preset.batch_size, int) and preset.batch_size >= 1):
+        raise ConfigError(f"batch_size must be a positive integer, got {preset.batch_size}")
+    if preset.latent_dim < 1:
+        raise ConfigError(f"latent_dim must be >= 1, got {preset.latent_dim}")
