@@ -1,0 +1,242 @@
+"""The backend contract, and its generic implementation written once against ``xp``.
+
+A backend owns an array module ``xp`` (numpy or cupy) and the kernels the MLP GAN needs:
+allocation and transfer, random numbers, GEMM, the dense forward and backward epilogues,
+BCE-with-logits, dropout, batch norm and the optimizer updates. Every kernel writes into
+caller-provided arrays (``out``, or in place) and works for float32 and float64.
+
+The methods of :class:`Backend` below are the reference semantics: plain ``xp`` code, easy to
+read and check. NumPy runs them as they are; the Numba and CuPy backends override them with
+fused kernels and are tested against them kernel by kernel.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import ConfigError
+
+# Activation codes shared by every backend (jitted kernels take the integer).
+IDENTITY, RELU, LEAKY_RELU, TANH, SIGMOID = range(5)
+ACTIVATION_CODES = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU,
+                    "tanh": TANH, "sigmoid": SIGMOID}
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def resolve_dtype(dtype: Any) -> np.dtype:
+    """``"float32"``/``"float64"`` (or the numpy types) -> np.dtype; anything else is an error."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or resolved.name not in DTYPES:
+        raise ConfigError(f"dtype must be float32 or float64, got {dtype!r}")
+    return resolved
+
+
+class Rng:
+    """A reproducible stream of noise and dropout masks, filled into caller's arrays.
+
+    This reference draws on the host with NumPy's PCG64 and copies to the device;
+    backends with device-side generators override it.
+    """
+
+    def __init__(self, backend: Backend, seed: int | np.random.SeedSequence) -> None:
+        self.backend = backend
+        self.generator = np.random.Generator(np.random.PCG64(seed))
+
+    def normal(self, out: Any) -> None:
+        """Fill ``out`` with N(0, 1) samples."""
+        self.generator.standard_normal(out=out, dtype=out.dtype)
+
+    def uniform(self, out: Any, low: float = -1.0, high: float = 1.0) -> None:
+        """Fill ``out`` with U[low, high) samples."""
+        self.generator.random(out=out, dtype=out.dtype)
+        out *= high - low
+        out += low
+
+    def dropout_mask(self, out: Any, rate: float) -> None:
+        """Fill ``out`` with an inverted-dropout mask: 1/(1-rate) with prob. 1-rate, else 0."""
+        keep = 1.0 - rate
+        self.generator.random(out=out, dtype=out.dtype)  # u in [0, 1)
+        out += keep                                       # floor(u + keep) = 1 iff u >= rate
+        np.floor(out, out=out)
+        out *= 1.0 / keep
+
+    def get_state(self) -> dict:
+        """The generator's state, JSON-serialisable (for checkpoints)."""
+        return self.generator.bit_generator.state
+
+    def set_state(self, state: dict) -> None:
+        """Restore a state returned by :meth:`get_state`."""
+        self.generator.bit_generator.state = state
+
+
+class Backend:
+    """The contract every backend fulfils; the methods are the reference implementation."""
+
+    name: ClassVar[str] = "base"
+    xp: Any = np
+    rng_class: ClassVar[type[Rng]] = Rng
+
+    # ------------------------------------------------------------ allocation and transfer
+    def empty(self, shape: tuple[int, ...], dtype: Any) -> Any:
+        """Uninitialised array on this backend's device."""
+        return self.xp.empty(shape, dtype=resolve_dtype(dtype))
+
+    def zeros(self, shape: tuple[int, ...], dtype: Any) -> Any:
+        """Zero-filled array on this backend's device."""
+        return self.xp.zeros(shape, dtype=resolve_dtype(dtype))
+
+    def asarray(self, host: Any, dtype: Any = None) -> Any:
+        """A device array holding ``host``'s values (a new array, or ``host`` if it fits)."""
+        return self.xp.asarray(host, dtype=None if dtype is None else resolve_dtype(dtype))
+
+    def to_numpy(self, a: Any) -> np.ndarray:
+        """A host NumPy array with ``a``'s values."""
+        return np.asarray(a)
+
+    def copy(self, src: Any, out: Any) -> None:
+        """``out[...] = src`` (``src`` may be a host array)."""
+        self.xp.copyto(out, self.xp.asarray(src))
+
+    def take_rows(self, src: Any, index: Any, out: Any) -> None:
+        """``out[i] = src[index[i]]``: gather a batch from a dataset held on the device."""
+        self.xp.take(src, index, axis=0, out=out)
+
+    def rng(self, seed: int | np.random.SeedSequence) -> Rng:
+        """A reproducible random stream for noise and dropout masks."""
+        return self.rng_class(self, seed)
+
+    def all_finite(self, a: Any) -> bool:
+        """True when ``a`` holds no NaN or infinity (a host sync)."""
+        return bool(self.xp.isfinite(a).all())
+
+    # ------------------------------------------------------------ dense layer
+    def gemm(self, a: Any, b: Any, out: Any, trans_a: bool = False, trans_b: bool = False) -> None:
+        """``out = op(a) @ op(b)`` where op transposes when asked."""
+        self.xp.matmul(a.T if trans_a else a, b.T if trans_b else b, out=out)
+
+    def bias_act(self, y: Any, bias: Any, act: int, alpha: float) -> None:
+        """Dense epilogue, in place: ``y = act(y + bias)``."""
+        xp = self.xp
+        y += bias
+        if act == RELU:
+            xp.maximum(y, 0, out=y)
+        elif act == LEAKY_RELU:
+            xp.maximum(y, alpha * y, out=y)        # alpha < 1
+        elif act == TANH:
+            xp.tanh(y, out=y)
+        elif act == SIGMOID:
+            y *= -1                                  # 1 / (1 + exp(-y))
+            xp.exp(y, out=y)
+            y += 1
+            xp.reciprocal(y, out=y)
+
+    def act_backward(self, dy: Any, y: Any, act: int, alpha: float, dbias: Any = None) -> None:
+        """Backward epilogue, in place: ``dy *= act'(.)`` expressed through the output ``y``;
+        then ``dbias = sum(dy, axis=0)`` when ``dbias`` is given.
+
+        relu: 1[y>0]; leaky: 1 if y>0 else alpha; tanh: 1-y^2; sigmoid: y(1-y).
+        """
+        xp = self.xp
+        if act == RELU:
+            dy *= y > 0
+        elif act == LEAKY_RELU:
+            dy *= xp.where(y > 0, 1.0, alpha).astype(dy.dtype, copy=False)
+        elif act == TANH:
+            dy *= 1 - y * y
+        elif act == SIGMOID:
+            dy *= y * (1 - y)
+        if dbias is not None:
+            xp.sum(dy, axis=0, out=dbias)
+
+    # ------------------------------------------------------------ loss
+    def bce_with_logits(self, logits: Any, target: float, scale: float, grad: Any,
+                        stats: Any) -> None:
+        """Binary cross-entropy on logits ``l`` against a constant ``target`` t, in stable form.
+
+        ``bce_i = max(l,0) - l t + log(1 + exp(-|l|))``; writes ``grad = scale (sigmoid(l) - t)``
+        (d/dl of ``scale * sum bce``), ``stats[0] = scale * sum(bce)`` and
+        ``stats[1] = mean(sigmoid(l))``. ``scale = 1/n`` gives the mean loss; a negative scale
+        turns it into a gain (the minimax generator loss).
+        """
+        xp = self.xp
+        bce = xp.maximum(logits, 0) - logits * target + xp.log1p(xp.exp(-xp.abs(logits)))
+        prob = 1 / (1 + xp.exp(-logits))
+        xp.multiply(prob - target, scale, out=grad)
+        stats[0] = scale * bce.sum()
+        stats[1] = prob.mean()
+
+    # ------------------------------------------------------------ dropout
+    def multiply(self, a: Any, b: Any, out: Any) -> None:
+        """``out = a * b`` (dropout forward and backward: values or gradients times the mask)."""
+        self.xp.multiply(a, b, out=out)
+
+    # ------------------------------------------------------------ batch norm
+    def batchnorm_train(self, x: Any, gamma: Any, beta: Any, y: Any, xhat: Any, invstd: Any,
+                        running_mean: Any, running_var: Any, momentum: float, eps: float) -> None:
+        """Training-mode batch norm over axis 0, Keras conventions.
+
+        ``mu, var = mean(x), mean((x-mu)^2)`` (biased); ``invstd = 1/sqrt(var+eps)``;
+        ``xhat = (x-mu) invstd``; ``y = gamma xhat + beta``;
+        ``running = momentum running + (1-momentum) batch``.
+        """
+        xp = self.xp
+        mean = x.mean(axis=0)
+        var = ((x - mean) ** 2).mean(axis=0)
+        xp.divide(1, xp.sqrt(var + eps), out=invstd)
+        xp.multiply(x - mean, invstd, out=xhat)
+        xp.multiply(xhat, gamma, out=y)
+        y += beta
+        running_mean *= momentum
+        running_mean += (1 - momentum) * mean
+        running_var *= momentum
+        running_var += (1 - momentum) * var
+
+    def batchnorm_eval(self, x: Any, gamma: Any, beta: Any, y: Any, running_mean: Any,
+                       running_var: Any, eps: float) -> None:
+        """Inference-mode batch norm: ``y = gamma (x - running_mean)/sqrt(running_var+eps) + beta``."""
+        xp = self.xp
+        xp.multiply(x - running_mean, gamma / xp.sqrt(running_var + eps), out=y)
+        y += beta
+
+    def batchnorm_backward(self, dy: Any, xhat: Any, gamma: Any, invstd: Any, dgamma: Any,
+                           dbeta: Any, dx: Any = None) -> None:
+        """Backward of training-mode batch norm.
+
+        ``dbeta = sum(dy)``, ``dgamma = sum(dy xhat)``;
+        ``dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat))`` when ``dx`` is given.
+        """
+        xp = self.xp
+        xp.sum(dy, axis=0, out=dbeta)
+        xp.sum(dy * xhat, axis=0, out=dgamma)
+        if dx is not None:
+            n = dy.shape[0]
+            xp.multiply(dy - dbeta / n - xhat * (dgamma / n), gamma * invstd, out=dx)
+
+    # ------------------------------------------------------------ optimizers
+    def sgd_update(self, param: Any, grad: Any, velocity: Any, lr: float, momentum: float) -> None:
+        """``v = momentum v + g; p -= lr v`` (with momentum 0: ``p -= lr g``)."""
+        if momentum:
+            velocity *= momentum
+            velocity += grad
+            param -= lr * velocity
+        else:
+            param -= lr * grad
+
+    def adam_update(self, param: Any, grad: Any, m: Any, v: Any, lr: float, beta1: float,
+                    beta2: float, eps: float, step: int) -> None:
+        """Bias-corrected Adam at step ``step`` (1-based):
+        ``m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+        p -= lr (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps)``."""
+        xp = self.xp
+        m *= beta1
+        m += (1 - beta1) * grad
+        v *= beta2
+        v += (1 - beta2) * grad * grad
+        step_size = lr / (1 - beta1**step)
+        denom = xp.sqrt(v) / np.sqrt(1 - beta2**step) + eps
+        param -= step_size * m / denom

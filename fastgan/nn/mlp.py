@@ -1,0 +1,96 @@
+"""MLP: a stack of layers over one FlatParams; forward records a tape, backward walks it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..backends import get_backend
+from ..backends.base import Backend, resolve_dtype
+from ..errors import ConfigError
+from .layers import Layer, build_layer
+from .params import FlatParams
+from .specs import BatchNorm, Dense, LayerSpec
+
+
+class MLP:
+    """A multilayer perceptron built from layer specs, on one backend and dtype.
+
+    ``MLP([Dense(256, "leaky_relu", alpha=0.2), Dropout(0.3), Dense(1)], in_features=784)``.
+    ``seed`` fixes the initial weights (drawn on the host, so equal on every backend) and
+    the dropout masks.
+    """
+
+    def __init__(self, layers: Sequence[LayerSpec], *, in_features: int,
+                 backend: str | Backend | None = None, dtype: Any = "float32",
+                 seed: int | np.random.SeedSequence = 0) -> None:
+        if not isinstance(in_features, int) or in_features < 1:
+            raise ConfigError(f"in_features must be a positive integer, got {in_features!r}")
+        self.specs = tuple(layers)
+        if not any(isinstance(s, Dense) for s in self.specs):
+            raise ConfigError("an MLP needs at least one Dense layer")
+        self.backend = get_backend(backend)
+        self.dtype = resolve_dtype(dtype)
+        seeds = (seed if isinstance(seed, np.random.SeedSequence)
+                 else np.random.SeedSequence(seed)).spawn(2)
+        init_rng = np.random.Generator(np.random.PCG64(seeds[0]))
+        self.dropout_rng = self.backend.rng(seeds[1])
+        self.params = FlatParams(self.backend, self.dtype)
+        self.layers: list[Layer] = []
+        features = in_features
+        for index, spec in enumerate(self.specs):
+            layer = build_layer(spec, index, self.backend, self.dtype, features, self.params,
+                                init_rng, self.dropout_rng)
+            self.layers.append(layer)
+            features = layer.out_features
+        self.params.allocate()
+        for layer in self.layers:
+            layer.bind(self.params)
+        self.in_features = in_features
+        self.out_features = features
+
+    @property
+    def n_params(self) -> int:
+        """Number of trainable parameters."""
+        return self.params.size
+
+    @property
+    def has_batchnorm(self) -> bool:
+        """True when a layer normalises over the batch (samples are then not independent)."""
+        return any(isinstance(s, BatchNorm) for s in self.specs)
+
+    def buffers(self) -> dict[str, Any]:
+        """Non-trainable state (batch-norm running statistics), by qualified name."""
+        return {f"{i}.{name}": array
+                for i, layer in enumerate(self.layers)
+                for name, array in layer.buffers().items()}
+
+    def forward(self, x: Any, training: bool = True) -> Any:
+        """Network output for a batch ``x`` of shape (batch, in_features) on the backend.
+
+        The returned array is the last layer's workspace: valid until the next forward at
+        this batch size.
+        """
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ConfigError(f"expected input of shape (batch, {self.in_features}), got {x.shape}")
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def backward(self, dy: Any, input_grad: bool = False, param_grads: bool = True) -> Any:
+        """Backpropagate ``dy`` (gradient w.r.t. the output; overwritten) through the tape of
+        the last training forward at this batch size. Parameter gradients land in
+        ``params.grad`` when ``param_grads``; returns the input gradient when ``input_grad``.
+        """
+        for index in range(len(self.layers) - 1, -1, -1):
+            dy = self.layers[index].backward(dy, index > 0 or input_grad, param_grads)
+        return dy
+
+    def __repr__(self) -> str:
+        return (f"MLP(in={self.in_features}, out={self.out_features}, params={self.n_params:,}, "
+                f"backend={self.backend.name}, dtype={self.dtype.name})")
+
+
+

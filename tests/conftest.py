@@ -1,0 +1,44 @@
+"""Shared fixtures: every backend-parametrized test runs on each backend, skipping with the
+reason where a backend cannot run here (so later backends inherit the tests by registering)."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+import fastgan
+from fastgan import backends
+
+
+@functools.cache
+def _reasons() -> dict[str, str | None]:
+    return fastgan.available_backends()
+
+
+def _param(name: str):  # noqa: ANN202 - pytest param
+    return pytest.param(name, marks=[pytest.mark.gpu] if name == "cupy" else [], id=name)
+
+
+@pytest.fixture(params=[_param(n) for n in backends.names()])
+def backend(request: pytest.FixtureRequest) -> backends.Backend:
+    """Each registered backend that can run here."""
+    reason = _reasons()[request.param]
+    if reason is not None:
+        pytest.skip(f"backend {request.param} unavailable: {reason}")
+    return fastgan.get_backend(request.param)
+
+
+@pytest.fixture(params=[_param(n) for n in backends.names() if n != "numpy"])
+def fast_backend(request: pytest.FixtureRequest) -> backends.Backend:
+    """Each optimized backend that can run here (compared with the NumPy reference)."""
+    reason = _reasons()[request.param]
+    if reason is not None:
+        pytest.skip(f"backend {request.param} unavailable: {reason}")
+    return fastgan.get_backend(request.param)
+
+
+@pytest.fixture(params=["float32", "float64"])
+def dtype(request: pytest.FixtureRequest) -> str:
+    """Both supported floating-point types."""
+    return request.param

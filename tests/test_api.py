@@ -1,0 +1,125 @@
+"""The public API: backend selection, presets and their parameter counts, MLP validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastgan
+from fastgan import GAN, MLP, BackendUnavailable, ConfigError, Dense, Dropout, presets
+from fastgan import backends as registry
+
+PARAMETER_COUNTS = {   # (generator, discriminator) trainable parameters for 28x28 images
+    "numpy-mlp": (114_064, 100_609),
+    "keras-mlp": (1_495_568, 533_505),
+    "numpy-adam": (572_584, 100_609),
+    "pytorch-vanilla": (1_486_352, 1_460_225),
+}
+
+
+@pytest.mark.parametrize("name", list(PARAMETER_COUNTS))
+def test_preset_parameter_counts(name):
+    gan = GAN.from_preset(name)
+    assert (gan.generator.n_params, gan.discriminator.n_params) == PARAMETER_COUNTS[name]
+
+
+def test_preset_names_and_image_size_follow_the_data():
+    assert set(presets.names()) == {*PARAMETER_COUNTS, "tiny"}
+    gan = GAN.from_preset("numpy-mlp", data_dim=64)            # 8x8 digits
+    assert gan.data_dim == 64 and gan.discriminator.in_features == 64
+
+
+def test_preset_overrides():
+    gan = GAN.from_preset("numpy-adam", latent_dim=350, g_hidden=(420, 640), batch_size=32, k=2)
+    assert gan.latent_dim == 350 and gan.k == 2 and gan.batch_size == 32
+    assert [layer.out_features for layer in gan.generator.layers] == [420, 640, 784]
+    with pytest.raises(ConfigError, match="overrides"):
+        GAN.from_preset("tiny", dropout=0.5)
+    with pytest.raises(ConfigError, match="unknown preset"):
+        GAN.from_preset("dcgan-9000")
+    with pytest.raises(ConfigError, match="g_loss"):
+        GAN.from_preset("tiny", g_loss="wasserstein")
+
+
+def test_available_backends_reports_reasons():
+    report = fastgan.available_backends()
+    assert set(report) == {"numpy", "numba", "cupy"}
+    assert report["numpy"] is None
+    assert all(reason is None or isinstance(reason, str) and reason for reason in report.values())
+
+
+def test_unavailable_backend_names_reason_and_alternatives(monkeypatch):
+    monkeypatch.setattr(registry, "_MODULES", {**registry._MODULES,
+                                               "cupy": "fastgan.backends.no_such_module"})
+    monkeypatch.setattr(registry, "_instances", {})
+    with pytest.raises(BackendUnavailable, match=r"cupy.*cannot.*Usable here: numpy"):
+        fastgan.get_backend("cupy")
+
+
+def test_unknown_backend_is_a_config_error():
+    with pytest.raises(ConfigError, match="unknown backend"):
+        fastgan.get_backend("tpu")
+
+
+def test_auto_picks_the_first_usable_in_order():
+    expected = next(n for n in ("cupy", "numba", "numpy") if fastgan.available_backends()[n] is None)
+    assert fastgan.get_backend("auto").name == expected
+
+
+def test_use_backend_sets_the_default_inside_the_block():
+    assert fastgan.get_backend().name == "numpy"
+    with fastgan.use_backend("numpy") as backend:
+        assert fastgan.get_backend() is backend
+        assert MLP([Dense(2)], in_features=3).backend is backend
+    assert fastgan.get_backend().name == "numpy"
+
+
+def test_import_does_not_import_cupy_or_numba():
+    import subprocess
+    import sys
+    code = "import fastgan, sys; print('cupy' in sys.modules, 'numba' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_custom_architecture():
+    generator = MLP([Dense(16, "relu"), Dense(4, "tanh")], in_features=3, seed=1)
+    discriminator = MLP([Dense(16, "leaky_relu", alpha=0.2), Dropout(0.2), Dense(1)],
+                        in_features=4, seed=2)
+    gan = GAN(generator, discriminator, fastgan.Adam(1e-3), fastgan.SGD(1e-2, momentum=0.5))
+    stats = gan.train_step(np.zeros((8, 4), np.float32))
+    assert set(stats) >= {"d_loss", "g_loss", "d_real", "d_fake"}
+    samples = gan.sample(5)
+    assert samples.shape == (5, 4) and np.all(np.abs(samples) <= 1)
+
+
+@pytest.mark.parametrize("bad", [
+    lambda: MLP([], in_features=3),
+    lambda: MLP([Dense(2)], in_features=0),
+    lambda: MLP([Dense(2)], in_features=3, dtype="float16"),
+    lambda: MLP(["dense"], in_features=3),
+    lambda: Dense(0),
+    lambda: Dense(3, "swish"),
+    lambda: Dropout(1.0),
+])
+def test_bad_architectures_are_clear_errors(bad):
+    with pytest.raises(ConfigError):
+        bad()
+
+
+def test_mismatched_networks_are_rejected():
+    generator = MLP([Dense(5)], in_features=2)
+    with pytest.raises(ConfigError, match="emits 5"):
+        GAN(generator, MLP([Dense(1)], in_features=4), fastgan.Adam(), fastgan.Adam())
+    with pytest.raises(ConfigError, match="one unit"):
+        GAN(generator, MLP([Dense(2)], in_features=5), fastgan.Adam(), fastgan.Adam())
+
+
+def test_bad_batches_are_clear_errors():
+    gan = GAN.from_preset("tiny", data_dim=2, k=2)
+    with pytest.raises(ConfigError, match="k\\*B rows"):
+        gan.train_step(np.zeros((5, 2)))           # 5 rows do not split into k=2 batches
+    with pytest.raises(ConfigError, match="k\\*B rows"):
+        gan.train_step(np.zeros((4, 3)))
+    with pytest.raises(ConfigError, match="noise must have shape"):
+        gan.sample(3, noise=np.zeros((3, 5)))

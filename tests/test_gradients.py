@@ -1,0 +1,202 @@
+"""Finite-difference proofs of every hand-derived backward, on every backend that runs here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gradcheck import check_gradient, slot_names
+
+from fastgan import GAN, MLP, BatchNorm, Dense, Dropout
+from fastgan.backends.base import ACTIVATION_CODES
+from fastgan.nn.losses import discriminator_loss, generator_loss
+
+
+def _random_input(backend, rows: int, cols: int, seed: int = 1):
+    return backend.asarray(np.random.default_rng(seed).standard_normal((rows, cols)), "float64")
+
+
+def _upstream(net: MLP, rows: int, seed: int = 2) -> np.ndarray:
+    """Random weights w: the test loss is sum(w * net(x)), so dL/dy = w."""
+    return np.random.default_rng(seed).standard_normal((rows, net.out_features))
+
+
+def _weighted_sum_loss(net: MLP, x, weights: np.ndarray, rng_state: dict | None = None):
+    backend = net.backend
+
+    def loss() -> float:
+        if rng_state is not None:
+            net.dropout_rng.set_state(rng_state)          # the same dropout mask every time
+        return float((backend.to_numpy(net.forward(x, training=True)) * weights).sum())
+
+    return loss
+
+
+def _analytic(net: MLP, x, weights: np.ndarray, rng_state: dict | None = None):
+    """Run forward + backward once; return (param grads copy, input grad copy)."""
+    backend = net.backend
+    if rng_state is not None:
+        net.dropout_rng.set_state(rng_state)
+    net.forward(x, training=True)
+    dx = net.backward(backend.asarray(weights.copy(), "float64"), input_grad=True)  # overwritten
+    return backend.asarray(backend.to_numpy(net.params.grad).copy()), backend.to_numpy(dx).copy()
+
+
+def _check_net(net: MLP, x, rows: int, dropout: bool = False) -> None:
+    backend = net.backend
+    weights = _upstream(net, rows)
+    state = net.dropout_rng.get_state() if dropout else None
+    grad, dx = _analytic(net, x, weights, state)
+    loss = _weighted_sum_loss(net, x, weights, state)
+    check_gradient(loss, net.params.data, grad, backend, names=slot_names(net.params))
+    check_gradient(loss, x, backend.asarray(dx), backend)
+
+
+@pytest.mark.parametrize("activation", list(ACTIVATION_CODES))
+def test_dense_with_each_activation(backend, activation):
+    net = MLP([Dense(5, activation, alpha=0.1)], in_features=4, backend=backend,
+              dtype="float64", seed=3)
+    x = _random_input(backend, 6, 4)
+    pre = backend.to_numpy(x) @ backend.to_numpy(net.layers[0].W) + backend.to_numpy(net.layers[0].b)
+    assert np.abs(pre).min() > 1e-3, "input too close to an activation kink: pick another seed"
+    _check_net(net, x, 6)
+
+
+def test_stacked_dense_layers(backend):
+    net = MLP([Dense(7, "leaky_relu", alpha=0.2, init="torch_default"),
+               Dense(6, "tanh", init="glorot_uniform"), Dense(3, "sigmoid")],
+              in_features=5, backend=backend, dtype="float64", seed=4)
+    _check_net(net, _random_input(backend, 8, 5), 8)
+
+
+def test_dropout_with_fixed_mask(backend):
+    net = MLP([Dense(9, "tanh"), Dropout(0.4), Dense(2)], in_features=4, backend=backend,
+              dtype="float64", seed=5)
+    _check_net(net, _random_input(backend, 7, 4), 7, dropout=True)
+
+
+def test_batchnorm_training_mode(backend):
+    """w.r.t. the input, gamma and beta (gamma/beta moved off 1/0 so every term matters)."""
+    net = MLP([Dense(6, "tanh"), BatchNorm(momentum=0.8, eps=1e-3), Dense(3, "tanh")],
+              in_features=4, backend=backend, dtype="float64", seed=6)
+    host = backend.to_numpy(net.params.data).copy()
+    for name in ("1.batchnorm.gamma", "1.batchnorm.beta"):
+        slot = net.params.slots[name]
+        host[slot.offset: slot.offset + slot.size] += np.linspace(-0.5, 0.5, slot.size)
+    backend.copy(host, net.params.data)
+    _check_net(net, _random_input(backend, 10, 4), 10)
+
+
+@pytest.mark.parametrize("target,scale", [(1.0, 0.25), (0.9, 0.25), (0.0, -0.25)])
+def test_bce_with_logits(backend, target, scale):
+    logits = backend.asarray(np.random.default_rng(7).standard_normal((4, 1)) * 3, "float64")
+    grad = backend.zeros((4, 1), "float64")
+    stats = backend.zeros((2,), "float64")
+
+    def loss() -> float:
+        backend.bce_with_logits(logits, target, scale, grad, stats)
+        return float(backend.to_numpy(stats)[0])
+
+    loss()
+    analytic = backend.asarray(backend.to_numpy(grad).copy())
+    check_gradient(loss, logits, analytic, backend)
+
+
+def test_bce_is_stable_for_large_logits(backend):
+    logits = backend.asarray(np.array([[-800.0], [800.0]]), "float64")
+    grad, stats = backend.zeros((2, 1), "float64"), backend.zeros((2,), "float64")
+    backend.bce_with_logits(logits, 1.0, 0.5, grad, stats)
+    assert np.isclose(backend.to_numpy(stats)[0], 400.0)       # softplus(800)/2, no overflow
+    np.testing.assert_allclose(backend.to_numpy(grad).ravel(), [-0.5, 0.0])
+
+
+def _tiny_gan(backend, g_loss: str = "non_saturating", smoothing: float = 0.0) -> GAN:
+    generator = MLP([Dense(6, "leaky_relu", alpha=0.2), BatchNorm(), Dense(5, "tanh")],
+                    in_features=3, backend=backend, dtype="float64", seed=8)
+    discriminator = MLP([Dense(7, "leaky_relu", alpha=0.2), Dropout(0.3), Dense(4, "tanh"),
+                         Dense(1)], in_features=5, backend=backend, dtype="float64", seed=9)
+    from fastgan import Adam
+    return GAN(generator, discriminator, Adam(), Adam(), g_loss=g_loss,
+               label_smoothing=smoothing, seed=10)
+
+
+def _frozen_randomness(gan: GAN):
+    """Restore noise and dropout streams before each evaluation: the loss is then a fixed
+    function of the parameters."""
+    states = (gan.noise_rng.get_state(), gan.generator.dropout_rng.get_state(),
+              gan.discriminator.dropout_rng.get_state())
+
+    def restore() -> None:
+        gan.noise_rng.set_state(states[0])
+        gan.generator.dropout_rng.set_state(states[1])
+        gan.discriminator.dropout_rng.set_state(states[2])
+
+    return restore
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_discriminator_loss_end_to_end(backend, smoothing):
+    """d L_D / d theta_D for every D parameter, through dropout, real and fake halves."""
+    gan = _tiny_gan(backend, smoothing=smoothing)
+    real = np.random.default_rng(11).uniform(-1, 1, (6, 5))
+    ws = gan.workspace(6)
+    restore = _frozen_randomness(gan)
+
+    def loss() -> float:
+        restore()
+        gan.discriminator_gradients(real, ws)
+        stats = backend.to_numpy(gan.stats)
+        return float(stats[0] + stats[2])
+
+    loss()
+    D = gan.discriminator
+    analytic = backend.asarray(backend.to_numpy(D.params.grad).copy())
+    check_gradient(loss, D.params.data, analytic, backend, names=slot_names(D.params))
+
+
+@pytest.mark.parametrize("g_loss", ["non_saturating", "minimax"])
+def test_generator_loss_through_discriminator(backend, g_loss):
+    """d L_G / d theta_G for every G parameter: the cross-network path through D."""
+    gan = _tiny_gan(backend, g_loss=g_loss)
+    ws = gan.workspace(6)
+    restore = _frozen_randomness(gan)
+
+    def loss() -> float:
+        restore()
+        gan.generator_gradients(ws)
+        return float(backend.to_numpy(gan.stats)[4])
+
+    loss()
+    G = gan.generator
+    analytic = backend.asarray(backend.to_numpy(G.params.grad).copy())
+    check_gradient(loss, G.params.data, analytic, backend, names=slot_names(G.params))
+
+
+def test_loss_functions_fill_stats(backend):
+    logits = backend.asarray(np.array([[2.0], [-1.0], [0.5], [-3.0]]), "float64")
+    grad, stats = backend.zeros((4, 1), "float64"), backend.zeros((6,), "float64")
+    discriminator_loss(backend, logits, grad, stats[0:4])
+    generator_loss(backend, "non_saturating", logits[2:], grad[2:], stats[4:6])
+    s = backend.to_numpy(stats)
+    sig = 1 / (1 + np.exp(-np.array([2.0, -1.0, 0.5, -3.0])))
+    np.testing.assert_allclose(s[1], sig[:2].mean())
+    np.testing.assert_allclose(s[3], sig[2:].mean())
+    np.testing.assert_allclose(s[0], -np.log(sig[:2]).mean())
+    np.testing.assert_allclose(s[2], -np.log(1 - sig[2:]).mean())
+    np.testing.assert_allclose(s[4], -np.log(sig[2:]).mean())
+
+
+def test_checker_catches_a_planted_wrong_gradient(backend, monkeypatch):
+    """Drop the factor (1 - y^2) of tanh's derivative: the checker must fail."""
+    net = MLP([Dense(5, "tanh")], in_features=4, backend=backend, dtype="float64", seed=12)
+    x = _random_input(backend, 6, 4)
+    weights = _upstream(net, 6)
+    original = type(backend).act_backward
+
+    def wrong(self, dy, y, act, alpha, dbias=None):
+        return original(self, dy, y, 0, alpha, dbias)     # as if the activation were identity
+
+    monkeypatch.setattr(type(backend), "act_backward", wrong)
+    grad, _ = _analytic(net, x, weights)
+    with pytest.raises(AssertionError, match="relative error"):
+        check_gradient(_weighted_sum_loss(net, x, weights), net.params.data, grad, backend,
+                       names=slot_names(net.params))
