@@ -136,7 +136,8 @@ class GAN:
         if real_batch.ndim == 3:
             real_batch = real_batch.reshape(-1, real_batch.shape[-1])
         rows = real_batch.shape[0]
-        if real_batch.ndim != 2 or real_batch.shape[1] != self.data_dim or rows % self.k or not rows:
+        shape_ok = real_batch.ndim == 2 and real_batch.shape[1] == self.data_dim
+        if not shape_ok or rows % self.k or not rows:
             raise ConfigError(f"real batch must have k*B rows of {self.data_dim} features "
                               f"(k={self.k}); got shape {real_batch.shape}")
         batch = rows // self.k

@@ -134,7 +134,8 @@ class BoundOptimizer:
         self.params = params
         self.steps = 0
         backend = params.backend
-        self.state = {name: backend.zeros(params.data.shape, params.dtype) for name in self.state_names}
+        self.state = {name: backend.zeros(params.data.shape, params.dtype)
+                      for name in self.state_names}
 
     def lr(self, epoch: int) -> float:
         """The learning rate in force at ``epoch``."""

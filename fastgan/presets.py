@@ -170,7 +170,7 @@ def validate(preset: Preset) -> None:
     if not 0.0 <= preset.label_smoothing < 1.0:
         raise ConfigError(f"label_smoothing must be in [0, 1), got {preset.label_smoothing}")
     if not (isinstance(preset.k, int) and preset.k >= 1):
-        raise ConfigError(f"k (discriminator steps per generator step) must be >= 1, got {preset.k}")
+        raise ConfigError(f"k (D steps per G step) must be an integer >= 1, got {preset.k}")
     if not (isinstance(preset.batch_size, int) and preset.batch_size >= 1):
         raise ConfigError(f"batch_size must be a positive integer, got {preset.batch_size}")
     if preset.latent_dim < 1:

@@ -16,7 +16,7 @@ def _reasons() -> dict[str, str | None]:
     return fastgan.available_backends()
 
 
-def _param(name: str):  # noqa: ANN202 - pytest param
+def _param(name: str):
     return pytest.param(name, marks=[pytest.mark.gpu] if name == "cupy" else [], id=name)
 
 

@@ -45,7 +45,7 @@ def test_available_backends_reports_reasons():
     report = fastgan.available_backends()
     assert set(report) == {"numpy", "numba", "cupy"}
     assert report["numpy"] is None
-    assert all(reason is None or isinstance(reason, str) and reason for reason in report.values())
+    assert all(reason is None or (isinstance(reason, str) and reason) for reason in report.values())
 
 
 def test_unavailable_backend_names_reason_and_alternatives(monkeypatch):
@@ -62,7 +62,8 @@ def test_unknown_backend_is_a_config_error():
 
 
 def test_auto_picks_the_first_usable_in_order():
-    expected = next(n for n in ("cupy", "numba", "numpy") if fastgan.available_backends()[n] is None)
+    usable = fastgan.available_backends()
+    expected = next(n for n in ("cupy", "numba", "numpy") if usable[n] is None)
     assert fastgan.get_backend("auto").name == expected
 
 

@@ -56,7 +56,8 @@ def test_dense_with_each_activation(backend, activation):
     net = MLP([Dense(5, activation, alpha=0.1)], in_features=4, backend=backend,
               dtype="float64", seed=3)
     x = _random_input(backend, 6, 4)
-    pre = backend.to_numpy(x) @ backend.to_numpy(net.layers[0].W) + backend.to_numpy(net.layers[0].b)
+    dense = net.layers[0]
+    pre = backend.to_numpy(x) @ backend.to_numpy(dense.W) + backend.to_numpy(dense.b)
     assert np.abs(pre).min() > 1e-3, "input too close to an activation kink: pick another seed"
     _check_net(net, x, 6)
 

@@ -198,7 +198,8 @@ class Backend:
 
     def batchnorm_eval(self, x: Any, gamma: Any, beta: Any, y: Any, running_mean: Any,
                        running_var: Any, eps: float) -> None:
-        """Inference-mode batch norm: ``y = gamma (x - running_mean)/sqrt(running_var+eps) + beta``."""
+        """Inference-mode batch norm:
+        ``y = gamma (x - running_mean) / sqrt(running_var + eps) + beta``."""
         xp = self.xp
         xp.multiply(x - running_mean, gamma / xp.sqrt(running_var + eps), out=y)
         y += beta
