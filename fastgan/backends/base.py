@@ -2,8 +2,9 @@
 
 A backend owns an array module ``xp`` (numpy or cupy) and the kernels the MLP GAN needs:
 allocation and transfer, random numbers, GEMM, the dense forward and backward epilogues,
-BCE-with-logits, dropout, batch norm and the optimizer updates. Every kernel writes into
-caller-provided arrays (``out``, or in place) and works for float32 and float64.
+BCE-with-logits, softmax cross-entropy (for the evaluation classifier), dropout, batch norm and
+the optimizer updates. Every kernel writes into caller-provided arrays (``out``, or in place)
+and works for float32 and float64.
 
 The methods of :class:`Backend` below are the reference semantics: plain ``xp`` code, easy to
 read and check. NumPy runs them as they are; the Numba and CuPy backends override them with
@@ -170,6 +171,28 @@ class Backend:
         xp.multiply(prob - target, scale, out=grad)
         stats[0] = scale * bce.sum()
         stats[1] = prob.mean()
+
+    def softmax_cross_entropy(self, logits: Any, labels: Any, scale: float, grad: Any,
+                              stats: Any) -> None:
+        """Softmax cross-entropy of logits ``l`` (N, C) against integer ``labels`` (N,).
+
+        With ``m_i = max_c l_ic`` (subtracted so ``exp`` never overflows),
+        ``ce_i = m_i + log sum_c exp(l_ic - m_i) - l_i,label_i``; writes
+        ``grad = scale (softmax(l) - onehot(labels))`` (d/dl of ``scale * sum ce``),
+        ``stats[0] = scale * sum(ce)`` and ``stats[1]`` = the fraction of rows whose largest
+        logit is the label's. ``scale = 1/N`` gives the mean loss.
+        """
+        xp = self.xp
+        rows = xp.arange(logits.shape[0])
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        xp.exp(shifted, out=grad)
+        total = grad.sum(axis=1, keepdims=True)
+        ce = xp.log(total[:, 0]) - shifted[rows, labels]
+        grad /= total
+        grad[rows, labels] -= 1
+        grad *= scale
+        stats[0] = scale * ce.sum()
+        stats[1] = (shifted.argmax(axis=1) == labels).mean()
 
     # ------------------------------------------------------------ dropout
     def multiply(self, a: Any, b: Any, out: Any) -> None:
