@@ -17,6 +17,7 @@ from .errors import (
     TrainingDiverged,
 )
 from .gan import GAN
+from .metrics import evaluate
 from .nn.mlp import MLP
 from .nn.specs import BatchNorm, Dense, Dropout
 from .optim import SGD, Adam, Constant, InverseTimeDecay, StepDecay
@@ -26,6 +27,6 @@ __version__ = "0.1.0"
 __all__ = [
     "GAN", "MLP", "SGD", "Adam", "BackendUnavailable", "BatchNorm", "CheckpointError",
     "ConfigError", "Constant", "DataError", "Dense", "Dropout", "FastganError",
-    "InverseTimeDecay", "StepDecay", "TrainingDiverged", "available_backends", "get_backend",
-    "presets", "use_backend",
+    "InverseTimeDecay", "StepDecay", "TrainingDiverged", "available_backends", "evaluate",
+    "get_backend", "presets", "use_backend",
 ]

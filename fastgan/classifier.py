@@ -14,12 +14,11 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
 
 import numpy as np
 
@@ -27,6 +26,7 @@ from .backends import get_backend
 from .backends.base import Backend
 from .data import Dataset, default_cache_dir, epoch_batches
 from .errors import ConfigError, DataError
+from .fileio import write_atomically
 from .nn.mlp import MLP
 from .nn.specs import Dense, Dropout, LayerSpec
 from .optim import Adam, StepDecay
@@ -48,9 +48,7 @@ class ClassifierConfig:
     LeakyReLU(``alpha``), each followed by Dropout(``dropout``), then a Dense layer of one
     logit per class (no softmax layer: the loss takes logits). Trained for ``epochs``
     passes over the train split in batches of ``batch_size`` with Adam(``lr``), the learning
-    rate divided by 10 for the last ``fine_tune_epochs`` of them. With ``max_shift`` > 0 each
-    training image is moved by a random whole number of pixels in [-max_shift, max_shift] along
-    each axis (the border filled with the background value -1).
+    rate divided by 10 for the last ``fine_tune_epochs`` of them.
     """
 
     hidden: tuple[int, ...]
@@ -61,14 +59,11 @@ class ClassifierConfig:
     dropout: float = 0.2
     lr: float = 1e-3
     fine_tune_epochs: int = 0
-    max_shift: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
         if not self.hidden:
             raise ConfigError("the classifier needs at least one hidden layer (its features)")
-        if self.max_shift < 0:
-            raise ConfigError(f"max_shift must be >= 0 pixels, got {self.max_shift}")
         if not 0 <= self.fine_tune_epochs <= self.epochs:
             raise ConfigError(f"fine_tune_epochs must lie in [0, epochs={self.epochs}], "
                               f"got {self.fine_tune_epochs}")
@@ -161,8 +156,6 @@ def train(train_data: Dataset, test_data: Dataset, config: ClassifierConfig | No
     train accuracy)`` is called after each epoch when given.
     """
     config = config or default_config(train_data.n_features)
-    if config.max_shift and train_data.image_shape is None:
-        raise ConfigError(f"max_shift moves images, but {train_data.name} is not image data")
     labels = _labels(train_data)
     n_classes = _n_classes(train_data, test_data)
     net = MLP(config.layers(n_classes), in_features=train_data.n_features,
@@ -180,11 +173,7 @@ def train(train_data: Dataset, test_data: Dataset, config: ClassifierConfig | No
         totals = np.zeros(2)
         steps = 0
         for index in epoch_batches(len(train_data), batch, rng):
-            if config.max_shift:
-                be.copy(shifted(train_data.x[index], train_data.image_shape, config.max_shift,
-                                rng), xb)
-            else:
-                be.take_rows(x, be.asarray(index), xb)
+            be.take_rows(x, be.asarray(index), xb)
             logits = net.forward(xb, training=True)
             be.softmax_cross_entropy(logits, be.asarray(labels[index]), 1.0 / batch, grad, stats)
             net.backward(grad)
@@ -199,20 +188,6 @@ def train(train_data: Dataset, test_data: Dataset, config: ClassifierConfig | No
     classifier = Classifier(net, config, test_accuracy=0.0)
     classifier.test_accuracy = classifier.accuracy(test_data)
     return classifier
-
-
-def shifted(rows: np.ndarray, image_shape: tuple[int, int], max_shift: int,
-            rng: np.random.Generator) -> np.ndarray:
-    """The flattened images ``rows`` each moved by its own random offset of at most
-    ``max_shift`` pixels per axis; pixels moved in from outside are background (-1)."""
-    height, width = image_shape
-    images = rows.reshape(-1, height, width)
-    padded = np.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift)),
-                    constant_values=-1.0)
-    top, left = rng.integers(0, 2 * max_shift + 1, size=(2, len(rows), 1, 1))
-    r = top + np.arange(height)[None, :, None]
-    c = left + np.arange(width)[None, None, :]
-    return padded[np.arange(len(rows))[:, None, None], r, c].reshape(len(rows), -1)
 
 
 def load_or_train(train_data: Dataset, test_data: Dataset,
@@ -259,23 +234,11 @@ def _write(classifier: Classifier, weights_path: Path, meta_path: Path, key: str
             "train_seconds": round(seconds, 2),
             "params_sha256": hashlib.sha256(params.tobytes()).hexdigest()}
     try:
-        weights_path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(weights_path, lambda f: np.savez(f, params=params))
-        _write_atomically(meta_path, lambda f: f.write(json.dumps(meta, indent=2).encode()))
+        write_atomically(weights_path, lambda f: np.savez(f, params=params))
+        write_atomically(meta_path, lambda f: f.write(json.dumps(meta, indent=2).encode()))
     except OSError as error:
         logger.warning("could not cache the classifier in %s (%s); set FASTGAN_DATA to a "
                        "writable folder to keep it", weights_path.parent, error)
-
-
-def _write_atomically(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
-    """Write through a temp file in the same folder, then rename it over ``path``."""
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            write(out)
-        os.replace(temp, path)
-    finally:
-        Path(temp).unlink(missing_ok=True)
 
 
 def _read(weights_path: Path, meta_path: Path, key: str, train_data: Dataset,
@@ -285,7 +248,7 @@ def _read(weights_path: Path, meta_path: Path, key: str, train_data: Dataset,
         meta = json.loads(meta_path.read_text())
         with np.load(weights_path, allow_pickle=False) as archive:
             params = archive["params"]
-    except (OSError, ValueError, KeyError, EOFError) as error:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         raise DataError(f"cannot read the cached classifier {weights_path}: {error}") from error
     if not isinstance(meta, dict) or meta.get("key") != key:
         raise DataError(f"{meta_path} does not describe this dataset and recipe")

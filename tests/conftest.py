@@ -42,3 +42,18 @@ def fast_backend(request: pytest.FixtureRequest) -> backends.Backend:
 def dtype(request: pytest.FixtureRequest) -> str:
     """Both supported floating-point types."""
     return request.param
+
+
+@pytest.fixture(scope="session")
+def tiny_recipe():
+    """An evaluation-classifier recipe that trains in a blink: for plumbing tests, not accuracy."""
+    from fastgan.classifier import ClassifierConfig
+
+    return ClassifierConfig(hidden=(16,), epochs=2, batch_size=50, lr=1e-2)
+
+
+@pytest.fixture(scope="session")
+def classifier_cache(tmp_path_factory: pytest.TempPathFactory):
+    """One cache folder for the evaluation classifiers of a test session: each default
+    classifier is trained once per run, and never read from the user's cache."""
+    return tmp_path_factory.mktemp("fastgan-cache")

@@ -1,0 +1,191 @@
+"""Sample-quality evaluation, offline, with fastgan's own classifier.
+
+A dataset's evaluation classifier (:mod:`fastgan.classifier`) maps samples to penultimate-layer
+features and class probabilities; :mod:`fastgan.metrics_math` turns those into numbers:
+
+- ``frechet_distance``: Fréchet distance between Gaussians fitted to the features (FID's
+  statistic, on our classifier instead of Inception); lower is better.
+- ``inception_score``: the Inception-Score analogue of the class probabilities (1 .. classes).
+- ``classes_covered``: classes that receive at least 1 % / (classes / 10) of the samples;
+  ``class_kl``: KL(generated class histogram || real class histogram), in nats.
+- ``precision``, ``recall`` (k-NN manifolds, k = 3, Kynkäänniemi et al. 2019) and ``density``,
+  ``coverage`` (Naeem et al. 2020).
+
+Every number is measured against the same reference: n samples of the train split. Beside it
+comes the real-vs-real value (key suffix ``_real``): n samples of the *test* split scored the
+same way, so a number has a scale. A generator that matches the data scores near its
+``_real`` value; the Fréchet distance of real data is not 0 at finite n.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import data as _data
+from .classifier import Classifier, load_or_train
+from .errors import ConfigError, DataError, TrainingDiverged
+from .gan import GAN
+from .metrics_math import (
+    class_coverage,
+    class_histogram,
+    feature_stats,
+    frechet_distance,
+    inception_score,
+    kl_divergence,
+    manifold_metrics,
+)
+
+METRICS = ("frechet_distance", "inception_score", "classes_covered", "class_kl", "precision",
+           "recall", "density", "coverage")
+"""The scalar metrics of a report, in the order reports print them."""
+
+NEIGHBOURS = 3
+"""k of the k-NN manifolds behind precision, recall, density and coverage."""
+
+DATASETS_WITH_TEST_SPLIT = ("digits", "mnist", "fashion-mnist")
+"""Datasets evaluation can score: they have labels and a test split for the real-vs-real value."""
+
+
+class Evaluator:
+    """Everything about evaluation on one dataset that does not change while a GAN trains.
+
+    Holds the classifier, the features of ``n`` reference samples from the train split and the
+    real-vs-real scores of ``n`` samples from the test split; :meth:`evaluate` then costs one
+    batch of generated samples. Build one with :meth:`for_dataset`.
+    """
+
+    def __init__(self, classifier: Classifier, reference: np.ndarray, held_out: np.ndarray,
+                 dataset: str = "data") -> None:
+        if len(reference) != len(held_out):
+            raise ConfigError(f"the reference ({len(reference)} samples) and the held-out real "
+                              f"samples ({len(held_out)}) must be equally many")
+        self.classifier = classifier
+        self.dataset = dataset
+        self.n = len(reference)
+        self.reference_features, probs = classifier.embed(reference)
+        self.reference_stats = feature_stats(self.reference_features)
+        self.reference_histogram = class_histogram(probs, classifier.n_classes)
+        self.real = self.score(held_out)
+
+    @classmethod
+    def for_dataset(cls, name: str, *, n: int = 10000, classes: Sequence[int] | None = None,
+                    image_size: tuple[int, int] | int | None = None,
+                    cache_dir: str | os.PathLike[str] | None = None, seed: int = 0) -> Evaluator:
+        """The evaluator of dataset ``name`` (digits, mnist or fashion-mnist).
+
+        The classifier is trained (or read from its cache) on the whole train split at
+        ``image_size``; the reference and held-out samples are drawn (with ``seed``) from the
+        train and test splits restricted to ``classes``: min(n, both split sizes) of each.
+        """
+        if name not in DATASETS_WITH_TEST_SPLIT:
+            raise ConfigError(f"cannot evaluate on {name!r}: evaluation needs a labelled dataset "
+                              f"with a test split ({', '.join(DATASETS_WITH_TEST_SPLIT)})")
+        if not isinstance(n, int) or n < 2 * NEIGHBOURS:
+            raise ConfigError(f"n must be an integer >= {2 * NEIGHBOURS} samples, got {n!r}")
+        options = {"image_size": image_size, "cache_dir": cache_dir}
+        full_train = _data.load(name, split="train", **options)
+        full_test = _data.load(name, split="test", **options)
+        classifier = load_or_train(full_train, full_test, cache_dir=cache_dir)
+        train, test = ((full_train, full_test) if classes is None else
+                       (_data.load(name, split=split, classes=classes, **options)
+                        for split in ("train", "test")))
+        size = min(n, len(train), len(test))
+        rng = np.random.default_rng(seed)
+        reference = train.x[rng.choice(len(train), size, replace=False)]
+        held_out = test.x[rng.choice(len(test), size, replace=False)]
+        return cls(classifier, reference, held_out, dataset=name)
+
+    def score(self, samples: np.ndarray) -> dict[str, Any]:
+        """The metrics of ``samples`` (rows of the dataset's size) against the reference, plus
+        their ``class_histogram`` (a list of class fractions)."""
+        features, probs = self.classifier.embed(samples)
+        n_classes = self.classifier.n_classes
+        histogram = class_histogram(probs, n_classes)
+        manifold = manifold_metrics(self.reference_features, features, NEIGHBOURS)
+        return {
+            "frechet_distance": frechet_distance(*feature_stats(features), *self.reference_stats),
+            "inception_score": inception_score(probs),
+            "classes_covered": class_coverage(probs, n_classes),
+            "class_kl": kl_divergence(histogram, self.reference_histogram),
+            "precision": manifold.precision,
+            "recall": manifold.recall,
+            "density": manifold.density,
+            "coverage": manifold.coverage,
+            "class_histogram": histogram.tolist(),
+        }
+
+    def report(self, samples: np.ndarray) -> dict[str, Any]:
+        """:meth:`score` of ``samples`` with the real-vs-real values (``<name>_real``) beside
+        each, and the dataset, sample count and classifier test accuracy."""
+        if len(samples) != self.n:
+            raise ConfigError(f"score exactly {self.n} samples (the reference size), so that the "
+                              f"real-vs-real values apply; got {len(samples)}")
+        scores = self.score(samples)
+        result: dict[str, Any] = {"dataset": self.dataset, "n": self.n,
+                                  "classifier_accuracy": self.classifier.test_accuracy}
+        for name in (*METRICS, "class_histogram"):
+            result[name] = scores[name]
+            result[f"{name}_real"] = self.real[name]
+        return result
+
+    def evaluate(self, gan: GAN) -> dict[str, Any]:
+        """:meth:`report` on ``n`` samples of ``gan`` (drawn from its sampling stream)."""
+        if gan.data_dim != self.classifier.n_features:
+            raise ConfigError(f"the GAN makes samples of {gan.data_dim} values but the "
+                              f"{self.dataset} classifier reads {self.classifier.n_features}")
+        samples = gan.sample(self.n)
+        if not np.isfinite(samples).all():
+            raise TrainingDiverged("the generator's samples hold NaN or infinite values: "
+                                   "training has diverged; resume from an earlier checkpoint")
+        return self.report(samples)
+
+
+def evaluate(gan: GAN, dataset: str | _data.Dataset, n: int = 10000, *,
+             cache_dir: str | os.PathLike[str] | None = None, seed: int = 0) -> dict[str, Any]:
+    """Score ``n`` samples of ``gan`` against ``dataset`` (see the module docstring).
+
+    ``dataset`` is a name (digits, mnist, fashion-mnist) or a :class:`~fastgan.data.Dataset`
+    loaded from one (its classes and image size then carry over). Returns a dict: ``dataset``,
+    ``n`` (samples per set: n, or fewer if a split is smaller), ``classifier_accuracy``, each
+    metric of :data:`METRICS` with its real-vs-real value as ``<metric>_real``, and
+    ``class_histogram`` / ``class_histogram_real``. To evaluate repeatedly, build an
+    :class:`Evaluator` once and call its ``evaluate``.
+    """
+    if isinstance(dataset, _data.Dataset):
+        if dataset.y is None:
+            raise DataError(f"{dataset.name} has no labels: evaluation needs labelled data")
+        evaluator = Evaluator.for_dataset(dataset.name, n=n, classes=np.unique(dataset.y).tolist(),
+                                          image_size=dataset.image_shape, cache_dir=cache_dir,
+                                          seed=seed)
+    else:
+        evaluator = Evaluator.for_dataset(dataset, n=n, cache_dir=cache_dir, seed=seed)
+    return evaluator.evaluate(gan)
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """A report as an aligned table: each metric, its generated value and the real-vs-real one."""
+    lines = [f"{result['dataset']}: {result['n']} generated vs {result['n']} train samples; "
+             f"real vs real = {result['n']} test vs the same train samples; classifier test "
+             f"accuracy {result['classifier_accuracy']:.2%}",
+             f"{'metric':<18}{'generated':>12}{'real vs real':>14}"]
+    for name in METRICS:
+        lines.append(f"{name:<18}{_number(result[name]):>12}{_number(result[name + '_real']):>14}")
+    histogram = " ".join(f"{share:.2f}" for share in result["class_histogram"])
+    lines.append(f"class histogram (generated): {histogram}")
+    return "\n".join(lines)
+
+
+def summary(result: dict[str, Any]) -> str:
+    """One short line for a progress display: Fréchet distance (real), classes, precision/recall."""
+    n_classes = len(result["class_histogram"])
+    return (f"FD {result['frechet_distance']:.2f} (real {result['frechet_distance_real']:.2f}) "
+            f"classes {result['classes_covered']}/{n_classes} "
+            f"P {result['precision']:.2f} R {result['recall']:.2f}")
+
+
+def _number(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:.4g}"

@@ -1,0 +1,112 @@
+"""Evaluation plumbing (fastgan.metrics) on a quickly trained classifier: report layout, the
+real-vs-real values beside each metric, the library entry point and its errors.
+
+Whether the numbers mean something (real data scores like real data, a collapsed generator
+scores badly, training improves them) is tested with the real classifiers in
+test_learning_quality.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastgan
+from fastgan import GAN, classifier, data, metrics
+from fastgan.errors import ConfigError, DataError, TrainingDiverged
+from fastgan.metrics import METRICS, Evaluator
+
+N = 100
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load("digits"), data.load("digits", split="test")
+
+
+@pytest.fixture(scope="module")
+def evaluator(digits, tiny_recipe) -> Evaluator:
+    train, test = digits
+    return Evaluator(classifier.train(train, test, tiny_recipe), train.x[:N], test.x[:N],
+                     dataset="digits")
+
+
+def test_report_pairs_every_metric_with_its_real_value(evaluator, digits):
+    result = evaluator.report(digits[1].x[N:2 * N])
+    assert result["dataset"] == "digits" and result["n"] == N
+    assert result["classifier_accuracy"] == evaluator.classifier.test_accuracy
+    for name in (*METRICS, "class_histogram"):
+        assert result[f"{name}_real"] == evaluator.real[name]
+    assert sum(result["class_histogram"]) == pytest.approx(1.0)
+    assert 1 <= result["inception_score"] <= 10 and 0 <= result["precision"] <= 1
+
+
+def test_the_held_out_samples_themselves_score_the_real_values(evaluator, digits):
+    result = evaluator.report(digits[1].x[:N])
+    for name in METRICS:
+        assert result[name] == pytest.approx(result[f"{name}_real"])
+
+
+def test_report_needs_as_many_samples_as_the_reference(evaluator, digits):
+    with pytest.raises(ConfigError, match=f"exactly {N} samples"):
+        evaluator.report(digits[1].x[:N - 1])
+
+
+def test_format_report_and_summary_show_both_columns(evaluator, digits):
+    result = evaluator.report(digits[1].x[N:2 * N])
+    table = metrics.format_report(result)
+    assert "real vs real" in table
+    for name in METRICS:
+        assert name in table
+    fd, fd_real = result["frechet_distance"], result["frechet_distance_real"]
+    assert f"{fd:.4g}" in table and f"{fd_real:.4g}" in table
+    line = metrics.summary(result)
+    assert line.startswith(f"FD {fd:.2f} (real {fd_real:.2f})") and "/10" in line
+
+
+@pytest.fixture
+def quick_default_classifier(monkeypatch, tiny_recipe, tmp_path):
+    """Evaluation builds the tiny recipe instead of the real (slow) one; returns the cache."""
+    monkeypatch.setattr(classifier, "default_config", lambda n_features: tiny_recipe)
+    return tmp_path
+
+
+def test_evaluate_takes_a_name_or_a_dataset(quick_default_classifier):
+    cache = quick_default_classifier
+    by_name = fastgan.evaluate(GAN.from_preset("tiny", data_dim=64, seed=1), "digits", n=60,
+                               cache_dir=cache)
+    by_dataset = fastgan.evaluate(GAN.from_preset("tiny", data_dim=64, seed=1),
+                                  data.load("digits"), n=60, cache_dir=cache)
+    assert by_name == by_dataset
+    assert by_name["n"] == 60 and by_name["classes_covered_real"] == 10
+
+
+def test_evaluate_keeps_the_classes_of_a_filtered_dataset(quick_default_classifier):
+    """The real samples come from the same classes: the test split's 0s and 1s set n."""
+    only_01 = data.load("digits", classes=[0, 1])
+    result = fastgan.evaluate(GAN.from_preset("tiny", data_dim=64), only_01,
+                              cache_dir=quick_default_classifier)
+    assert result["n"] == np.isin(data.load("digits", split="test").y, [0, 1]).sum()
+
+
+def test_a_split_smaller_than_n_sets_the_sample_size(quick_default_classifier):
+    evaluator = Evaluator.for_dataset("digits", n=10000, cache_dir=quick_default_classifier)
+    assert evaluator.n == len(data.load("digits", split="test"))
+
+
+def test_evaluation_errors_say_what_is_wrong(quick_default_classifier, evaluator, tmp_path):
+    gan = GAN.from_preset("tiny", data_dim=64)
+    with pytest.raises(ConfigError, match="test split"):
+        fastgan.evaluate(GAN.from_preset("tiny", data_dim=2), "ring")
+    path = tmp_path / "images.npz"
+    np.savez(path, x=np.zeros((10, 8, 8), np.uint8))
+    with pytest.raises(DataError, match="no labels"):
+        fastgan.evaluate(gan, data.load(str(path)))
+    with pytest.raises(ConfigError, match="n must be"):
+        Evaluator.for_dataset("digits", n=1)
+    with pytest.raises(ConfigError, match="makes samples of 784 values"):
+        evaluator.evaluate(GAN.from_preset("tiny"))
+    params = gan.generator.params
+    gan.backend.copy(np.full(params.size, np.nan), params.data)
+    with pytest.raises(TrainingDiverged, match="diverged"):
+        evaluator.evaluate(gan)
