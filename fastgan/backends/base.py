@@ -164,8 +164,9 @@ class Backend:
         turns it into a gain (the minimax generator loss).
         """
         xp = self.xp
-        bce = xp.maximum(logits, 0) - logits * target + xp.log1p(xp.exp(-xp.abs(logits)))
-        prob = 1 / (1 + xp.exp(-logits))
+        e = xp.exp(-xp.abs(logits))                      # in (0, 1]: never overflows
+        bce = xp.maximum(logits, 0) - logits * target + xp.log1p(e)
+        prob = xp.where(logits >= 0, 1 / (1 + e), e / (1 + e))
         xp.multiply(prob - target, scale, out=grad)
         stats[0] = scale * bce.sum()
         stats[1] = prob.mean()
