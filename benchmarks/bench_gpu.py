@@ -20,6 +20,7 @@ import pytest
 
 from fastgan import GAN, presets
 from fastgan.backends import cupy_backend
+from fastgan.floor import step_gemms
 
 CASES = [("pytorch-vanilla", 100), ("pytorch-vanilla", 1024), ("pytorch-vanilla", 8192),
          ("numpy-mlp", 64)]
@@ -65,13 +66,15 @@ def _step_gemms(gan: GAN, real: Any) -> list[tuple]:
 
 
 def _gemm_info(gan: GAN, real: Any) -> tuple[list[tuple], dict[str, Any]]:
+    """The step's recorded GEMM calls, and the case's facts for the table (FLOPs from
+    :func:`fastgan.floor.step_gemms`, the project's one list of a step's GEMMs)."""
     import cupy
 
     calls = _step_gemms(gan, real)
-    flops = sum(2 * out.shape[0] * out.shape[1] * (a.shape[0] if ta else a.shape[1])
-                for a, _, out, ta, _ in calls)
+    gemms = step_gemms(gan.preset, real.shape[0] // gan.k)
     props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
-    return calls, {"gflop_per_step": flops / 1e9, "gemms_per_step": len(calls),
+    return calls, {"gflop_per_step": sum(g.flops for g in gemms) / 1e9,
+                   "gemms_per_step": len(calls), "gemms_expected": len(gemms),
                    "device": props["name"].decode(), "cupy": cupy.__version__,
                    "cuda_runtime": cupy.cuda.runtime.runtimeGetVersion()}
 
@@ -109,8 +112,9 @@ def _torch(preset: str, batch: int, compile: bool) -> Runner:
         from fastgan.peers.torch_gan import TorchGAN
     except ImportError as exc:
         pytest.skip(f"the PyTorch peer fastgan.peers.torch_gan is not here ({exc})")
-    peer = TorchGAN(preset, device="cuda", dtype="float32", seed=0, compile=compile)
-    real = torch.empty((batch, presets.get(preset).data_dim), device="cuda").uniform_(-1, 1)
+    peer = TorchGAN(presets.get(preset, batch_size=batch), device="cuda", dtype="float32",
+                    seed=0, compile=compile)
+    real = peer.make_batch()                     # k*B uniform rows on the GPU
     info = {"torch": torch.__version__, "mode": "reduce-overhead" if compile else "eager"}
     return (lambda: peer.step(real)), torch.cuda.synchronize, info
 
