@@ -192,11 +192,13 @@ def train(train_data: Dataset, test_data: Dataset, config: ClassifierConfig | No
 
 def load_or_train(train_data: Dataset, test_data: Dataset,
                   config: ClassifierConfig | None = None, *,
-                  cache_dir: str | os.PathLike[str] | None = None) -> Classifier:
+                  cache_dir: str | os.PathLike[str] | None = None,
+                  notify: Callable[[str], None] | None = None) -> Classifier:
     """The cached classifier for these splits and this recipe, trained and cached if absent.
 
     Cache files live in ``cache_dir`` (default: :func:`fastgan.data.default_cache_dir`) under
     ``classifiers/``. A cache entry that cannot be read is reported in the log and replaced.
+    ``notify`` is told, in one line, when training starts (it can take minutes).
     """
     config = config or default_config(train_data.n_features)
     key = cache_key(train_data, test_data, config)
@@ -208,8 +210,11 @@ def load_or_train(train_data: Dataset, test_data: Dataset,
             return _read(weights_path, meta_path, key, train_data, test_data, config)
         except DataError as error:
             logger.warning("retraining the classifier: %s", error)
-    logger.info("training the %s classifier (cached afterwards in %s)", train_data.name,
-                stem.parent)
+    message = (f"training the {train_data.name} evaluation classifier; once only: it is then "
+               f"cached in {stem.parent}")
+    logger.info(message)
+    if notify is not None:
+        notify(message)
     started = time.perf_counter()
     classifier = train(train_data, test_data, config)
     seconds = time.perf_counter() - started

@@ -90,6 +90,12 @@ def _add_train(subparsers: Any) -> None:
     arg("--sample-every", type=int, metavar="EPOCHS",
         help=f"draw the fixed-noise samples every EPOCHS epochs "
              f"(default {defaults.sample_every})")
+    arg("--eval-every", type=int, metavar="EPOCHS",
+        help="score samples every EPOCHS epochs with fastgan evaluate's metrics, into "
+             "metrics.jsonl and the progress output (default 0: never; digits, mnist, "
+             "fashion-mnist)")
+    arg("--eval-n", type=int, metavar="N",
+        help=f"samples per evaluation (default {defaults.eval_n})")
     arg("--tensorboard", action="store_true", default=None,
         help="also log to RUN_DIR/tensorboard (needs tensorboardX)")
     arg("--no-progress", action="store_true", help="no progress bar")

@@ -19,8 +19,13 @@ same way, so a number has a scale. A generator that matches the data scores near
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,15 +34,7 @@ from . import data as _data
 from .classifier import Classifier, load_or_train
 from .errors import ConfigError, DataError, TrainingDiverged
 from .gan import GAN
-from .metrics_math import (
-    class_coverage,
-    class_histogram,
-    feature_stats,
-    frechet_distance,
-    inception_score,
-    kl_divergence,
-    manifold_metrics,
-)
+from .training import Callback, TrainingLoop
 
 METRICS = ("frechet_distance", "inception_score", "classes_covered", "class_kl", "precision",
            "recall", "density", "coverage")
@@ -59,12 +56,15 @@ class Evaluator:
     """
 
     def __init__(self, classifier: Classifier, reference: np.ndarray, held_out: np.ndarray,
-                 dataset: str = "data") -> None:
+                 dataset: str = "data", seed: int = 0) -> None:
         if len(reference) != len(held_out):
             raise ConfigError(f"the reference ({len(reference)} samples) and the held-out real "
                               f"samples ({len(held_out)}) must be equally many")
+        from .metrics_math import class_histogram, feature_stats  # SciPy: not at import time
+
         self.classifier = classifier
         self.dataset = dataset
+        self.seed = seed
         self.n = len(reference)
         self.reference_features, probs = classifier.embed(reference)
         self.reference_stats = feature_stats(self.reference_features)
@@ -74,12 +74,14 @@ class Evaluator:
     @classmethod
     def for_dataset(cls, name: str, *, n: int = 10000, classes: Sequence[int] | None = None,
                     image_size: tuple[int, int] | int | None = None,
-                    cache_dir: str | os.PathLike[str] | None = None, seed: int = 0) -> Evaluator:
+                    cache_dir: str | os.PathLike[str] | None = None, seed: int = 0,
+                    notify: Callable[[str], None] | None = None) -> Evaluator:
         """The evaluator of dataset ``name`` (digits, mnist or fashion-mnist).
 
         The classifier is trained (or read from its cache) on the whole train split at
-        ``image_size``; the reference and held-out samples are drawn (with ``seed``) from the
-        train and test splits restricted to ``classes``: min(n, both split sizes) of each.
+        ``image_size``; ``notify`` is told when it has to be trained. The reference and
+        held-out samples are drawn (with ``seed``) from the train and test splits restricted
+        to ``classes``: min(n, both split sizes) of each.
         """
         if name not in DATASETS_WITH_TEST_SPLIT:
             raise ConfigError(f"cannot evaluate on {name!r}: evaluation needs a labelled dataset "
@@ -89,7 +91,7 @@ class Evaluator:
         options = {"image_size": image_size, "cache_dir": cache_dir}
         full_train = _data.load(name, split="train", **options)
         full_test = _data.load(name, split="test", **options)
-        classifier = load_or_train(full_train, full_test, cache_dir=cache_dir)
+        classifier = load_or_train(full_train, full_test, cache_dir=cache_dir, notify=notify)
         train, test = ((full_train, full_test) if classes is None else
                        (_data.load(name, split=split, classes=classes, **options)
                         for split in ("train", "test")))
@@ -97,11 +99,21 @@ class Evaluator:
         rng = np.random.default_rng(seed)
         reference = train.x[rng.choice(len(train), size, replace=False)]
         held_out = test.x[rng.choice(len(test), size, replace=False)]
-        return cls(classifier, reference, held_out, dataset=name)
+        return cls(classifier, reference, held_out, dataset=name, seed=seed)
 
     def score(self, samples: np.ndarray) -> dict[str, Any]:
         """The metrics of ``samples`` (rows of the dataset's size) against the reference, plus
         their ``class_histogram`` (a list of class fractions)."""
+        from .metrics_math import (
+            class_coverage,
+            class_histogram,
+            feature_stats,
+            frechet_distance,
+            inception_score,
+            kl_divergence,
+            manifold_metrics,
+        )
+
         features, probs = self.classifier.embed(samples)
         n_classes = self.classifier.n_classes
         histogram = class_histogram(probs, n_classes)
@@ -133,11 +145,17 @@ class Evaluator:
         return result
 
     def evaluate(self, gan: GAN) -> dict[str, Any]:
-        """:meth:`report` on ``n`` samples of ``gan`` (drawn from its sampling stream)."""
+        """:meth:`report` on ``n`` samples of ``gan``.
+
+        The latent vectors come from a stream seeded with the evaluator's ``seed``, the same at
+        every call, so evaluations of one GAN repeat exactly and evaluations during training
+        differ by the generator only; the GAN's own sampling stream is left where it was.
+        """
         if gan.data_dim != self.classifier.n_features:
             raise ConfigError(f"the GAN makes samples of {gan.data_dim} values but the "
                               f"{self.dataset} classifier reads {self.classifier.n_features}")
-        samples = gan.sample(self.n)
+        with _sampling_stream(gan, self.seed):
+            samples = gan.sample(self.n)
         if not np.isfinite(samples).all():
             raise TrainingDiverged("the generator's samples hold NaN or infinite values: "
                                    "training has diverged; resume from an earlier checkpoint")
@@ -166,6 +184,48 @@ def evaluate(gan: GAN, dataset: str | _data.Dataset, n: int = 10000, *,
     return evaluator.evaluate(gan)
 
 
+@contextmanager
+def _sampling_stream(gan: GAN, seed: int) -> Iterator[None]:
+    """Within the block, ``gan`` samples from a fresh stream seeded with ``seed``."""
+    own = gan.sample_rng
+    gan.sample_rng = np.random.default_rng(seed)
+    try:
+        yield
+    finally:
+        gan.sample_rng = own
+
+
+class Evaluation(Callback):
+    """Evaluates the GAN every ``every`` epochs while it trains.
+
+    Each result is kept in ``results`` and, as a record ``{"event": "eval", "step", "epoch",
+    ...the report}``, passed to ``record`` (e.g. a metrics log's ``write``); ``announce``
+    receives a one-line :func:`summary` (e.g. to print above a progress bar).
+    """
+
+    def __init__(self, evaluator: Evaluator, every: int = 1, *,
+                 record: Callable[[dict[str, Any]], None] | None = None,
+                 announce: Callable[[str], None] | None = None) -> None:
+        if not (isinstance(every, int) and every >= 1):
+            raise ConfigError(f"eval_every must be a positive number of epochs, got {every!r}")
+        self.evaluator, self.every = evaluator, every
+        self.record, self.announce = record, announce
+        self.results: list[dict[str, Any]] = []
+
+    def on_epoch_end(self, loop: TrainingLoop, record: dict[str, Any]) -> None:
+        """Evaluate after every ``every``-th epoch."""
+        gan = loop.gan
+        if gan.epoch % self.every:
+            return
+        result = {"event": "eval", "step": gan.steps, "epoch": gan.epoch,
+                  **self.evaluator.evaluate(gan)}
+        self.results.append(result)
+        if self.record is not None:
+            self.record(result)
+        if self.announce is not None:
+            self.announce(f"epoch {gan.epoch}: {summary(result)}")
+
+
 def format_report(result: dict[str, Any]) -> str:
     """A report as an aligned table: each metric, its generated value and the real-vs-real one."""
     lines = [f"{result['dataset']}: {result['n']} generated vs {result['n']} train samples; "
@@ -189,3 +249,45 @@ def summary(result: dict[str, Any]) -> str:
 
 def _number(value: float) -> str:
     return str(value) if isinstance(value, int) else f"{value:.4g}"
+
+
+# ---------------------------------------------------------------------- command line
+def add_parser(subparsers: Any) -> None:
+    """Add ``fastgan evaluate`` to the ``fastgan`` command."""
+    parser = subparsers.add_parser(
+        "evaluate", help="score a trained GAN's samples against real data",
+        description="Score samples of a trained GAN with the dataset's evaluation classifier "
+                    "(trained once and cached beside the data): Fréchet distance on its "
+                    "features, Inception-Score analogue, classes covered, class KL, "
+                    "precision/recall, density/coverage; each beside its real-vs-real value "
+                    "(test split vs train split, same sample size).")
+    parser.add_argument("checkpoint", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
+    parser.add_argument("-n", type=int, default=10000,
+                        help="samples per set (default 10000; fewer if a split is smaller)")
+    parser.add_argument("--data", help="dataset to score against (default: the one the run "
+                                       "trained on, as its checkpoint records)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the latent vectors and real samples drawn (default 0)")
+    parser.add_argument("--backend", help="backend to sample on (default: the checkpoint's)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(run=evaluate_command)
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    """``fastgan evaluate``: print the evaluation of a checkpoint or run folder."""
+    from . import checkpoint
+
+    gan = checkpoint.load(args.checkpoint, backend=args.backend)
+    extra = checkpoint.read_metadata(args.checkpoint).get("extra") or {}
+    name = args.data or extra.get("data")
+    if name is None:
+        raise ConfigError(f"{args.checkpoint} does not record its dataset; name it with --data")
+    classes = extra.get("classes") if args.data is None else None
+    image_shape = extra.get("image_shape") if args.data is None else None
+    evaluator = Evaluator.for_dataset(
+        name, n=args.n, classes=classes, seed=args.seed,
+        image_size=None if image_shape is None else tuple(image_shape),
+        notify=lambda message: print(f"fastgan: {message}", file=sys.stderr))
+    result = evaluator.evaluate(gan)
+    print(json.dumps(result, indent=2) if args.json else format_report(result))
+    return 0

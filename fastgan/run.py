@@ -57,7 +57,8 @@ GRID_SAMPLES = 64        # images per sample picture: an 8x8 grid
 SCATTER_SAMPLES = 512    # points per sample picture of non-image (2-D) data
 DEFAULT_RUNS_FOLDER = Path("runs")
 DEFAULT_EPOCHS = 100
-RESUMABLE = ("epochs", "steps", "log_every", "checkpoint_every", "sample_every", "tensorboard")
+RESUMABLE = ("epochs", "steps", "log_every", "checkpoint_every", "sample_every", "eval_every",
+             "eval_n", "tensorboard")
 """The settings ``--resume`` may change; the rest define the run and stay as they were."""
 
 
@@ -86,6 +87,8 @@ class TrainConfig:
     log_every: int = DEFAULT_LOG_EVERY
     checkpoint_every: int = 1000
     sample_every: int = 1
+    eval_every: int = 0
+    eval_n: int = 10000
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
@@ -276,6 +279,15 @@ class Run:
         grids = SampleGrids(folder / SAMPLES, self.noise, reference, self.dataset.image_shape,
                             every=config.sample_every, warn=warn, gif=folder / GIF)
         keepers: list[Callback] = [bar, metrics, grids]
+        if config.eval_every:
+            from .metrics import Evaluation, Evaluator
+
+            evaluator = Evaluator.for_dataset(
+                config.data, n=config.eval_n, classes=config.classes,
+                image_size=config.image_size, seed=config.seed,
+                notify=lambda message: bar.write(f"fastgan: {message}"))
+            keepers.append(Evaluation(evaluator, config.eval_every, record=metrics.write,
+                                      announce=bar.write))
         if config.tensorboard:
             keepers.append(TensorBoardLog(folder / TENSORBOARD, grids))
         return keepers

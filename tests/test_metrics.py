@@ -8,11 +8,13 @@ test_learning_quality.py.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 import fastgan
-from fastgan import GAN, classifier, data, metrics
+from fastgan import GAN, classifier, cli, data, metrics
 from fastgan.errors import ConfigError, DataError, TrainingDiverged
 from fastgan.metrics import METRICS, Evaluator
 
@@ -110,3 +112,37 @@ def test_evaluation_errors_say_what_is_wrong(quick_default_classifier, evaluator
     gan.backend.copy(np.full(params.size, np.nan), params.data)
     with pytest.raises(TrainingDiverged, match="diverged"):
         evaluator.evaluate(gan)
+
+
+def test_train_evaluates_every_epoch_and_evaluate_repeats_it(quick_default_classifier,
+                                                              monkeypatch, tmp_path, capsys):
+    """`fastgan train --eval-every 1` writes eval records and progress lines; `fastgan
+    evaluate` on the finished run reproduces the last record exactly (same noise, same data)."""
+    monkeypatch.setenv("FASTGAN_DATA", str(quick_default_classifier))
+    run = tmp_path / "run"
+    code = cli.main(["train", "--preset", "tiny", "--data", "digits", "--epochs", "2",
+                     "--eval-every", "1", "--eval-n", "50", "--backend", "numpy",
+                     "--no-progress", "--out", str(run)])
+    assert code == 0
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in records if r["event"] == "eval"]
+    assert [r["epoch"] for r in evals] == [1, 2]
+    assert all(r["n"] == 50 and {*METRICS, "frechet_distance_real"} <= set(r) for r in evals)
+    assert "epoch 2: FD" in capsys.readouterr().err
+
+    assert cli.main(["evaluate", str(run), "-n", "50", "--json"]) == 0
+    repeated = json.loads(capsys.readouterr().out)
+    assert repeated == {k: v for k, v in evals[-1].items() if k not in ("event", "step", "epoch")}
+    assert cli.main(["evaluate", str(run), "-n", "50"]) == 0
+    assert "real vs real" in capsys.readouterr().out
+
+
+def test_evaluate_command_needs_a_dataset_for_a_bare_checkpoint(quick_default_classifier,
+                                                                 monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("FASTGAN_DATA", str(quick_default_classifier))
+    path = tmp_path / "bare.npz"
+    GAN.from_preset("tiny", data_dim=64).save(path)
+    assert cli.main(["evaluate", str(path), "-n", "40"]) == 1
+    assert "--data" in capsys.readouterr().err
+    assert cli.main(["evaluate", str(path), "-n", "40", "--data", "digits"]) == 0
+    assert "digits: 40 generated" in capsys.readouterr().out
