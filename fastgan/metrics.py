@@ -6,8 +6,9 @@ features and class probabilities; :mod:`fastgan.metrics_math` turns those into n
 - ``frechet_distance``: Fréchet distance between Gaussians fitted to the features (FID's
   statistic, on our classifier instead of Inception); lower is better.
 - ``inception_score``: the Inception-Score analogue of the class probabilities (1 .. classes).
-- ``classes_covered``: classes that receive at least 1 % / (classes / 10) of the samples;
-  ``class_kl``: KL(generated class histogram || real class histogram), in nats.
+- ``classes_covered``: classes that receive at least a tenth of a uniform share of the samples
+  (1 % for ten classes); ``class_kl``: KL(generated class histogram || real class histogram)
+  in nats, both histograms of the classifier's predictions.
 - ``precision``, ``recall`` (k-NN manifolds, k = 3, Kynkäänniemi et al. 2019) and ``density``,
   ``coverage`` (Naeem et al. 2020).
 

@@ -1,0 +1,221 @@
+"""Time to quality: wall time for `pytorch-vanilla` on Fashion-MNIST to reach a fixed Fréchet
+distance, fastgan's numba backend against the PyTorch peer (same algorithm, same preset).
+
+    python benchmarks/bench_time_to_quality.py [--target 40] [--budget 1800] [--out ttq]
+    pytest benchmarks/bench_time_to_quality.py --benchmark-json=ttq.json   # the same race
+
+Both contenders train from scratch, in float32 on this CPU with the same thread count, and
+after every epoch (600 steps of 100) score ``EVAL_N`` samples with the same
+:class:`fastgan.metrics.Evaluator` (the Fashion-MNIST classifier's features). Each has its own
+clock, which runs only while it works: loading the data, building the model, training and
+sampling plus scoring. The two alternate epoch by epoch, so a machine whose load changes over
+the run slows both alike. A contender finishes at its first evaluation at or below ``target``,
+or when its clock passes ``budget`` seconds. The result is each one's time to the target, the
+ratio fastgan / PyTorch (the goal: at most 0.6), and a plot of distance against wall time.
+
+Skips with the reason where torch, the numba backend or Fashion-MNIST is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fastgan import GAN, available_backends, data, presets
+from fastgan.errors import FastganError
+from fastgan.metrics import Evaluator
+
+PRESET = "pytorch-vanilla"
+DATASET = "fashion-mnist"
+THREADS = 2
+EVAL_N = 2000
+"""Samples per evaluation: the Fréchet distance target is defined at this sample size."""
+TARGET_FD = 40.0
+BUDGET_S = 1800.0
+SEED = 0
+
+
+def unavailable_reason() -> str | None:
+    """Why the race cannot run here, or None."""
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        return f"the PyTorch peer needs torch ({exc})"
+    reason = available_backends()["numba"]
+    if reason is not None:
+        return f"the numba backend is unavailable: {reason}"
+    try:
+        data.load(DATASET, split="test", n=1)
+    except FastganError as exc:
+        return f"{DATASET} is not available offline: {exc}"
+    return None
+
+
+@dataclass
+class Contender:
+    """One side of the race: how it trains an epoch and draws samples, and its own clock."""
+
+    name: str
+    steps_per_epoch: int
+    train_epoch: Callable[[], Any]
+    samples: Callable[[int], np.ndarray]
+    seconds: float = 0.0
+    steps: int = 0
+    trace: list[dict[str, float]] = field(default_factory=list)
+    reached_s: float | None = None
+
+    def timed(self, work: Callable[[], Any]) -> Any:
+        """Run ``work`` on this contender's clock."""
+        started = time.perf_counter()
+        try:
+            return work()
+        finally:
+            self.seconds += time.perf_counter() - started
+
+
+def fastgan_contender(train: data.Dataset) -> Contender:
+    """fastgan on the numba backend, trained by ``GAN.fit`` one epoch per call."""
+    from fastgan.backends.numba_backend import set_num_threads
+
+    set_num_threads(THREADS)
+    gan = GAN.from_preset(PRESET, backend="numba", seed=SEED, data_dim=train.n_features)
+    steps = len(train) // gan.batch_size
+    noise = _noise(gan.preset, EVAL_N)
+    return Contender("fastgan-numba", steps, lambda: gan.fit(train, steps=steps),
+                     lambda n: gan.sample(n, noise=noise[:n]))
+
+
+def torch_contender(train: data.Dataset) -> Contender:
+    """The PyTorch peer (eager), its data held as one tensor, batches gathered by index."""
+    import torch
+
+    from fastgan.peers.torch_gan import TorchGAN, set_threads
+
+    set_threads(THREADS)
+    preset = presets.get(PRESET, train.n_features)
+    peer = TorchGAN(preset, device="cpu", dtype="float32", seed=SEED)
+    images = torch.as_tensor(np.asarray(train.x))
+    rows = preset.k * preset.batch_size
+    steps = len(train) // rows
+    noise = torch.as_tensor(_noise(preset, EVAL_N), dtype=torch.float32)
+
+    def train_epoch() -> None:
+        order = torch.randperm(len(images))
+        for step in range(steps):
+            peer.step(images[order[step * rows:(step + 1) * rows]])
+        peer.stats()                                   # one read-back, as fit's logging does
+
+    def samples(n: int) -> np.ndarray:
+        with torch.no_grad():
+            return peer.generator(noise[:n]).numpy()
+
+    return Contender("pytorch-eager", steps, train_epoch, samples)
+
+
+def _noise(preset: presets.Preset, n: int) -> np.ndarray:
+    """The evaluation's latent vectors: one fixed set for both contenders."""
+    rng = np.random.default_rng(SEED + 1)
+    if preset.noise == "normal":
+        return rng.standard_normal((n, preset.latent_dim))
+    return rng.uniform(-1.0, 1.0, (n, preset.latent_dim))
+
+
+def race(target: float = TARGET_FD, budget: float = BUDGET_S,
+         log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run both contenders epoch by epoch until each reaches ``target`` or its budget."""
+    evaluator = Evaluator.for_dataset(DATASET, n=EVAL_N, seed=SEED, notify=log)
+    contenders = []
+    for make in (fastgan_contender, torch_contender):
+        started = time.perf_counter()
+        contender = make(data.load(DATASET))
+        contender.seconds = time.perf_counter() - started      # loading and building count
+        contenders.append(contender)
+    real_fd = evaluator.real["frechet_distance"]
+    log(f"target Fréchet distance {target} at n={EVAL_N} (real vs real: {real_fd:.2f}); "
+        f"budget {budget:.0f} s each; {THREADS} threads")
+    while any(c.reached_s is None and c.seconds < budget for c in contenders):
+        for c in contenders:
+            if c.reached_s is not None or c.seconds >= budget:
+                continue
+            c.timed(c.train_epoch)
+            c.steps += c.steps_per_epoch
+            fd = c.timed(lambda c=c: evaluator.report(c.samples(EVAL_N))["frechet_distance"])
+            c.trace.append({"seconds": c.seconds, "steps": c.steps, "frechet_distance": fd})
+            log(f"{c.name:14} step {c.steps:6d}  {c.seconds:7.1f} s  FD {fd:8.2f}")
+            if fd <= target:
+                c.reached_s = c.seconds
+    fast, peer = contenders
+    ratio = (fast.reached_s / peer.reached_s
+             if fast.reached_s is not None and peer.reached_s is not None else None)
+    return {"preset": PRESET, "dataset": DATASET, "eval_n": EVAL_N, "target": target,
+            "real_vs_real": real_fd, "threads": THREADS, "budget_s": budget,
+            "ratio_fastgan_to_torch": ratio,
+            "contenders": {c.name: {"reached_s": c.reached_s, "trace": c.trace}
+                           for c in contenders}}
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Fréchet distance against wall time for both contenders, with the target line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for name, run in result["contenders"].items():
+        trace = run["trace"]
+        axes.plot([p["seconds"] for p in trace], [p["frechet_distance"] for p in trace],
+                  marker="o", label=name)
+    axes.axhline(result["target"], color="grey", linestyle="--", label="target")
+    axes.axhline(result["real_vs_real"], color="green", linestyle=":", label="real vs real")
+    axes.set_xlabel("wall time (s): data, model, training, evaluation")
+    axes.set_ylabel(f"Fréchet distance (n={result['eval_n']})")
+    axes.set_yscale("log")
+    axes.set_title(f"{result['preset']} on {result['dataset']}, {result['threads']} threads")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def test_time_to_quality(benchmark) -> None:
+    """The race as a pytest-benchmark entry: one round; figures in ``extra_info``."""
+    import pytest
+
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    result = benchmark.pedantic(race, rounds=1, iterations=1)
+    benchmark.extra_info.update(result)
+
+
+def main() -> None:
+    """Command line: run the race, print it, write ``<out>.json`` and ``<out>.png``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--target", type=float, default=TARGET_FD)
+    parser.add_argument("--budget", type=float, default=BUDGET_S,
+                        help="seconds of work per contender before giving up")
+    parser.add_argument("--out", type=Path, default=Path("time_to_quality"))
+    args = parser.parse_args()
+    reason = unavailable_reason()
+    if reason is not None:
+        raise SystemExit(f"skipped: {reason}")
+    result = race(args.target, args.budget, log=lambda line: print(line, flush=True))
+    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    plot(result, args.out.with_suffix(".png"))
+    for name, run in result["contenders"].items():
+        reached = run["reached_s"]
+        print(f"{name}: " + (f"{reached:.1f} s" if reached is not None else "not reached"))
+    ratio = result["ratio_fastgan_to_torch"]
+    print("fastgan / PyTorch wall time: " + ("n/a" if ratio is None else f"{ratio:.2f}"))
+
+
+if __name__ == "__main__":
+    main()
