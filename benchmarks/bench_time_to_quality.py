@@ -101,7 +101,7 @@ def torch_contender(train: data.Dataset) -> Contender:
     set_threads(THREADS)
     preset = presets.get(PRESET, train.n_features)
     peer = TorchGAN(preset, device="cpu", dtype="float32", seed=SEED)
-    images = torch.as_tensor(np.asarray(train.x))
+    images = torch.from_numpy(np.array(train.x))          # a writable copy for torch
     rows = preset.k * preset.batch_size
     steps = len(train) // rows
     noise = torch.as_tensor(_noise(preset, EVAL_N), dtype=torch.float32)

@@ -27,19 +27,6 @@ needs_fashion = pytest.mark.skipif(
 )
 
 
-def train_gan(gan: GAN, dataset: data.Dataset, steps: int, seed: int = 0) -> GAN:
-    """``steps`` training steps on epochs of shuffled full batches of ``dataset``."""
-    rng = np.random.default_rng(seed)
-    done = 0
-    while done < steps:
-        for index in data.epoch_batches(len(dataset), gan.batch_size * gan.k, rng):
-            gan.step(dataset.x[index])
-            done += 1
-            if done == steps:
-                break
-    return gan
-
-
 # ------------------------------------------------------------------ 8x8 digits (offline)
 @pytest.fixture(scope="module")
 def digits_evaluator(classifier_cache) -> Evaluator:
@@ -47,7 +34,8 @@ def digits_evaluator(classifier_cache) -> Evaluator:
 
 
 def test_digits_classifier_reaches_95_percent(digits_evaluator):
-    """Measured 95.6-96.3 % over classifier seeds 0-2 (297 test images, last of the set)."""
+    """Measured over classifier seeds 0-2 (297 test images, the last of the set): 95.6, 96.0,
+    96.0 % trained on the numba backend; 95.6, 95.6, 96.3 % on numpy."""
     assert digits_evaluator.classifier.test_accuracy >= 0.95
 
 
@@ -100,7 +88,8 @@ def test_tiny_gan_learns_digits(backend, digits_evaluator):
     digits = data.load("digits")
     gan = GAN.from_preset("tiny", data_dim=digits.n_features, backend=backend, seed=0)
     before = digits_evaluator.evaluate(gan)
-    after = digits_evaluator.evaluate(train_gan(gan, digits, steps=3000))
+    gan.fit(digits, steps=3000)
+    after = digits_evaluator.evaluate(gan)
     assert before["frechet_distance"] > 300
     assert after["frechet_distance"] < 90, after
     assert after["classes_covered"] >= 9, after
@@ -137,14 +126,16 @@ def test_real_test_fashion_scores_like_real_data(fashion_evaluator):
 def test_a_widened_tiny_gan_learns_fashion(fashion_evaluator):
     """`tiny` with latent 64, G 256-512, D 512-256: 2000 steps of 128 (numba backend).
 
-    Measured (n = 2000, real-vs-real FD 3.0): untrained FD 312-338 (seeds 0-2); seed 0 FD 186 after 500 steps, 76 after 1000,
-    79 after 2000 (48 after 2500), 10/10 classes from step 500 on; SEED1. Threshold: 150.
+    Measured (n = 2000, real-vs-real FD 3.0): untrained FD 312-338 (seeds 0-2); seed 0 FD 186
+    after 500 steps, 76 after 1000, 79 after 2000 (48 after 2500), 10/10 classes from step 500
+    on; seed 1 FD 83 after 1000 steps, 59 after 2000, 10/10 classes. Threshold: 150.
     """
     fashion = data.load("fashion-mnist")
     gan = GAN.from_preset("tiny", data_dim=fashion.n_features, backend="auto", seed=0,
                           latent_dim=64, g_hidden=(256, 512), d_hidden=(512, 256))
     before = fashion_evaluator.evaluate(gan)
-    after = fashion_evaluator.evaluate(train_gan(gan, fashion, steps=2000))
+    gan.fit(fashion, steps=2000)
+    after = fashion_evaluator.evaluate(gan)
     assert before["frechet_distance"] > 250
     assert after["frechet_distance"] < 150, after
     assert after["classes_covered"] >= 9, after
