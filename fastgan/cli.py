@@ -43,7 +43,7 @@ class _Parser(argparse.ArgumentParser):
 
 # ---------------------------------------------------------------------- train
 def _add_train(subparsers: Any) -> None:
-    from .run import DEFAULT_EPOCHS, TrainConfig
+    from .run import DEFAULT_STEPS, MAX_PICTURES, TrainConfig
 
     defaults = TrainConfig()
     parser = subparsers.add_parser(
@@ -63,9 +63,9 @@ def _add_train(subparsers: Any) -> None:
     arg("--backend", help=f"numpy, numba, cupy or auto (default {defaults.backend})")
     arg("--dtype", help=f"float32 or float64 (default {defaults.dtype})")
     length = parser.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=int,
-                        help=f"train until this many epochs in all (default {DEFAULT_EPOCHS})")
-    length.add_argument("--steps", type=int, help="train until this many steps in all")
+    length.add_argument("--epochs", type=int, help="train until this many epochs in all")
+    length.add_argument("--steps", type=int, help="train until this many steps in all "
+                                                  f"(default {DEFAULT_STEPS})")
     arg("--batch-size", type=int, help="samples per batch (default: the preset's)")
     arg("--lr", type=float, help="learning rate of both networks (default: the preset's)")
     arg("--g-lr", type=float, help="the generator's learning rate")
@@ -88,8 +88,10 @@ def _add_train(subparsers: Any) -> None:
         help=f"save a checkpoint every STEPS steps, 0 for only at the end "
              f"(default {defaults.checkpoint_every})")
     arg("--sample-every", type=int, metavar="EPOCHS",
-        help=f"draw the fixed-noise samples every EPOCHS epochs "
-             f"(default {defaults.sample_every})")
+        help="draw the fixed-noise samples every EPOCHS epochs (default: often enough for "
+             f"{MAX_PICTURES} pictures)")
+    arg("--threads", type=int, help="limit the BLAS/OpenMP threads (on a busy machine 1 can "
+                                    "be much faster for small models)")
     arg("--tensorboard", action="store_true", default=None,
         help="also log to RUN_DIR/tensorboard (needs tensorboardX)")
     arg("--no-progress", action="store_true", help="no progress bar")

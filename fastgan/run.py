@@ -7,7 +7,9 @@ A run folder holds::
                        the full model (layer specs, optimizers), package versions, the command
     metrics.jsonl      one JSON line per logged step, per epoch, per warning, and at the end
     fixed_noise.npy    the latent vectors every sample picture is drawn from
-    samples/epoch_NNNN.png   those samples after epoch NNNN (a grid; a scatter for 2-D data)
+    samples/epoch_NNNN.png   those samples after epoch NNNN (a grid; a scatter for 2-D data),
+                       every --sample-every epochs (by default at most 100 pictures)
+    samples/final.png  the same for the state training ended in
     training.gif       the sample pictures in order, made when training ends
     loss_curves.png    D and G losses, D(x) and D(G(z)) over the steps (needs matplotlib)
     checkpoint.npz     the latest checkpoint (every --checkpoint-every steps, and at the end)
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from . import checkpoint, data, environment, presets
 from .errors import ConfigError, TrainingDiverged
@@ -56,17 +59,21 @@ TENSORBOARD = "tensorboard"
 GRID_SAMPLES = 64        # images per sample picture: an 8x8 grid
 SCATTER_SAMPLES = 512    # points per sample picture of non-image (2-D) data
 DEFAULT_RUNS_FOLDER = Path("runs")
-DEFAULT_EPOCHS = 100
-RESUMABLE = ("epochs", "steps", "log_every", "checkpoint_every", "sample_every", "tensorboard")
+DEFAULT_STEPS = 10_000
+MAX_PICTURES = 100   # with sample_every unset, sample pictures are spread to at most this many
+RESUMABLE = ("epochs", "steps", "log_every", "checkpoint_every", "sample_every", "tensorboard",
+             "threads")
 """The settings ``--resume`` may change; the rest define the run and stay as they were."""
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """What a run was asked to do. ``None`` means the preset's own value; with neither
-    ``epochs`` nor ``steps`` the run trains :data:`DEFAULT_EPOCHS` epochs."""
+    ``epochs`` nor ``steps`` the run trains :data:`DEFAULT_STEPS` steps; ``sample_every``
+    ``None`` draws at most :data:`MAX_PICTURES` sample pictures; ``threads`` limits the BLAS
+    and OpenMP thread pools (``None``: leave them as they are)."""
 
-    preset: str = "keras-mlp"
+    preset: str = "tiny"
     data: str = "digits"
     classes: tuple[int, ...] | None = None
     image_size: int | None = None
@@ -85,22 +92,30 @@ class TrainConfig:
     sampling: str = "epoch"
     log_every: int = DEFAULT_LOG_EVERY
     checkpoint_every: int = 1000
-    sample_every: int = 1
+    sample_every: int | None = None
     tensorboard: bool = False
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.epochs is not None and self.steps is not None:
             raise ConfigError("give --epochs or --steps, not both")
-        for name in ("epochs", "steps"):
+        for name in ("epochs", "steps", "threads", "sample_every", "log_every"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"{name} must be at least 1, got {value}")
 
     def total_steps(self, per_epoch: int) -> int:
         """The step count the run ends at."""
-        if self.steps is not None:
-            return self.steps
-        return (DEFAULT_EPOCHS if self.epochs is None else self.epochs) * per_epoch
+        if self.epochs is not None:
+            return self.epochs * per_epoch
+        return DEFAULT_STEPS if self.steps is None else self.steps
+
+    def picture_every(self, per_epoch: int) -> int:
+        """Epochs between sample pictures: ``sample_every``, or enough for MAX_PICTURES."""
+        if self.sample_every is not None:
+            return self.sample_every
+        epochs = -(-self.total_steps(per_epoch) // per_epoch)
+        return max(1, -(-epochs // MAX_PICTURES))
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON values (tuples as lists)."""
@@ -250,10 +265,11 @@ class Run:
                  "classes": None if config.classes is None else list(config.classes)}
         checkpoints = Checkpoints(self.checkpoint_path, config.checkpoint_every, extra)
         try:
-            return self.gan.fit(self.dataset, steps=self.remaining_steps,
-                                callbacks=[*self.record_keepers(progress), checkpoints,
-                                           *callbacks],
-                                log_every=config.log_every, sampling=config.sampling)
+            with threadpool_limits(limits=config.threads):
+                return self.gan.fit(self.dataset, steps=self.remaining_steps,
+                                    callbacks=[*self.record_keepers(progress), checkpoints,
+                                               *callbacks],
+                                    log_every=config.log_every, sampling=config.sampling)
         except TrainingDiverged as exc:
             kept = ("No checkpoint had been written yet." if checkpoints.saved_step is None
                     else f"The last good checkpoint (step {checkpoints.saved_step}) is kept: "
@@ -274,7 +290,8 @@ class Run:
         reference = self.dataset.x[np.random.default_rng(config.seed)
                                    .permutation(len(self.dataset))[:len(self.noise)]]
         grids = SampleGrids(folder / SAMPLES, self.noise, reference, self.dataset.image_shape,
-                            every=config.sample_every, warn=warn, gif=folder / GIF)
+                            every=config.picture_every(self.steps_per_epoch), warn=warn,
+                            gif=folder / GIF)
         keepers: list[Callback] = [bar, metrics, grids]
         if config.tensorboard:
             keepers.append(TensorBoardLog(folder / TENSORBOARD, grids))
