@@ -40,17 +40,18 @@ import math
 import operator
 import os
 import struct
-import tempfile
 import urllib.request
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import IO
 
 import numpy as np
 
 from fastgan.errors import ConfigError, DataError
+from fastgan.fileio import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -467,26 +468,20 @@ def _download(name: str, file: str, folder: Path, mirrors: Sequence[str]) -> Pat
 
 
 def _fetch_verified(url: str, target: Path, accepted: frozenset[str]) -> None:
-    """Download *url* to a temp file beside *target*, verify it, then rename it into place."""
-    handle, temp_name = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".part"
-    )
-    try:
-        with (
-            os.fdopen(handle, "wb") as out,
-            urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response,
-        ):
+    """Download *url*, verify it, and only then put it at *target* (atomically)."""
+
+    def download(out: IO[bytes]) -> None:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
             announced = response.headers.get("Content-Length")
-            received = 0
+            payload = bytearray()
             while chunk := response.read(1 << 20):
-                out.write(chunk)
-                received += len(chunk)
-        if announced is not None and announced.isdigit() and received != int(announced):
-            raise DataError(f"truncated download: received {received} of {announced} bytes")
-        _verified_idx_bytes(Path(temp_name).read_bytes(), accepted, url)
-        os.replace(temp_name, target)
-    finally:
-        Path(temp_name).unlink(missing_ok=True)
+                payload += chunk
+        if announced is not None and announced.isdigit() and len(payload) != int(announced):
+            raise DataError(f"truncated download: received {len(payload)} of {announced} bytes")
+        _verified_idx_bytes(bytes(payload), accepted, url)
+        out.write(payload)
+
+    write_atomically(target, download)
 
 
 def _npz(path: Path) -> _Source:

@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from fastgan.errors import ConfigError
+from fastgan.fileio import write_atomically
 
 __all__ = ["image_grid", "save_gif", "save_grid", "save_loss_curves", "scatter_2d"]
 
@@ -94,7 +94,7 @@ def save_grid(
     """
     path = _require_suffix(path, ".png")
     picture = Image.fromarray(image_grid(images, image_shape, **grid_options))
-    return _write_atomically(path, lambda file: picture.save(file, format="PNG"))
+    return write_atomically(path, lambda file: picture.save(file, format="PNG"))
 
 
 def save_gif(
@@ -123,7 +123,7 @@ def save_gif(
             f"GIF frames must all have the same size (width, height); got {sorted(sizes)}"
         )
     first, *rest = pictures
-    return _write_atomically(
+    return write_atomically(
         path,
         lambda file: first.save(
             file, format="GIF", save_all=True, append_images=rest, duration=duration_ms, loop=loop
@@ -288,24 +288,4 @@ def _new_figure(figsize: tuple[float, float]) -> Any:
 
 
 def _save_figure(path: Path, figure: Any) -> Path:
-    return _write_atomically(path, lambda file: figure.savefig(file, format="png", dpi=100))
-
-
-def _write_atomically(path: Path, write: Callable[[IO[bytes]], object]) -> Path:
-    """Call ``write`` on a temporary file beside ``path``, sync it, then rename it to ``path``.
-
-    Creates missing parent folders. On any failure the temporary file is removed and the error
-    propagates; ``path`` keeps its previous content, if any.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        with open(temporary, "xb") as file:  # "x": never reuse a file; honours the umask
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomically(path, lambda file: figure.savefig(file, format="png", dpi=100))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fastgan import viz
+from fastgan import fileio, viz
 from fastgan.errors import ConfigError
 
 
@@ -131,7 +131,7 @@ def test_a_failure_mid_write_keeps_the_old_file_and_leaves_no_temporary(
 
 
 def test_a_failed_first_write_leaves_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(viz.os, "replace", _raise_interrupt)
+    monkeypatch.setattr(fileio.os, "replace", _raise_interrupt)
     with pytest.raises(KeyboardInterrupt):
         viz.save_grid(tmp_path / "grid.png", np.zeros((1, 4)), (2, 2))
     assert list(tmp_path.iterdir()) == []

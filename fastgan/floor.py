@@ -1,0 +1,270 @@
+"""The machine's limit for one training step: its GEMMs alone plus the optimizer's memory traffic.
+
+A training step of an MLP GAN is dominated by matrix products. However well the elementwise
+work is fused, a step cannot run faster than
+
+    floor = (time of the step's GEMMs, back to back into preallocated outputs)
+          + (bytes the optimizers must read and write) / (measured memory bandwidth).
+
+:func:`step_gemms` lists every GEMM of one fastgan training step (k D steps, then a G step,
+as :mod:`fastgan.gan` runs it); :func:`measure_gemm_floor` times them with NumPy's BLAS on
+this machine and adds the optimizer's traffic. Dense layers compute ``y = x @ W`` with W of
+shape (in, out); a GEMM here is ``C (m x n) = A (m x k) @ B (k x n)``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from .errors import ConfigError
+from .nn.specs import BatchNorm, Dense, LayerSpec
+from .optim import SGD, Adam, OptimizerConfig
+from .presets import Preset
+
+DTYPES = ("float32", "float64")
+BANDWIDTH_BYTES = 64 * 2**20
+"""Size of each of the three arrays :func:`measure_bandwidth` streams: larger than the caches."""
+
+
+@dataclass(frozen=True)
+class Gemm:
+    """One GEMM ``C (m x n) = A (m x k) @ B (k x n)`` of a training step.
+
+    ``kind`` says which product of Dense layer ``layer`` (counted among Dense layers only) of
+    network ``network`` ("G" or "D") it is: ``forward`` (``x @ W``), ``grad_weight``
+    (``x^T @ dy``) or ``grad_input`` (``dy @ W^T``).
+    """
+
+    m: int
+    n: int
+    k: int
+    role: str
+    network: str
+    layer: int
+    kind: str
+
+    @property
+    def flops(self) -> int:
+        """Floating-point operations: one multiply and one add per term."""
+        return 2 * self.m * self.n * self.k
+
+
+# ---------------------------------------------------------------- the step's GEMMs
+def dense_shapes(layers: Sequence[LayerSpec], in_features: int) -> list[tuple[int, int]]:
+    """(in, out) of every Dense layer of an MLP reading ``in_features`` features."""
+    shapes = []
+    width = in_features
+    for spec in layers:
+        if isinstance(spec, Dense):
+            shapes.append((width, spec.units))
+            width = spec.units
+    return shapes
+
+
+def parameter_count(layers: Sequence[LayerSpec], in_features: int) -> int:
+    """Trainable parameters of an MLP: W and b per Dense, gamma and beta per BatchNorm."""
+    count = 0
+    width = in_features
+    for spec in layers:
+        if isinstance(spec, Dense):
+            count += (width + 1) * spec.units
+            width = spec.units
+        elif isinstance(spec, BatchNorm):
+            count += 2 * width
+    return count
+
+
+def _forward(step: str, network: str, shapes: list[tuple[int, int]], rows: int) -> list[Gemm]:
+    return [Gemm(rows, out, inp, f"{step}.{network}.forward[{i}]", network, i, "forward")
+            for i, (inp, out) in enumerate(shapes)]
+
+
+def _backward(step: str, network: str, shapes: list[tuple[int, int]], rows: int, *,
+              weights: bool, first_input: bool) -> list[Gemm]:
+    """Backward from the last layer to the first: ``dW = x^T dy`` when ``weights``, then
+    ``dx = dy W^T`` for every layer but the first (and the first too when ``first_input``)."""
+    gemms = []
+    for i in reversed(range(len(shapes))):
+        inp, out = shapes[i]
+        if weights:
+            gemms.append(Gemm(inp, out, rows, f"{step}.{network}.grad_weight[{i}]", network, i,
+                              "grad_weight"))
+        if i > 0 or first_input:
+            gemms.append(Gemm(rows, inp, out, f"{step}.{network}.grad_input[{i}]", network, i,
+                              "grad_input"))
+    return gemms
+
+
+def step_gemms(preset: Preset, batch: int) -> list[Gemm]:
+    """Every GEMM of one training step of ``preset`` with B = ``batch``, in execution order.
+
+    Per D step (k of them): G forward on B rows; D forward on the 2B rows [real; fake]; D
+    backward with every weight gradient and every input gradient but the first layer's (real
+    images need none). G step: G forward (B), D forward (B), D backward with input gradients
+    only (all layers: the gradient flows on into G), G backward with every weight gradient and
+    every input gradient but the first layer's.
+    """
+    _check_batch(batch)
+    g = dense_shapes(preset.generator, preset.latent_dim)
+    d = dense_shapes(preset.discriminator, preset.data_dim)
+    gemms: list[Gemm] = []
+    for s in range(preset.k):
+        step = f"d_step[{s}]"
+        gemms += _forward(step, "G", g, batch)
+        gemms += _forward(step, "D", d, 2 * batch)
+        gemms += _backward(step, "D", d, 2 * batch, weights=True, first_input=False)
+    gemms += _forward("g_step", "G", g, batch)
+    gemms += _forward("g_step", "D", d, batch)
+    gemms += _backward("g_step", "D", d, batch, weights=False, first_input=True)
+    gemms += _backward("g_step", "G", g, batch, weights=True, first_input=False)
+    return gemms
+
+
+def step_gemm_shapes(preset: Preset, batch: int) -> list[tuple[int, int, int, str]]:
+    """(m, n, k, role) of every GEMM of one training step (see :func:`step_gemms`)."""
+    return [(g.m, g.n, g.k, g.role) for g in step_gemms(preset, batch)]
+
+
+# ---------------------------------------------------------------- the optimizer's traffic
+def optimizer_arrays(config: OptimizerConfig) -> int:
+    """Arrays of n_params elements one update reads or writes.
+
+    Adam reads p, g, m, v and writes p, m, v (7); SGD reads p, g and writes p (3), plus
+    reading and writing the velocity with momentum (5).
+    """
+    if isinstance(config, Adam):
+        return 7
+    if isinstance(config, SGD):
+        return 5 if config.momentum else 3
+    raise ConfigError(f"no traffic model for optimizer {config!r}")
+
+
+def optimizer_bytes(preset: Preset, itemsize: int) -> int:
+    """Bytes the optimizers move in one training step (D's optimizer runs k times)."""
+    g_params = parameter_count(preset.generator, preset.latent_dim)
+    d_params = parameter_count(preset.discriminator, preset.data_dim)
+    return itemsize * (optimizer_arrays(preset.g_optimizer) * g_params
+                       + preset.k * optimizer_arrays(preset.d_optimizer) * d_params)
+
+
+# ---------------------------------------------------------------- measurements
+def gemm_operands(preset: Preset, batch: int, dtype: str = "float32", seed: int = 0
+                  ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(A, B, C) arrays for each GEMM of :func:`step_gemms`, laid out as a step has them.
+
+    Each network's weights W (in, out) and weight gradients are one array per layer, shared
+    by the GEMMs that use them; ``grad_weight`` multiplies the transposed view ``x.T`` of a
+    C-ordered activation, ``grad_input`` multiplies by the view ``W.T``. Inputs are random
+    normal (never zeros, which some BLAS paths shortcut).
+    """
+    _check_dtype(dtype)
+    rng = np.random.default_rng(seed)
+
+    def random(*shape: int) -> np.ndarray:
+        return rng.standard_normal(shape, dtype=np.dtype(dtype).type)
+
+    weights: dict[tuple[str, int], np.ndarray] = {}
+    grads: dict[tuple[str, int], np.ndarray] = {}
+    operands = []
+    for g in step_gemms(preset, batch):
+        key = (g.network, g.layer)
+        if g.kind == "forward":  # x (rows, in) @ W (in, out)
+            w = weights.setdefault(key, random(g.k, g.n))
+            operands.append((random(g.m, g.k), w, np.empty((g.m, g.n), dtype)))
+        elif g.kind == "grad_weight":  # x^T (in, rows) @ dy (rows, out)
+            dw = grads.setdefault(key, np.empty((g.m, g.n), dtype))
+            operands.append((random(g.k, g.m).T, random(g.k, g.n), dw))
+        else:  # dy (rows, out) @ W^T (out, in)
+            w = weights.setdefault(key, random(g.n, g.k))
+            operands.append((random(g.m, g.k), w.T, np.empty((g.m, g.n), dtype)))
+    return operands
+
+
+def _median_seconds(run: Callable[[], None], repeats: int, warmup: int) -> float:
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure_bandwidth(n_bytes: int = BANDWIDTH_BYTES, dtype: str = "float32",
+                      repeats: int = 5) -> float:
+    """Memory bandwidth in bytes/s: ``np.add(a, b, out=c)`` over three ``n_bytes`` arrays
+    (read a, read b, write c: 3 * n_bytes moved), median of ``repeats`` after one warm-up."""
+    _check_dtype(dtype)
+    _check_repeats(repeats)
+    n = max(1, n_bytes // np.dtype(dtype).itemsize)
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal(n, dtype=np.dtype(dtype).type) for _ in range(2))
+    c = np.empty_like(a)
+    seconds = _median_seconds(lambda: np.add(a, b, out=c), repeats, warmup=1)
+    return 3 * a.nbytes / seconds
+
+
+def measure_gemm_floor(preset: Preset, batch: int, dtype: str = "float32", repeats: int = 20,
+                       threads: int | None = None) -> dict[str, float | int]:
+    """Time the step's GEMMs back to back (``np.matmul(a, b, out=c)``) and add the
+    optimizer's traffic at measured bandwidth.
+
+    Median of ``repeats`` passes after warm-up; ``threads`` limits BLAS's pool for the
+    measurement (None: leave it as it is). Returns ``gemm_ms``, ``gemm_gflops``, ``flops``,
+    ``n_gemms``, ``bandwidth_gbs``, ``optimizer_bytes``, ``optimizer_ms`` and ``floor_ms`` =
+    gemm_ms + optimizer_ms.
+    """
+    _check_repeats(repeats)
+    if threads is not None and not (isinstance(threads, int) and threads >= 1):
+        raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
+    operands = gemm_operands(preset, batch, dtype)
+    flops = sum(g.flops for g in step_gemms(preset, batch))
+
+    def all_gemms() -> None:
+        for a, b, c in operands:
+            np.matmul(a, b, out=c)
+
+    limits = threadpool_limits(threads, user_api="blas") if threads else nullcontext()
+    with limits:
+        gemm_s = _median_seconds(all_gemms, repeats, warmup=3)
+    bandwidth = measure_bandwidth(dtype=dtype)
+    traffic = optimizer_bytes(preset, np.dtype(dtype).itemsize)
+    optimizer_s = traffic / bandwidth
+    return {
+        "gemm_ms": gemm_s * 1e3,
+        "gemm_gflops": flops / gemm_s / 1e9,
+        "flops": flops,
+        "n_gemms": len(operands),
+        "bandwidth_gbs": bandwidth / 1e9,
+        "optimizer_bytes": traffic,
+        "optimizer_ms": optimizer_s * 1e3,
+        "floor_ms": (gemm_s + optimizer_s) * 1e3,
+    }
+
+
+# ---------------------------------------------------------------- argument checks
+def _check_batch(batch: int) -> None:
+    if not (isinstance(batch, int) and batch >= 1):
+        raise ConfigError(f"batch size must be a positive integer, got {batch!r}")
+
+
+def _check_dtype(dtype: str) -> None:
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in DTYPES:
+        raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+
+
+def _check_repeats(repeats: int) -> None:
+    if not (isinstance(repeats, int) and repeats >= 1):
+        raise ConfigError(f"repeats must be a positive integer, got {repeats!r}")

@@ -1,0 +1,294 @@
+"""PyTorch peer: any fastgan :class:`~fastgan.presets.Preset` trained by fastgan's algorithm,
+written the way a PyTorch user would write it (autograd, ``nn.Module``, ``torch.optim``).
+
+It exists to be timed side by side with fastgan's backends, so it does exactly the same work:
+
+* D step (k times, each on its own B rows of the k*B real batch): fresh noise z (normal, or
+  uniform on [-1, 1]), fakes ``G(z)`` under ``torch.no_grad()``, one D pass over the 2B rows
+  ``[real; fake]`` in training mode, ``L_D = mean BCE(D(x), 1 - s) + mean BCE(D(G(z)), 0)``,
+  backward, D's optimizer.
+* G step: fresh noise, ``D(G(z))`` with D in training mode but D's parameters not requiring
+  grad (so, like fastgan, no D weight gradient is computed: only D's input gradient flows to
+  G), ``L_G = mean BCE(l, 1)`` (non-saturating) or ``-mean BCE(l, 0)`` (minimax), backward,
+  G's optimizer.
+
+Both networks stay in training mode throughout (dropout active, batch norm on batch
+statistics), as in fastgan. Learning-rate schedules are held at their epoch-0 value.
+``d_real`` and ``d_fake`` in :meth:`TorchGAN.stats` are the mean D(x) and D(G(z)) of the last
+D step, as fastgan reports them.
+
+Seeding: the constructor calls ``torch.manual_seed(seed)``; initial weights, noise and dropout
+masks come from torch's global generator, so two peers built with one seed and stepped alike
+agree, but they do not reproduce fastgan's own random streams.
+
+Threads: call :func:`set_threads` (``torch.set_num_threads``) before timing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ..errors import BackendUnavailable, ConfigError, FastganError
+from ..nn.specs import BatchNorm, Dense, Dropout, LayerSpec
+from ..optim import SGD, Adam, OptimizerConfig
+from ..presets import Preset
+
+try:
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+except ImportError as exc:
+    raise BackendUnavailable(
+        f"the PyTorch peer needs torch, which cannot be imported here ({exc}); "
+        "install it with: pip install 'fastgan[compare]'"
+    ) from exc
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def set_threads(n: int) -> None:
+    """Let torch's intra-op pool use ``n`` threads (call before timing)."""
+    if not (isinstance(n, int) and n >= 1):
+        raise ConfigError(f"thread count must be a positive integer, got {n!r}")
+    torch.set_num_threads(n)
+
+
+def _dtype(dtype: Any) -> torch.dtype:
+    """The torch dtype for a name, NumPy dtype or torch dtype; ConfigError if unsupported."""
+    if dtype in DTYPES.values():
+        return dtype
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in DTYPES:
+        raise ConfigError(f"the PyTorch peer supports dtypes {', '.join(DTYPES)}, got {dtype!r}")
+    return DTYPES[name]
+
+
+def _device(device: str) -> torch.device:
+    """The torch device; a clear error for a malformed name or a CUDA that is not there."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"bad torch device {device!r} ({exc}); use 'cpu' or 'cuda'") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise BackendUnavailable("device 'cuda' was asked for, but this torch sees no CUDA "
+                                 "device; use device='cpu'")
+    return parsed
+
+
+# ---------------------------------------------------------------- networks from layer specs
+def _activation(spec: Dense) -> nn.Module | None:
+    """The module applying ``spec``'s activation, or None for identity."""
+    if spec.activation == "relu":
+        return nn.ReLU()
+    if spec.activation == "leaky_relu":
+        return nn.LeakyReLU(spec.alpha)
+    if spec.activation == "tanh":
+        return nn.Tanh()
+    if spec.activation == "sigmoid":
+        return nn.Sigmoid()
+    return None
+
+
+def _initialise(linear: nn.Linear, init: str) -> None:
+    """Apply fastgan's init ``init`` to ``linear`` (torch stores W as (out, in))."""
+    fan_out, fan_in = linear.weight.shape
+    with torch.no_grad():
+        if init == "he_normal":
+            linear.weight.normal_(0.0, math.sqrt(2.0 / fan_in))
+            linear.bias.zero_()
+        elif init == "glorot_uniform":
+            limit = math.sqrt(6.0 / (fan_in + fan_out))
+            linear.weight.uniform_(-limit, limit)
+            linear.bias.zero_()
+        # torch_default: nn.Linear's own reset_parameters, W and b ~ U(+-1/sqrt(fan_in)).
+
+
+def build_mlp(layers: Sequence[LayerSpec], in_features: int) -> nn.Sequential:
+    """An ``nn.Sequential`` equal in architecture and initialisation to fastgan's MLP.
+
+    Dense -> ``nn.Linear`` + activation; Dropout -> ``nn.Dropout``; BatchNorm ->
+    ``nn.BatchNorm1d`` with PyTorch momentum ``1 - momentum`` (Keras' convention in the spec).
+    """
+    modules: list[nn.Module] = []
+    width = in_features
+    for spec in layers:
+        if isinstance(spec, Dense):
+            linear = nn.Linear(width, spec.units)
+            _initialise(linear, spec.init)
+            modules.append(linear)
+            activation = _activation(spec)
+            if activation is not None:
+                modules.append(activation)
+            width = spec.units
+        elif isinstance(spec, Dropout):
+            modules.append(nn.Dropout(spec.rate))
+        elif isinstance(spec, BatchNorm):
+            modules.append(nn.BatchNorm1d(width, eps=spec.eps, momentum=1.0 - spec.momentum))
+        else:
+            raise ConfigError(f"the PyTorch peer cannot build layer spec {spec!r}")
+    return nn.Sequential(*modules)
+
+
+def build_optimizer(config: OptimizerConfig, params: Any) -> torch.optim.Optimizer:
+    """The ``torch.optim`` optimizer for ``config`` at its epoch-0 learning rate."""
+    lr = config.lr * config.schedule.factor(0)
+    if isinstance(config, Adam):
+        return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2), eps=config.eps)
+    if isinstance(config, SGD):
+        return torch.optim.SGD(params, lr=lr, momentum=config.momentum)
+    raise ConfigError(f"the PyTorch peer has no optimizer for {config!r}")
+
+
+# ---------------------------------------------------------------- the GAN
+class Targets(NamedTuple):
+    """BCE targets, each of shape (B, 1): real rows (1 - label smoothing), fake rows (0),
+    and the G step's (1 for the non-saturating loss, 0 for minimax, whose loss is negated)."""
+
+    real: torch.Tensor
+    fake: torch.Tensor
+    generator: torch.Tensor
+
+
+class TorchGAN:
+    """A PyTorch generator/discriminator pair built from ``preset``, trained like fastgan.
+
+    ``step(real)`` runs one training step without reading anything back to the host;
+    ``stats()`` reads the last step's losses. With ``compile=True`` the D update and the G
+    update are each wrapped in ``torch.compile`` (default mode on CPU, ``"reduce-overhead"`` on
+    CUDA; the ``requires_grad`` switch on D stays outside, in Python): the first calls compile
+    (seconds to a minute on a small CPU), so warm up before timing, and a new batch size
+    recompiles.
+    """
+
+    def __init__(self, preset: Preset, *, device: str = "cpu", dtype: Any = "float32",
+                 seed: int = 0, compile: bool = False) -> None:
+        self.preset = preset
+        self.device = _device(device)
+        self.dtype = _dtype(dtype)
+        torch.manual_seed(seed)
+        self.generator = build_mlp(preset.generator, preset.latent_dim).to(self.device, self.dtype)
+        self.discriminator = build_mlp(preset.discriminator, preset.data_dim).to(
+            self.device, self.dtype)
+        self.generator.train()
+        self.discriminator.train()
+        self.g_optimizer = build_optimizer(preset.g_optimizer, self.generator.parameters())
+        self.d_optimizer = build_optimizer(preset.d_optimizer, self.discriminator.parameters())
+        self._d_params = list(self.discriminator.parameters())
+        self._targets: dict[int, Targets] = {}
+        self._last: tuple[torch.Tensor, ...] | None = None
+        self._run_d_update: Callable[..., tuple[torch.Tensor, ...]] = self._d_update
+        self._run_g_update: Callable[[Targets], torch.Tensor] = self._g_update
+        if compile:
+            mode = "reduce-overhead" if self.device.type == "cuda" else None
+            self._run_d_update = torch.compile(self._d_update, mode=mode)
+            self._run_g_update = torch.compile(self._g_update, mode=mode)
+
+    # ------------------------------------------------------------------ inputs
+    def parameter_counts(self) -> dict[str, int]:
+        """Trainable parameters of each network."""
+        def count(module: nn.Module) -> int:
+            return sum(p.numel() for p in module.parameters() if p.requires_grad)
+        return {"generator": count(self.generator), "discriminator": count(self.discriminator)}
+
+    def make_batch(self, data: Any = None) -> torch.Tensor:
+        """A real batch of k*B rows on this peer's device and dtype.
+
+        ``data`` (array-like, shape (k*B, data_dim) or (k, B, data_dim)) is copied over;
+        without it the rows are uniform on [-1, 1], the range of tanh-scaled images.
+        """
+        p = self.preset
+        if data is None:
+            shape = (p.k * p.batch_size, p.data_dim)
+            return torch.rand(shape, device=self.device, dtype=self.dtype) * 2 - 1
+        batch = torch.as_tensor(np.asarray(data)).to(self.device, self.dtype)
+        return batch.reshape(-1, batch.shape[-1]) if batch.ndim == 3 else batch
+
+    def _noise(self, batch: int) -> torch.Tensor:
+        shape = (batch, self.preset.latent_dim)
+        if self.preset.noise == "uniform":
+            return torch.rand(shape, device=self.device, dtype=self.dtype) * 2 - 1
+        return torch.randn(shape, device=self.device, dtype=self.dtype)
+
+    def targets(self, batch: int) -> Targets:
+        """The BCE targets for ``batch`` rows per D step, made once per batch size."""
+        targets = self._targets.get(batch)
+        if targets is None:
+            p = self.preset
+            values = (1.0 - p.label_smoothing, 0.0, 1.0 if p.g_loss == "non_saturating" else 0.0)
+            targets = self._targets[batch] = Targets(*(
+                torch.full((batch, 1), v, device=self.device, dtype=self.dtype) for v in values))
+        return targets
+
+    # ------------------------------------------------------------------ training
+    def step(self, real: torch.Tensor) -> None:
+        """One training step (k D steps, then one G step); no host synchronisation.
+
+        ``real`` holds k*B rows of ``data_dim`` features (see :meth:`make_batch`); each D
+        step takes its own B consecutive rows.
+        """
+        k, data_dim = self.preset.k, self.preset.data_dim
+        if real.ndim != 2 or real.shape[1] != data_dim or not real.shape[0] or real.shape[0] % k:
+            raise ConfigError(f"real batch must have k*B rows of {data_dim} features (k={k}); "
+                              f"got shape {tuple(real.shape)}")
+        batch = real.shape[0] // k
+        targets = self.targets(batch)
+        for i in range(k):
+            d_loss, real_logits, fake_logits = self.discriminator_step(
+                real[i * batch:(i + 1) * batch], targets)
+        self._last = (d_loss, self.generator_step(targets), real_logits, fake_logits)
+
+    def discriminator_step(self, real: torch.Tensor, targets: Targets) -> tuple[torch.Tensor, ...]:
+        """One D update on B real rows and B fresh fakes (``targets`` from :meth:`targets`);
+        returns (loss, real logits, fake logits), detached."""
+        return self._run_d_update(real, targets)
+
+    def generator_step(self, targets: Targets) -> torch.Tensor:
+        """One G update through D on B fresh fakes (B = the rows of ``targets``); D's
+        parameters do not require grad meanwhile, so they get no gradient and stay untouched.
+        Returns the detached G loss."""
+        for p in self._d_params:
+            p.requires_grad_(False)
+        try:
+            return self._run_g_update(targets)
+        finally:
+            for p in self._d_params:
+                p.requires_grad_(True)
+
+    def _d_update(self, real: torch.Tensor, targets: Targets) -> tuple[torch.Tensor, ...]:
+        batch = real.shape[0]
+        with torch.no_grad():
+            fake = self.generator(self._noise(batch))
+        logits = self.discriminator(torch.cat([real, fake]))
+        real_logits, fake_logits = logits[:batch], logits[batch:]
+        d_loss = (F.binary_cross_entropy_with_logits(real_logits, targets.real)
+                  + F.binary_cross_entropy_with_logits(fake_logits, targets.fake))
+        self.d_optimizer.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.d_optimizer.step()
+        return d_loss.detach(), real_logits.detach(), fake_logits.detach()
+
+    def _g_update(self, targets: Targets) -> torch.Tensor:
+        logits = self.discriminator(self.generator(self._noise(targets.generator.shape[0])))
+        g_loss = F.binary_cross_entropy_with_logits(logits, targets.generator)
+        if self.preset.g_loss == "minimax":
+            g_loss = -g_loss
+        self.g_optimizer.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.g_optimizer.step()
+        return g_loss.detach()
+
+    def stats(self) -> dict[str, float]:
+        """Losses and mean D outputs of the last step (one host synchronisation)."""
+        if self._last is None:
+            raise FastganError("no training step has run yet: call step() first")
+        d_loss, g_loss, real_logits, fake_logits = self._last
+        values = torch.stack([d_loss, g_loss, torch.sigmoid(real_logits).mean(),
+                              torch.sigmoid(fake_logits).mean()]).tolist()
+        return dict(zip(("d_loss", "g_loss", "d_real", "d_fake"), values, strict=True))

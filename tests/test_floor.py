@@ -1,0 +1,123 @@
+"""The step floor: which GEMMs a training step makes, their flops, the optimizer's traffic,
+and a smoke run of the measurement (no timing assertions)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from fastgan import floor, presets
+from fastgan.errors import ConfigError
+from fastgan.optim import SGD
+
+STATED_COUNTS = {  # trainable (G, D) parameters for 784 features
+    "numpy-mlp": (114_064, 100_609),
+    "keras-mlp": (1_495_568, 533_505),
+    "numpy-adam": (572_584, 100_609),
+    "pytorch-vanilla": (1_486_352, 1_460_225),
+}
+
+
+@pytest.mark.parametrize("name", STATED_COUNTS)
+def test_parameter_counts(name):
+    p = presets.get(name)
+    counts = (floor.parameter_count(p.generator, p.latent_dim),
+              floor.parameter_count(p.discriminator, p.data_dim))
+    assert counts == STATED_COUNTS[name]
+
+
+def test_pytorch_vanilla_step_has_34_gemms_of_the_right_shapes():
+    shapes = floor.step_gemm_shapes(presets.get("pytorch-vanilla"), 100)
+    assert len(shapes) == 34
+    by_role = {role: (m, n, k) for m, n, k, role in shapes}
+    assert len(by_role) == 34
+    assert by_role["d_step[0].G.forward[0]"] == (100, 256, 100)  # z (100, 100) @ W (100, 256)
+    assert by_role["d_step[0].D.forward[0]"] == (200, 1024, 784)  # [real; fake] in one pass
+    assert by_role["d_step[0].D.grad_weight[0]"] == (784, 1024, 200)  # x^T dy
+    assert by_role["d_step[0].D.grad_input[1]"] == (200, 1024, 512)  # dy W^T
+    assert "d_step[0].D.grad_input[0]" not in by_role  # real images need no gradient
+    assert by_role["g_step.D.forward[0]"] == (100, 1024, 784)
+    assert by_role["g_step.D.grad_input[0]"] == (100, 784, 1024)  # flows on into G
+    assert not any(role.startswith("g_step.D.grad_weight") for role in by_role)
+    assert by_role["g_step.G.grad_weight[3]"] == (1024, 784, 100)
+    assert "g_step.G.grad_input[0]" not in by_role
+    assert [role for *_, role in shapes[:4]] == [f"d_step[0].G.forward[{i}]" for i in range(4)]
+
+
+@pytest.mark.parametrize("name", presets.names())
+@pytest.mark.parametrize("k", [1, 3])
+def test_gemm_count_and_flops_follow_the_algorithm(name, k):
+    """With P = sum(in * out) over a network's Dense layers and f = its first layer's in * out,
+    each D step multiplies B (P_G + 2 P_D + 2 P_D + 2 (P_D - f_D)) terms (G forward; D
+    forward, dW, dx on 2B rows) and the G step B (P_G + P_D + P_D + P_G + P_G - f_G) (G
+    forward, D forward, D dx, G dW, G dx)."""
+    batch = 32
+    p = presets.get(name, data_dim=20, k=k)
+    g = floor.dense_shapes(p.generator, p.latent_dim)
+    d = floor.dense_shapes(p.discriminator, p.data_dim)
+    p_g, p_d = (sum(i * o for i, o in shapes) for shapes in (g, d))
+    f_g, f_d = g[0][0] * g[0][1], d[0][0] * d[0][1]
+    terms = batch * (k * (p_g + 6 * p_d - 2 * f_d) + 3 * p_g + 2 * p_d - f_g)
+    gemms = floor.step_gemms(p, batch)
+    assert sum(x.flops for x in gemms) == 2 * terms
+    assert len(gemms) == k * (len(g) + 3 * len(d) - 1) + 3 * len(g) + 2 * len(d) - 1
+
+
+def test_optimizer_traffic():
+    vanilla = presets.get("pytorch-vanilla")
+    assert floor.optimizer_bytes(vanilla, 4) == 4 * 7 * (1_486_352 + 1_460_225)
+    mlp = presets.get("numpy-mlp")
+    assert floor.optimizer_bytes(mlp, 8) == 8 * 3 * (114_064 + 100_609)
+    momentum = presets.get("numpy-mlp", g_optimizer=SGD(0.01, momentum=0.9), k=2)
+    assert floor.optimizer_bytes(momentum, 4) == 4 * (5 * 114_064 + 2 * 3 * 100_609)
+
+
+def test_operands_are_laid_out_as_a_backward_pass_has_them():
+    p = presets.get("pytorch-vanilla", data_dim=20, g_hidden=(8, 16), d_hidden=(16, 8))
+    gemms = floor.step_gemms(p, 5)
+    operands = floor.gemm_operands(p, 5, "float64")
+    assert len(operands) == len(gemms)
+    weights = {}
+    for g, (a, b, c) in zip(gemms, operands, strict=True):
+        assert a.shape == (g.m, g.k) and b.shape == (g.k, g.n) and c.shape == (g.m, g.n)
+        assert a.dtype == b.dtype == c.dtype == np.float64
+        assert np.all(a != 0) and np.all(b != 0)
+        if g.kind == "grad_weight":
+            assert a.base is not None and a.T.flags.c_contiguous  # x^T of a stored x
+        if g.kind == "grad_input":
+            assert b.T.flags.c_contiguous  # W^T of a stored W (in, out)
+        if g.kind != "grad_weight":  # one W per layer, shared by its forward and dx GEMMs
+            w = b if g.kind == "forward" else b.base
+            assert weights.setdefault((g.network, g.layer), w) is w
+    assert len(weights) == 3 + 3
+
+
+def test_measure_gemm_floor_smoke():
+    result = floor.measure_gemm_floor(presets.get("tiny", data_dim=2), 16, repeats=2, threads=1)
+    p = presets.get("tiny", data_dim=2)
+    assert result["n_gemms"] == len(floor.step_gemms(p, 16))
+    assert result["flops"] == sum(g.flops for g in floor.step_gemms(p, 16))
+    assert result["optimizer_bytes"] == floor.optimizer_bytes(p, 4)
+    for key in ("gemm_ms", "gemm_gflops", "bandwidth_gbs", "optimizer_ms", "floor_ms"):
+        assert math.isfinite(result[key]) and result[key] > 0, key
+    assert result["floor_ms"] == pytest.approx(result["gemm_ms"] + result["optimizer_ms"])
+
+
+def test_measure_bandwidth_is_positive():
+    assert floor.measure_bandwidth(2**20, "float64", repeats=2) > 0
+
+
+def test_bad_arguments_are_clear_errors():
+    tiny = presets.get("tiny")
+    with pytest.raises(ConfigError, match="batch size"):
+        floor.step_gemms(tiny, 0)
+    with pytest.raises(ConfigError, match="dtype"):
+        floor.gemm_operands(tiny, 4, "float16")
+    with pytest.raises(ConfigError, match="dtype"):
+        floor.measure_bandwidth(dtype="not-a-dtype")
+    with pytest.raises(ConfigError, match="repeats"):
+        floor.measure_gemm_floor(tiny, 4, repeats=0)
+    with pytest.raises(ConfigError, match="threads"):
+        floor.measure_gemm_floor(tiny, 4, threads=0)
