@@ -186,7 +186,7 @@ def _add_sample(subparsers: Any) -> None:
 def sample_command(args: argparse.Namespace) -> int:
     """``fastgan sample``: samples from a checkpoint into a PNG grid or an .npy file."""
     from . import checkpoint, viz
-    from .files import atomic_write
+    from .fileio import write_atomically
 
     suffix = args.output.suffix.lower()
     if suffix not in (".png", ".npy"):
@@ -198,7 +198,7 @@ def sample_command(args: argparse.Namespace) -> int:
         gan.sample_rng = np.random.default_rng(args.seed)
     samples = gan.sample(args.n)
     if suffix == ".npy":
-        atomic_write(args.output, lambda file: np.save(file, samples))
+        write_atomically(args.output, lambda file: np.save(file, samples))
     else:
         image_shape = _image_shape(checkpoint.read_metadata(args.checkpoint), gan.data_dim)
         scale = args.scale or max(1, round(56 / max(image_shape)))

@@ -36,7 +36,7 @@ from threadpoolctl import threadpool_limits
 
 from . import checkpoint, data, environment, presets
 from .errors import ConfigError, TrainingDiverged
-from .files import atomic_write, atomic_write_json
+from .fileio import write_atomically
 from .gan import GAN
 from .monitors import (
     TENSORBOARD_MISSING,
@@ -187,7 +187,7 @@ class Run:
         noise = gan.draw_noise(GRID_SAMPLES if dataset.image_shape else SCATTER_SAMPLES)
         run = cls(folder, config, dataset, gan, noise)
         (folder / SAMPLES).mkdir(parents=True, exist_ok=True)
-        atomic_write(folder / FIXED_NOISE, lambda file: np.save(file, run.noise))
+        write_atomically(folder / FIXED_NOISE, lambda file: np.save(file, run.noise))
         run.write_config()
         return run
 
@@ -221,7 +221,7 @@ class Run:
         """Write config.json: the settings, what they resolved to, versions, the command."""
         gan, dataset = self.gan, self.dataset
         now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        atomic_write_json(self.folder / CONFIG, {
+        record = {
             "config": self.config.to_json(),
             "backend": gan.backend.name,
             "dtype": gan.dtype.name,
@@ -238,7 +238,8 @@ class Run:
             "command": sys.argv,
             "started": started or now,
             "updated": now,
-        })
+        }
+        _write_text(self.folder / CONFIG, json.dumps(record, indent=2) + "\n")
 
     def forget_metrics_after(self, step: int) -> None:
         """Drop metric lines past ``step`` (written after the checkpoint a run resumes from)."""
@@ -246,8 +247,7 @@ class Run:
         records = read_metrics(path)
         kept = [r for r in records if r.get("step", 0) <= step]
         if len(kept) != len(records):
-            text = "".join(json.dumps(r) + "\n" for r in kept)
-            atomic_write(path, lambda file: file.write(text.encode("utf-8")))
+            _write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
     # ------------------------------------------------------------------ training
     @property
@@ -311,6 +311,10 @@ def read_config(folder: Path) -> dict[str, Any]:
     if not (complete and "sha256" in record["data"]):
         raise ConfigError(f"{path} is damaged: it lacks the run's config, data or backend")
     return record
+
+
+def _write_text(path: Path, text: str) -> None:
+    write_atomically(path, lambda file: file.write(text.encode("utf-8")))
 
 
 def _read_noise(path: Path) -> np.ndarray:
