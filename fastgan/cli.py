@@ -106,8 +106,7 @@ def train_command(args: argparse.Namespace) -> int:
                 if key in TrainConfig.__dataclass_fields__ and value is not None}
     if args.resume is not None:
         if args.out is not None:
-            _fail("--out and --resume cannot go together: a resumed run stays in its "
-                         "folder")
+            _fail("--out and --resume cannot go together: a resumed run stays in its folder")
         run = Run.resume(args.resume, settings)
     else:
         if "classes" in settings:

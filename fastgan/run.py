@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import math
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -114,8 +115,8 @@ class TrainConfig:
         """Epochs between sample pictures: ``sample_every``, or enough for MAX_PICTURES."""
         if self.sample_every is not None:
             return self.sample_every
-        epochs = -(-self.total_steps(per_epoch) // per_epoch)
-        return max(1, -(-epochs // MAX_PICTURES))
+        epochs = math.ceil(self.total_steps(per_epoch) / per_epoch)
+        return max(1, math.ceil(epochs / MAX_PICTURES))
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON values (tuples as lists)."""
@@ -133,7 +134,6 @@ class TrainConfig:
         if values.get("classes") is not None:
             values["classes"] = tuple(values["classes"])
         return cls(**values)
-
 
 
 def load_data(config: TrainConfig) -> data.Dataset:
