@@ -66,6 +66,12 @@ def _add_train(subparsers: Any) -> None:
     length.add_argument("--epochs", type=int, help="train until this many epochs in all")
     length.add_argument("--steps", type=int, help="train until this many steps in all "
                                                   f"(default {DEFAULT_STEPS})")
+    arg("--latent-dim", type=int, help="size of the generator's noise input (default: the "
+                                       "preset's)")
+    arg("--g-hidden", type=int, nargs="+", metavar="UNITS",
+        help="the generator's hidden layer widths, e.g. --g-hidden 200 560")
+    arg("--d-hidden", type=int, nargs="+", metavar="UNITS",
+        help="the discriminator's hidden layer widths")
     arg("--batch-size", type=int, help="samples per batch (default: the preset's)")
     arg("--lr", type=float, help="learning rate of both networks (default: the preset's)")
     arg("--g-lr", type=float, help="the generator's learning rate")
@@ -102,15 +108,14 @@ def train_command(args: argparse.Namespace) -> int:
     """``fastgan train``: start or resume a run, and train it to its end."""
     from .run import Run, TrainConfig
 
-    settings = {key: value for key, value in vars(args).items()
+    settings = {key: tuple(value) if isinstance(value, list) else value
+                for key, value in vars(args).items()
                 if key in TrainConfig.__dataclass_fields__ and value is not None}
     if args.resume is not None:
         if args.out is not None:
             _fail("--out and --resume cannot go together: a resumed run stays in its folder")
         run = Run.resume(args.resume, settings)
     else:
-        if "classes" in settings:
-            settings["classes"] = tuple(settings["classes"])
         run = Run.start(TrainConfig(**settings), args.out)
     if run.remaining_steps == 0:
         print(f"fastgan: {run.folder} is complete at step {run.gan.steps}; give a larger "

@@ -82,6 +82,9 @@ class TrainConfig:
     dtype: str = "float32"
     epochs: int | None = None
     steps: int | None = None
+    latent_dim: int | None = None
+    g_hidden: tuple[int, ...] | None = None
+    d_hidden: tuple[int, ...] | None = None
     batch_size: int | None = None
     lr: float | None = None
     g_lr: float | None = None
@@ -130,9 +133,8 @@ class TrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"unknown training settings {', '.join(unknown)}")
-        values = dict(values)
-        if values.get("classes") is not None:
-            values["classes"] = tuple(values["classes"])
+        values = {key: tuple(value) if isinstance(value, list) else value
+                  for key, value in values.items()}
         return cls(**values)
 
 
@@ -144,7 +146,8 @@ def load_data(config: TrainConfig) -> data.Dataset:
 def build_gan(config: TrainConfig, dataset: data.Dataset, backend: str | None = None) -> GAN:
     """The GAN ``config`` describes, sized for ``dataset``, freshly initialised."""
     overrides: dict[str, Any] = {key: getattr(config, key)
-                                 for key in ("lr", "batch_size", "k", "label_smoothing")
+                                 for key in ("latent_dim", "g_hidden", "d_hidden", "lr",
+                                             "batch_size", "k", "label_smoothing")
                                  if getattr(config, key) is not None}
     if config.g_lr is not None or config.d_lr is not None:
         base = presets.get(config.preset, dataset.n_features, **overrides)

@@ -82,7 +82,8 @@ def test_train_writes_a_complete_run_folder(digits_run):
 
 
 def test_resume_through_the_cli_is_bit_for_bit(tmp_path):
-    common = (*TINY_RING, "--log-every", "10", "--checkpoint-every", "0")
+    common = (*TINY_RING, "--log-every", "10", "--checkpoint-every", "0", "--latent-dim", "4",
+              "--g-hidden", "32", "16", "--lr", "2e-3")
     assert fastgan_command(*common, "--steps", "45", "--out", "a", cwd=tmp_path).returncode == 0
     resumed = fastgan_command("train", "--resume", "a", "--steps", "90", "--no-progress",
                               cwd=tmp_path)
@@ -97,7 +98,10 @@ def test_resume_through_the_cli_is_bit_for_bit(tmp_path):
                                        for run in ("a", "b"))
     assert resumed_losses.pop(45)                # the first session's last step was logged too
     assert resumed_losses == straight_losses
-    assert json.loads((tmp_path / "a/config.json").read_text())["config"]["steps"] == 90
+    config = json.loads((tmp_path / "a/config.json").read_text())
+    assert config["config"]["steps"] == 90 and config["config"]["g_hidden"] == [32, 16]
+    assert [layer["units"] for layer in config["model"]["generator"]] == [32, 16, 2]
+    assert config["model"]["latent_dim"] == 4 and config["model"]["g_optimizer"]["lr"] == 2e-3
 
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_130_and_the_run_resumes(tmp_path):
