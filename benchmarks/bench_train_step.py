@@ -29,8 +29,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastgan import GAN, presets
-from fastgan.backends import numba_backend
+from fastgan import GAN, presets, threads
 from fastgan.floor import gemm_operands, measure_bandwidth, optimizer_bytes
 
 CASES = [("pytorch-vanilla", 100), ("numpy-mlp", 64), ("pytorch-vanilla", 512),
@@ -42,7 +41,7 @@ WARMUP = 3
 
 def _threads() -> int:
     """One thread count for every contender, applied to BLAS and Numba here."""
-    return numba_backend.set_num_threads()
+    return threads.set_num_threads()
 
 
 def _machine() -> str:

@@ -51,7 +51,7 @@ def _instrument(gan: GAN, totals: dict[str, float], counts: dict[str, int]) -> N
 def profile(preset: str, batch: int, backend: str, steps: int, threads: int | None) -> None:
     """Print the median step time and each kernel's share of it."""
     if backend == "numba" or threads:
-        from fastgan.backends.numba_backend import set_num_threads
+        from fastgan.threads import set_num_threads
         set_num_threads(threads)
     gan = GAN.from_preset(preset, backend=backend, dtype="float32", batch_size=batch)
     real = gan.backend.asarray(np.random.default_rng(0).uniform(-1, 1, (gan.k * batch,

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from . import checkpoint, data, environment, presets
 from .errors import ConfigError, TrainingDiverged
@@ -48,6 +47,7 @@ from .monitors import (
     TensorBoardLog,
 )
 from .monitors import read_records as read_metrics
+from .threads import set_num_threads
 from .training import DEFAULT_LOG_EVERY, Callback, History, steps_per_epoch
 
 CONFIG = "config.json"
@@ -268,8 +268,9 @@ class Run:
                  "classes": None if config.classes is None else list(config.classes)}
         checkpoints = Checkpoints(self.checkpoint_path, config.checkpoint_every, extra)
         try:
-            with threadpool_limits(limits=config.threads):
-                return self.gan.fit(self.dataset, steps=self.remaining_steps,
+            if config.threads is not None:
+                set_num_threads(config.threads)
+            return self.gan.fit(self.dataset, steps=self.remaining_steps,
                                     callbacks=[*self.record_keepers(progress), checkpoints,
                                                *callbacks],
                                     log_every=config.log_every, sampling=config.sampling)

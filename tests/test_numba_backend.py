@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 import fastgan
-from fastgan import GAN, BackendUnavailable, ConfigError, backends
+from fastgan import GAN, BackendUnavailable, ConfigError, backends, threads
 from fastgan.backends.base import TANH
 
 pytest.importorskip("numba", reason="the numba backend needs numba")
+import numba
 from numba.core.runtime import _nrt_python, rtsys
 
 from fastgan.backends import numba_backend, numba_kernels
@@ -84,51 +85,51 @@ def test_the_allocation_probe_sees_array_temporaries():
 @pytest.fixture
 def restore_threads():
     """Put the thread counts back after a test that changes them."""
-    before = numba_backend.get_num_threads()
+    before = threads.get_num_threads()
     yield
-    numba_backend.set_num_threads(before["numba"])
+    threads.set_num_threads(before["numba"])
 
 
 def test_set_num_threads_sets_blas_and_numba_together(restore_threads):
-    assert numba_backend.set_num_threads(1) == 1
-    assert numba_backend.get_num_threads() == {"numba": 1, "blas": 1}
-    many = max(2, numba_backend.physical_cores())
-    numba_backend.set_num_threads(many)
-    counts = numba_backend.get_num_threads()
+    assert threads.set_num_threads(1) == 1
+    assert threads.get_num_threads() == {"numba": 1, "blas": 1}
+    many = max(2, threads.physical_cores())
+    threads.set_num_threads(many)
+    counts = threads.get_num_threads()
     assert counts["blas"] == many
-    assert counts["numba"] == min(many, numba_backend.numba.config.NUMBA_NUM_THREADS)
+    assert counts["numba"] == min(many, numba.config.NUMBA_NUM_THREADS)
 
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5, "4"])
 def test_bad_thread_counts_are_config_errors(bad):
     with pytest.raises(ConfigError, match="positive integer"):
-        numba_backend.set_num_threads(bad)
+        threads.set_num_threads(bad)
 
 
 def test_thread_count_from_the_environment(monkeypatch):
-    monkeypatch.setenv(numba_backend.THREADS_ENV, "3")
-    assert numba_backend.default_num_threads() == 3
-    monkeypatch.setenv(numba_backend.THREADS_ENV, "many")
-    with pytest.raises(ConfigError, match=numba_backend.THREADS_ENV):
-        numba_backend.default_num_threads()
-    monkeypatch.delenv(numba_backend.THREADS_ENV)
-    assert numba_backend.default_num_threads() == numba_backend.physical_cores()
+    monkeypatch.setenv(threads.THREADS_ENV, "3")
+    assert threads.default_num_threads() == 3
+    monkeypatch.setenv(threads.THREADS_ENV, "many")
+    with pytest.raises(ConfigError, match=threads.THREADS_ENV):
+        threads.default_num_threads()
+    monkeypatch.delenv(threads.THREADS_ENV)
+    assert threads.default_num_threads() == threads.physical_cores()
 
 
 def test_physical_cores_is_a_sane_count():
-    assert 1 <= numba_backend.physical_cores() <= (os.cpu_count() or 1)
+    assert 1 <= threads.physical_cores() <= (os.cpu_count() or 1)
 
 
 def test_cpu_list_parsing():
-    assert numba_backend._cpu_list("0-2,8\n") == [0, 1, 2, 8]
-    assert numba_backend._cpu_list("5") == [5]
+    assert threads._cpu_list("0-2,8\n") == [0, 1, 2, 8]
+    assert threads._cpu_list("5") == [5]
 
 
 def test_the_backend_applies_the_environment_knob(monkeypatch, restore_threads):
-    monkeypatch.setenv(numba_backend.THREADS_ENV, "1")
+    monkeypatch.setenv(threads.THREADS_ENV, "1")
     backend = numba_backend.NumbaBackend()
     assert backend.num_threads == 1
-    assert numba_backend.get_num_threads() == {"numba": 1, "blas": 1}
+    assert threads.get_num_threads() == {"numba": 1, "blas": 1}
 
 
 # ------------------------------------------------------------------ numba missing

@@ -18,18 +18,15 @@ dropout masks for a seed are identical to the NumPy backend's whatever the threa
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..threads import set_num_threads
 from .base import Backend, Rng
 
 try:
-    import numba
-    import threadpoolctl
+    import numba  # noqa: F401 - its absence is the reason this backend is unavailable
 
     from . import numba_kernels as kernels
 except ImportError as exc:  # the backend registry reports this as the reason
@@ -37,75 +34,11 @@ except ImportError as exc:  # the backend registry reports this as the reason
 else:
     _IMPORT_ERROR = None
 
-THREADS_ENV = "FASTGAN_NUM_THREADS"
-
-
 def unavailable_reason() -> str | None:
-    """None when numba (and threadpoolctl) import, else what is missing and how to get it."""
+    """None when numba imports, else what is missing and how to get it."""
     if _IMPORT_ERROR is None:
         return None
-    return (f"numba or threadpoolctl cannot be imported ({_IMPORT_ERROR}); "
-            "install them with `pip install numba threadpoolctl`")
-
-
-# ---------------------------------------------------------------------- threads
-def physical_cores() -> int:
-    """Physical cores this process may run on (logical CPUs / hyper-threads per core).
-
-    Linux topology files give threads per core; elsewhere every logical CPU counts.
-    """
-    logical = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
-        else os.cpu_count() or 1
-    siblings = Path("/sys/devices/system/cpu/cpu0/topology/thread_siblings_list")
-    try:
-        per_core = len(_cpu_list(siblings.read_text()))
-    except OSError:
-        per_core = 1
-    return max(1, logical // max(per_core, 1))
-
-
-def _cpu_list(text: str) -> list[int]:
-    """Parse a Linux CPU list such as ``"0-3,8"``."""
-    cpus: list[int] = []
-    for part in text.strip().split(","):
-        first, _, last = part.partition("-")
-        cpus.extend(range(int(first), int(last or first) + 1))
-    return cpus
-
-
-def default_num_threads() -> int:
-    """``FASTGAN_NUM_THREADS`` if set, else the number of physical cores."""
-    value = os.environ.get(THREADS_ENV)
-    if value is None:
-        return physical_cores()
-    try:
-        threads = int(value)
-    except ValueError:
-        threads = 0
-    if threads < 1:
-        raise ConfigError(f"{THREADS_ENV} must be a positive integer, got {value!r}")
-    return threads
-
-
-def set_num_threads(threads: int | None = None) -> int:
-    """Use ``threads`` threads for BLAS and for Numba alike (None: :func:`default_num_threads`).
-
-    Numba's count is capped by its pool size (``NUMBA_NUM_THREADS``, fixed at start-up).
-    Returns the count in force.
-    """
-    threads = default_num_threads() if threads is None else threads
-    if not isinstance(threads, int) or threads < 1:
-        raise ConfigError(f"the thread count must be a positive integer, got {threads!r}")
-    threadpoolctl.threadpool_limits(threads, user_api="blas")
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    return threads
-
-
-def get_num_threads() -> dict[str, int]:
-    """Threads in force now: ``{"numba": n, "blas": n}`` (BLAS: the largest of its pools)."""
-    blas = [pool["num_threads"] for pool in threadpoolctl.threadpool_info()
-            if pool["user_api"] == "blas"]
-    return {"numba": numba.get_num_threads(), "blas": max(blas, default=0)}
+    return f"numba cannot be imported ({_IMPORT_ERROR}); install it with `pip install numba`"
 
 
 # ---------------------------------------------------------------------- backend
