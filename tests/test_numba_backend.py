@@ -125,9 +125,16 @@ def test_cpu_list_parsing():
 
 
 def test_the_backend_applies_the_environment_knob(monkeypatch, restore_threads):
+    monkeypatch.setattr(numba_backend, "_threads_in_force", None)    # as in a fresh process
     monkeypatch.setenv(numba_backend.THREADS_ENV, "1")
-    backend = numba_backend.NumbaBackend()
-    assert backend.num_threads == 1
+    numba_backend.NumbaBackend()
+    assert numba_backend.get_num_threads() == {"numba": 1, "blas": 1}
+
+
+def test_a_count_set_before_the_backend_is_kept(monkeypatch, restore_threads):
+    monkeypatch.setattr(numba_backend, "_threads_in_force", None)
+    numba_backend.set_num_threads(1)
+    numba_backend.NumbaBackend()                  # the default (physical cores) must not win
     assert numba_backend.get_num_threads() == {"numba": 1, "blas": 1}
 
 

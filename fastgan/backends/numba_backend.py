@@ -1,10 +1,12 @@
 """The Numba CPU backend: GEMMs through BLAS, everything else in fused serial kernels.
 
 A training step is mostly matrix products; what NumPy spends outside them (a temporary
-and a pass over memory per operator) is what this backend removes. The GEMMs stay where
-they are fastest, in NumPy's BLAS (``np.matmul`` with ``out=`` on transposed views, no
-copy); every elementwise job runs as one pass of a kernel from
-:mod:`fastgan.backends.numba_kernels`, which are compiled once and cached on disk.
+and a pass over memory per operator) is what this backend removes. The GEMMs stay in
+NumPy's BLAS (``np.matmul`` with ``out=`` on transposed views, no copy: the same calls as
+the reference, so the same rounding; ``np.dot`` inside ``@njit`` would call SciPy's OpenBLAS,
+a different build, for no measurable gain in call overhead, about 1 us per call); every
+elementwise job runs as one pass of a kernel from :mod:`fastgan.backends.numba_kernels`,
+which are compiled once and cached on disk.
 
 Threads: one knob sets both BLAS's pool and Numba's (:func:`set_num_threads`, or the
 ``FASTGAN_NUM_THREADS`` environment variable read when the backend is created; the default
@@ -38,6 +40,7 @@ else:
     _IMPORT_ERROR = None
 
 THREADS_ENV = "FASTGAN_NUM_THREADS"
+_threads_in_force: int | None = None     # what set_num_threads last applied
 
 
 def unavailable_reason() -> str | None:
@@ -91,13 +94,16 @@ def set_num_threads(threads: int | None = None) -> int:
     """Use ``threads`` threads for BLAS and for Numba alike (None: :func:`default_num_threads`).
 
     Numba's count is capped by its pool size (``NUMBA_NUM_THREADS``, fixed at start-up).
-    Returns the count in force.
+    Returns the count in force. Creating the backend applies the default only when this
+    has not been called before, so a choice made first is kept.
     """
+    global _threads_in_force
     threads = default_num_threads() if threads is None else threads
     if not isinstance(threads, int) or threads < 1:
         raise ConfigError(f"the thread count must be a positive integer, got {threads!r}")
     threadpoolctl.threadpool_limits(threads, user_api="blas")
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    _threads_in_force = threads
     return threads
 
 
@@ -123,7 +129,8 @@ class NumbaRng(Rng):
 class NumbaBackend(Backend):
     """Host NumPy arrays; BLAS GEMMs; fused, cached Numba kernels for everything else.
 
-    Creating it applies the thread knob (see :func:`set_num_threads`).
+    Creating it applies the default thread count (see :func:`set_num_threads`) unless a
+    count was set before.
     """
 
     name = "numba"
@@ -131,10 +138,21 @@ class NumbaBackend(Backend):
     rng_class = NumbaRng
 
     def __init__(self) -> None:
-        self.num_threads = set_num_threads()
+        if _threads_in_force is None:
+            set_num_threads()
         self._scratch: dict[tuple[int, np.dtype], tuple[np.ndarray, np.ndarray]] = {}
 
     # ------------------------------------------------------------ dense layer
+    def gemm(self, a: Any, b: Any, out: Any, trans_a: bool = False, trans_b: bool = False) -> None:
+        """``out = op(a) @ op(b)``: NumPy's BLAS (the reference's own calls, so the same
+        rounding), except an outer product (inner dimension 1), which BLAS does slowly."""
+        a = a.T if trans_a else a
+        b = b.T if trans_b else b
+        if a.shape[1] == 1:
+            kernels.outer(a[:, 0], b[0], out)
+        else:
+            np.matmul(a, b, out=out)
+
     def bias_act(self, y: Any, bias: Any, act: int, alpha: float) -> None:
         """Dense epilogue, in place: ``y = act(y + bias)``, one pass."""
         kernels.bias_act(y, bias, act, y.dtype.type(alpha))
