@@ -16,6 +16,7 @@ import threadpoolctl
 from .errors import ConfigError
 
 THREADS_ENV = "FASTGAN_NUM_THREADS"
+_in_force: int | None = None      # what set_num_threads last applied
 
 
 def physical_cores() -> int:
@@ -65,7 +66,9 @@ def set_num_threads(threads: int | None = None) -> int:
     threads = default_num_threads() if threads is None else threads
     if not isinstance(threads, int) or threads < 1:
         raise ConfigError(f"the thread count must be a positive integer, got {threads!r}")
+    global _in_force
     threadpoolctl.threadpool_limits(threads, user_api="blas")
+    _in_force = threads
     numba = sys.modules.get("numba")
     if numba is not None:
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
@@ -79,3 +82,9 @@ def get_num_threads() -> dict[str, int]:
             if pool["user_api"] == "blas"]
     numba = sys.modules.get("numba")
     return {"numba": numba.get_num_threads() if numba else 0, "blas": max(blas, default=0)}
+
+
+def apply_default_once() -> int:
+    """Apply :func:`default_num_threads` unless a count was set before; return the count in
+    force (backends call this when created, so a user's earlier choice wins)."""
+    return _in_force if _in_force is not None else set_num_threads()

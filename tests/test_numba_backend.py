@@ -18,7 +18,6 @@ from fastgan import GAN, BackendUnavailable, ConfigError, backends, threads
 from fastgan.backends.base import TANH
 
 pytest.importorskip("numba", reason="the numba backend needs numba")
-import numba
 from numba.core.runtime import _nrt_python, rtsys
 
 from fastgan.backends import numba_backend, numba_kernels
@@ -97,7 +96,7 @@ def test_set_num_threads_sets_blas_and_numba_together(restore_threads):
     threads.set_num_threads(many)
     counts = threads.get_num_threads()
     assert counts["blas"] == many
-    assert counts["numba"] == min(many, numba.config.NUMBA_NUM_THREADS)
+    assert counts["numba"] == min(many, numba_backend.numba.config.NUMBA_NUM_THREADS)
 
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5, "4"])
@@ -126,9 +125,16 @@ def test_cpu_list_parsing():
 
 
 def test_the_backend_applies_the_environment_knob(monkeypatch, restore_threads):
+    monkeypatch.setattr(threads, "_in_force", None)    # as in a fresh process
     monkeypatch.setenv(threads.THREADS_ENV, "1")
-    backend = numba_backend.NumbaBackend()
-    assert backend.num_threads == 1
+    numba_backend.NumbaBackend()
+    assert threads.get_num_threads() == {"numba": 1, "blas": 1}
+
+
+def test_a_count_set_before_the_backend_is_kept(monkeypatch, restore_threads):
+    monkeypatch.setattr(threads, "_in_force", None)
+    threads.set_num_threads(1)
+    numba_backend.NumbaBackend()                  # the default (physical cores) must not win
     assert threads.get_num_threads() == {"numba": 1, "blas": 1}
 
 

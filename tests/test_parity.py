@@ -59,11 +59,12 @@ def pair(fast_backend, reference, dtype):
     return Pair(fast_backend, reference, dtype)
 
 
+@pytest.mark.parametrize("inner", [9, 1])             # 1: an outer product
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True),
                                              (True, True)])
-def test_gemm(pair, trans_a, trans_b):
-    a = pair.normal(*((9, 7) if trans_a else (7, 9)))
-    b = pair.normal(*((5, 9) if trans_b else (9, 5)))
+def test_gemm(pair, trans_a, trans_b, inner):
+    a = pair.normal(*((inner, 7) if trans_a else (7, inner)))
+    b = pair.normal(*((5, inner) if trans_b else (inner, 5)))
     (ra, rb, rout), (fa, fb, fout) = pair.both(a, b, np.zeros((7, 5), pair.dtype))
     pair.reference.gemm(ra, rb, rout, trans_a, trans_b)
     pair.backend.gemm(fa, fb, fout, trans_a, trans_b)

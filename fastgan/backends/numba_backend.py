@@ -1,12 +1,14 @@
 """The Numba CPU backend: GEMMs through BLAS, everything else in fused serial kernels.
 
 A training step is mostly matrix products; what NumPy spends outside them (a temporary
-and a pass over memory per operator) is what this backend removes. The GEMMs stay where
-they are fastest, in NumPy's BLAS (``np.matmul`` with ``out=`` on transposed views, no
-copy); every elementwise job runs as one pass of a kernel from
-:mod:`fastgan.backends.numba_kernels`, which are compiled once and cached on disk.
+and a pass over memory per operator) is what this backend removes. The GEMMs stay in
+NumPy's BLAS (``np.matmul`` with ``out=`` on transposed views, no copy: the same calls as
+the reference, so the same rounding; ``np.dot`` inside ``@njit`` would call SciPy's OpenBLAS,
+a different build, for no measurable gain in call overhead, about 1 us per call); every
+elementwise job runs as one pass of a kernel from :mod:`fastgan.backends.numba_kernels`,
+which are compiled once and cached on disk.
 
-Threads: one knob sets both BLAS's pool and Numba's (:func:`set_num_threads`, or the
+Threads: one knob sets both BLAS's pool and Numba's (:func:`fastgan.threads.set_num_threads`, or the
 ``FASTGAN_NUM_THREADS`` environment variable read when the backend is created; the default
 is the number of physical cores). The kernels themselves are serial: between OpenBLAS
 calls a second busy pool oversubscribes the cores, and one core already streams them at
@@ -22,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..threads import set_num_threads
+from .. import threads
 from .base import Backend, Rng
 
 try:
@@ -56,7 +58,8 @@ class NumbaRng(Rng):
 class NumbaBackend(Backend):
     """Host NumPy arrays; BLAS GEMMs; fused, cached Numba kernels for everything else.
 
-    Creating it applies the thread knob (see :func:`set_num_threads`).
+    Creating it applies the default thread count (:func:`fastgan.threads.apply_default_once`)
+    unless a count was set before.
     """
 
     name = "numba"
@@ -64,10 +67,20 @@ class NumbaBackend(Backend):
     rng_class = NumbaRng
 
     def __init__(self) -> None:
-        self.num_threads = set_num_threads()
+        threads.apply_default_once()
         self._scratch: dict[tuple[int, np.dtype], tuple[np.ndarray, np.ndarray]] = {}
 
     # ------------------------------------------------------------ dense layer
+    def gemm(self, a: Any, b: Any, out: Any, trans_a: bool = False, trans_b: bool = False) -> None:
+        """``out = op(a) @ op(b)``: NumPy's BLAS (the reference's own calls, so the same
+        rounding), except an outer product (inner dimension 1), which BLAS does slowly."""
+        a = a.T if trans_a else a
+        b = b.T if trans_b else b
+        if a.shape[1] == 1:
+            kernels.outer(a[:, 0], b[0], out)
+        else:
+            np.matmul(a, b, out=out)
+
     def bias_act(self, y: Any, bias: Any, act: int, alpha: float) -> None:
         """Dense epilogue, in place: ``y = act(y + bias)``, one pass."""
         kernels.bias_act(y, bias, act, y.dtype.type(alpha))
