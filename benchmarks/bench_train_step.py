@@ -19,19 +19,16 @@ all contenders, and ``extra_info`` (in the JSON) holds each contender's median.
 from __future__ import annotations
 
 import os
-import platform
 import statistics
-import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 
-import numpy as np
 import pytest
 
-from fastgan import GAN, presets
+from fastgan import presets
 from fastgan.backends import numba_backend
-from fastgan.floor import gemm_operands, measure_bandwidth, optimizer_bytes
+from fastgan.bench import Case, fastgan_step, gemms_step, interleaved, machine, torch_step
+from fastgan.floor import measure_bandwidth, optimizer_bytes
 
 CASES = [("pytorch-vanilla", 100), ("numpy-mlp", 64), ("pytorch-vanilla", 512),
          ("pytorch-vanilla", 1024)]
@@ -45,41 +42,16 @@ def _threads() -> int:
     return numba_backend.set_num_threads()
 
 
-def _machine() -> str:
-    model = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{model}, {os.cpu_count()} logical CPUs"
+def _describe_machine() -> str:
+    found = machine()
+    return f"{found['cpu']}, {found['logical_cpus']} logical CPUs"
 
 
-def _fastgan_step(backend: str, preset: str, batch: int) -> Callable[[], None]:
-    gan = GAN.from_preset(preset, backend=backend, dtype=DTYPE, batch_size=batch)
-    real = np.random.default_rng(0).uniform(-1, 1, (gan.k * batch, gan.data_dim))
-    real = gan.backend.asarray(real, DTYPE)
-    return lambda: gan.step(real)
-
-
-def _torch_step(preset: str, batch: int, threads: int) -> Callable[[], None]:
-    from fastgan.peers.torch_gan import TorchGAN, set_threads
+def _torch_step(case: Case, threads: int) -> Callable[[], None]:
+    from fastgan.peers.torch_gan import set_threads
 
     set_threads(threads)
-    peer = TorchGAN(presets.get(preset, batch_size=batch), dtype=DTYPE)
-    real = peer.make_batch()
-    return lambda: peer.step(real)
-
-
-def _gemms(preset: str, batch: int) -> Callable[[], None]:
-    operands = gemm_operands(presets.get(preset), batch, DTYPE)
-
-    def run() -> None:
-        for a, b, c in operands:
-            np.matmul(a, b, out=c)
-
-    return run
+    return torch_step(case, compile=False)
 
 
 def _torch_unavailable() -> str | None:
@@ -90,31 +62,17 @@ def _torch_unavailable() -> str | None:
     return None
 
 
-def _interleaved(contenders: dict[str, Callable[[], None]], rounds: int) -> dict[str, list]:
-    """Seconds per call of each contender, one call each per round, rotating the order."""
-    for run in contenders.values():
-        for _ in range(WARMUP):
-            run()
-    names = list(contenders)
-    seconds: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            start = time.perf_counter()
-            contenders[name]()
-            seconds[name].append(time.perf_counter() - start)
-    return seconds
-
-
 @pytest.mark.parametrize("preset,batch", CASES, ids=[f"{p}-b{b}" for p, b in CASES])
 def test_train_step_side_by_side(benchmark, summary_rows, preset, batch):
     threads = _threads()
-    contenders = {"gemms": _gemms(preset, batch),
-                  "numba": _fastgan_step("numba", preset, batch),
-                  "numpy": _fastgan_step("numpy", preset, batch)}
+    case = Case(preset, batch, DTYPE)
+    contenders = {"gemms": gemms_step(case),
+                  "numba": fastgan_step("numba", case),
+                  "numpy": fastgan_step("numpy", case)}
     torch_missing = _torch_unavailable()
     if torch_missing is None:
-        contenders["torch eager"] = _torch_step(preset, batch, threads)
-    seconds = _interleaved(contenders, ROUNDS)
+        contenders["torch eager"] = _torch_step(case, threads)
+    seconds = interleaved(contenders, ROUNDS, WARMUP)
     benchmark.pedantic(lambda: [run() for run in contenders.values()], rounds=1, iterations=1)
 
     ms = {name: 1e3 * statistics.median(values) for name, values in seconds.items()}
@@ -123,7 +81,7 @@ def test_train_step_side_by_side(benchmark, summary_rows, preset, batch):
     torch_ms = ms.get("torch eager")
     benchmark.extra_info.update({"threads": threads, "rounds": ROUNDS, "median_ms": ms,
                                  "torch": torch_missing or "eager"})
-    summary_rows.append({"machine": f"{_machine()}, {threads} threads", "table": {
+    summary_rows.append({"machine": f"{_describe_machine()}, {threads} threads", "table": {
         "preset": preset, "batch": str(batch),
         "floor": f"{ms['floor']:.2f}", "numba": f"{ms['numba']:.2f}",
         "numpy": f"{ms['numpy']:.2f}",
