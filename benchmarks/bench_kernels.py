@@ -17,7 +17,7 @@ import pytest
 
 import fastgan
 from fastgan.backends.base import LEAKY_RELU, TANH
-from fastgan.backends.numba_backend import set_num_threads
+from fastgan.threads import set_num_threads
 
 F32 = np.float32
 
