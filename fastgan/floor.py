@@ -23,12 +23,12 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from .backends.base import resolve_dtype
 from .errors import ConfigError
 from .nn.specs import BatchNorm, Dense, LayerSpec
 from .optim import SGD, Adam, OptimizerConfig
 from .presets import Preset
 
-DTYPES = ("float32", "float64")
 BANDWIDTH_BYTES = 64 * 2**20
 """Size of each of the three arrays :func:`measure_bandwidth` streams: larger than the caches."""
 
@@ -164,7 +164,7 @@ def gemm_operands(preset: Preset, batch: int, dtype: str = "float32", seed: int 
     C-ordered activation, ``grad_input`` multiplies by the view ``W.T``. Inputs are random
     normal (never zeros, which some BLAS paths shortcut).
     """
-    _check_dtype(dtype)
+    resolve_dtype(dtype)
     rng = np.random.default_rng(seed)
 
     def random(*shape: int) -> np.ndarray:
@@ -202,7 +202,7 @@ def measure_bandwidth(n_bytes: int = BANDWIDTH_BYTES, dtype: str = "float32",
                       repeats: int = 5) -> float:
     """Memory bandwidth in bytes/s: ``np.add(a, b, out=c)`` over three ``n_bytes`` arrays
     (read a, read b, write c: 3 * n_bytes moved), median of ``repeats`` after one warm-up."""
-    _check_dtype(dtype)
+    resolve_dtype(dtype)
     _check_repeats(repeats)
     n = max(1, n_bytes // np.dtype(dtype).itemsize)
     rng = np.random.default_rng(0)
@@ -254,15 +254,6 @@ def measure_gemm_floor(preset: Preset, batch: int, dtype: str = "float32", repea
 def _check_batch(batch: int) -> None:
     if not (isinstance(batch, int) and batch >= 1):
         raise ConfigError(f"batch size must be a positive integer, got {batch!r}")
-
-
-def _check_dtype(dtype: str) -> None:
-    try:
-        name = np.dtype(dtype).name
-    except TypeError:
-        name = None
-    if name not in DTYPES:
-        raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
 
 
 def _check_repeats(repeats: int) -> None:

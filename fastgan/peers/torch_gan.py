@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..backends.base import resolve_dtype
 from ..errors import BackendUnavailable, ConfigError, FastganError
 from ..nn.specs import BatchNorm, Dense, Dropout, LayerSpec
 from ..optim import SGD, Adam, OptimizerConfig
@@ -61,13 +62,7 @@ def _dtype(dtype: Any) -> torch.dtype:
     """The torch dtype for a name, NumPy dtype or torch dtype; ConfigError if unsupported."""
     if dtype in DTYPES.values():
         return dtype
-    try:
-        name = np.dtype(dtype).name
-    except TypeError:
-        name = None
-    if name not in DTYPES:
-        raise ConfigError(f"the PyTorch peer supports dtypes {', '.join(DTYPES)}, got {dtype!r}")
-    return DTYPES[name]
+    return DTYPES[resolve_dtype(dtype).name]
 
 
 def _device(device: str) -> torch.device:
