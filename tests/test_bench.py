@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from fastgan.bench import interleaved, spread
+from fastgan.bench import (
+    SCALING_BATCHES,
+    SCALING_WIDTHS,
+    hidden_widths,
+    interleaved,
+    plot_scaling,
+    scaling_cases,
+    spread,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTENDER_FIGURES = {"step_ms", "steps_per_s", "samples_per_s", "gflops", "pct_gemm_peak",
@@ -75,3 +83,23 @@ def test_interleaving_rotates_the_order_and_spread_orders_the_figures() -> None:
     figures = spread([0.004, 0.001, 0.002, 0.003])
     assert figures["min"] == 1.0 and figures["max"] == 4.0 and figures["median"] == 2.5
     assert figures["min"] <= figures["q1"] <= figures["median"] <= figures["q3"] <= figures["max"]
+
+
+def test_scaling_cases_scale_the_presets_hidden_widths() -> None:
+    cases = scaling_cases("pytorch-vanilla", 100, "float32")
+    assert [case.batch for case in cases["batch"]] == list(SCALING_BATCHES)
+    assert [case.batch for case in cases["width"]] == [100] * len(SCALING_WIDTHS)
+    widest = dict(cases["width"][-1].overrides)
+    assert widest == {"g_hidden": (1024, 2048, 4096), "d_hidden": (4096, 2048, 1024)}
+    assert hidden_widths(cases["width"][-1].build()) == widest
+
+
+def test_scaling_plot_is_a_png(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    rows = {axis: [{"x": x, "preset": "tiny", "dtype": "float32",
+                    "floor": {"floor_ms": 1.0 * x},
+                    "contenders": {"numpy": {"steps_per_s": 100.0 / x}}} for x in (1, 2, 4)]
+            for axis in ("batch", "width")}
+    path = plot_scaling(tmp_path / "scaling.png", rows)
+    assert path is not None
+    assert path.read_bytes().startswith(b"\x89PNG")
