@@ -1,0 +1,246 @@
+"""Every optimized backend against the NumPy reference: kernel by kernel, then step by step.
+
+Kernels run on fresh random inputs in both dtypes. Tolerances: float64 agrees to rounding
+(``rtol 1e-12``); float32 within ``rtol 1e-5, atol 1e-6`` (fused kernels round once where
+NumPy rounds after every operator, and the float32 tanh is a rational approximation good
+to 5e-7). Whole training steps run from the same seed, so both backends start from the same
+weights and draw the same noise and dropout masks (the host PCG64 stream).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastgan
+from fastgan import GAN
+from fastgan.backends.base import ACTIVATION_CODES, SIGMOID, TANH
+
+KERNEL_TOL = {"float32": {"rtol": 1e-5, "atol": 1e-6}, "float64": {"rtol": 1e-12, "atol": 1e-14}}
+
+
+@pytest.fixture
+def reference():
+    """The NumPy backend: the specification."""
+    return fastgan.get_backend("numpy")
+
+
+class Pair:
+    """The same host inputs on the reference and on the backend under test."""
+
+    def __init__(self, backend, reference, dtype: str, seed: int = 0) -> None:
+        self.backend, self.reference, self.dtype = backend, reference, np.dtype(dtype)
+        self.rng = np.random.default_rng(seed)
+
+    def normal(self, *shape: int, scale: float = 1.0) -> np.ndarray:
+        return (self.rng.standard_normal(shape) * scale).astype(self.dtype)
+
+    def uniform(self, *shape: int, low: float = 0.0, high: float = 1.0) -> np.ndarray:
+        return self.rng.uniform(low, high, shape).astype(self.dtype)
+
+    def both(self, *hosts: np.ndarray | None) -> tuple[list, list]:
+        """Fresh copies of ``hosts`` for the reference and for the backend."""
+        ref = [None if h is None else self.reference.asarray(h.copy()) for h in hosts]
+        fast = [None if h is None else self.backend.asarray(h.copy()) for h in hosts]
+        return ref, fast
+
+    def assert_close(self, ref_arrays, fast_arrays) -> None:
+        for expected, actual in zip(ref_arrays, fast_arrays, strict=True):
+            if expected is None:
+                continue
+            actual = self.backend.to_numpy(actual)
+            assert actual.dtype == self.dtype
+            np.testing.assert_allclose(actual, self.reference.to_numpy(expected),
+                                       **KERNEL_TOL[self.dtype.name])
+
+
+@pytest.fixture
+def pair(fast_backend, reference, dtype):
+    return Pair(fast_backend, reference, dtype)
+
+
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True),
+                                             (True, True)])
+def test_gemm(pair, trans_a, trans_b):
+    a = pair.normal(*((9, 7) if trans_a else (7, 9)))
+    b = pair.normal(*((5, 9) if trans_b else (9, 5)))
+    (ra, rb, rout), (fa, fb, fout) = pair.both(a, b, np.zeros((7, 5), pair.dtype))
+    pair.reference.gemm(ra, rb, rout, trans_a, trans_b)
+    pair.backend.gemm(fa, fb, fout, trans_a, trans_b)
+    pair.assert_close([rout], [fout])
+
+
+@pytest.mark.parametrize("activation", list(ACTIVATION_CODES))
+def test_bias_act(pair, activation):
+    act = ACTIVATION_CODES[activation]
+    y = pair.normal(33, 70, scale=4.0)        # reaches tanh's saturated tails
+    y[0, :3] = [np.nan, np.inf, -np.inf]      # NaN stays NaN; infinities saturate
+    (ry, rb), (fy, fb) = pair.both(y, pair.normal(70))
+    pair.reference.bias_act(ry, rb, act, 0.15)
+    pair.backend.bias_act(fy, fb, act, 0.15)
+    pair.assert_close([ry], [fy])
+
+
+@pytest.mark.parametrize("with_bias_grad", [True, False])
+@pytest.mark.parametrize("activation", list(ACTIVATION_CODES))
+def test_act_backward(pair, activation, with_bias_grad):
+    act = ACTIVATION_CODES[activation]
+    y = pair.normal(40, 33, scale=2.0)
+    if act in (TANH, SIGMOID):                    # a valid output of the activation
+        pair.reference.bias_act(y, np.zeros(33, pair.dtype), act, 0.0)
+    dbias = np.zeros(33, pair.dtype) if with_bias_grad else None
+    (rdy, ry, rdb), (fdy, fy, fdb) = pair.both(pair.normal(40, 33), y, dbias)
+    pair.reference.act_backward(rdy, ry, act, 0.3, rdb)
+    pair.backend.act_backward(fdy, fy, act, 0.3, fdb)
+    pair.assert_close([rdy, rdb], [fdy, fdb])
+
+
+@pytest.mark.parametrize("target,scale", [(1.0, 1 / 24), (0.9, 1 / 24), (0.0, -1 / 24)])
+def test_bce_with_logits(pair, target, scale):
+    logits = pair.normal(24, 1, scale=5.0)
+    logits[:2, 0] = [-90.0, 90.0]                 # exp overflows in float32: stable form
+    zeros = np.zeros_like(logits), np.zeros(2, pair.dtype)
+    (rl, rg, rs), (fl, fg, fs) = pair.both(logits, *zeros)
+    with np.errstate(over="ignore"):                # the reference's exp(90) in float32
+        pair.reference.bce_with_logits(rl, target, scale, rg, rs)
+    pair.backend.bce_with_logits(fl, target, scale, fg, fs)
+    pair.assert_close([rg, rs], [fg, fs])
+
+
+def test_random_streams_match_the_reference(pair):
+    """Noise and dropout masks for a seed are the reference's, value for value."""
+    out = {}
+    for name, backend in (("ref", pair.reference), ("fast", pair.backend)):
+        rng = backend.rng(42)
+        arrays = [backend.empty((16, 30), pair.dtype) for _ in range(3)]
+        rng.normal(arrays[0])
+        rng.uniform(arrays[1], -1.0, 1.0)
+        rng.dropout_mask(arrays[2], 0.3)
+        out[name] = [backend.to_numpy(a) for a in arrays]
+    for expected, actual in zip(out["ref"], out["fast"], strict=True):
+        np.testing.assert_array_equal(actual, expected)
+    mask = out["fast"][2]
+    assert set(np.unique(mask).tolist()) == {0.0, float(pair.dtype.type(1 / 0.7))}
+
+
+def test_multiply(pair):
+    (ra, rb, rout), (fa, fb, fout) = pair.both(pair.normal(12, 20), pair.normal(12, 20),
+                                               np.zeros((12, 20), pair.dtype))
+    pair.reference.multiply(ra, rb, rout)
+    pair.backend.multiply(fa, fb, fout)
+    pair.assert_close([rout], [fout])
+
+
+def test_batchnorm_train_and_eval(pair):
+    x = pair.normal(30, 17, scale=3.0) + 2.0
+    gamma, beta = pair.normal(17), pair.normal(17)
+    empty = [np.zeros((30, 17), pair.dtype), np.zeros((30, 17), pair.dtype),
+             np.zeros(17, pair.dtype)]
+    running = [pair.normal(17), pair.uniform(17, low=0.5, high=2.0)]
+    ref, fast = pair.both(x, gamma, beta, *empty, *running)
+    pair.reference.batchnorm_train(*ref, momentum=0.8, eps=1e-3)
+    pair.backend.batchnorm_train(*fast, momentum=0.8, eps=1e-3)
+    pair.assert_close(ref, fast)           # y, xhat, invstd and the running statistics
+
+    (rx, rg, rb, rm, rv, ry), (fx, fg, fb, fm, fv, fy) = pair.both(
+        x, gamma, beta, *running, np.zeros((30, 17), pair.dtype))
+    pair.reference.batchnorm_eval(rx, rg, rb, ry, rm, rv, 1e-3)
+    pair.backend.batchnorm_eval(fx, fg, fb, fy, fm, fv, 1e-3)
+    pair.assert_close([ry], [fy])
+
+
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_batchnorm_backward(pair, input_grad):
+    xhat = pair.normal(30, 17)
+    xhat -= xhat.mean(axis=0)
+    xhat /= np.sqrt((xhat**2).mean(axis=0))
+    dx = np.zeros((30, 17), pair.dtype) if input_grad else None
+    ref, fast = pair.both(pair.normal(30, 17), xhat, pair.normal(17),
+                          pair.uniform(17, low=0.5, high=2.0), np.zeros(17, pair.dtype),
+                          np.zeros(17, pair.dtype), dx)
+    pair.reference.batchnorm_backward(*ref)
+    pair.backend.batchnorm_backward(*fast)
+    pair.assert_close(ref, fast)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_sgd_update(pair, momentum):
+    ref, fast = pair.both(pair.normal(1000), pair.normal(1000), pair.normal(1000))
+    for _ in range(3):
+        pair.reference.sgd_update(*ref, lr=0.05, momentum=momentum)
+        pair.backend.sgd_update(*fast, lr=0.05, momentum=momentum)
+    pair.assert_close(ref, fast)
+
+
+def test_adam_update(pair):
+    ref, fast = pair.both(pair.normal(1000), pair.normal(1000, scale=1e-2),
+                          np.zeros(1000, pair.dtype), np.zeros(1000, pair.dtype))
+    for step in range(1, 4):
+        pair.reference.adam_update(*ref, lr=1e-3, beta1=0.5, beta2=0.999, eps=1e-8, step=step)
+        pair.backend.adam_update(*fast, lr=1e-3, beta1=0.5, beta2=0.999, eps=1e-8, step=step)
+    pair.assert_close(ref, fast)
+
+
+# ------------------------------------------------------------------ whole training steps
+# After N steps, the fast backend's parameters must differ from the reference's by a small
+# fraction of how far training moved them: ||p_fast - p_ref|| <= params ||p_ref - p_start||;
+# losses, D outputs and batch-norm running statistics agree within ``stats`` (absolute and
+# relative). Measured for numba: params gap <= 3e-6 (float32) and 1.1e-12 (float64), stats
+# gap <= 1.2e-7 and 3.5e-15.
+STEP_TOL = {"float32": {"params": 1e-4, "stats": 1e-5},
+            "float64": {"params": 1e-10, "stats": 1e-12}}
+
+SMALL = {  # small widths keep the 20-step runs fast; each preset keeps its layer kinds
+    "numpy-mlp": {"g_hidden": (32,), "d_hidden": (32,)},
+    "keras-mlp": {"latent_dim": 16, "g_hidden": (32, 48, 64), "d_hidden": (48, 32)},
+    "numpy-adam": {"g_hidden": (32, 48), "d_hidden": (32,)},
+    "pytorch-vanilla": {"g_hidden": (32, 48, 64), "d_hidden": (64, 48, 32)},
+    "tiny": {},
+}
+
+
+def _train(backend, preset: str, dtype: str, steps: int, data_dim: int, **overrides):
+    gan = GAN.from_preset(preset, backend=backend, dtype=dtype, seed=3, data_dim=data_dim,
+                          **overrides)
+    start = [backend.to_numpy(net.params.data).copy() for net in (gan.generator,
+                                                                  gan.discriminator)]
+    data = np.random.default_rng(4).uniform(-1, 1, (steps, gan.k * gan.batch_size, data_dim))
+    history = [gan.train_step(batch) for batch in data]
+    end = [backend.to_numpy(net.params.data).copy() for net in (gan.generator,
+                                                                gan.discriminator)]
+    buffers = {n: backend.to_numpy(a).copy() for n, a in gan.generator.buffers().items()}
+    return start, end, history, buffers
+
+
+def _assert_same_training(fast_backend, reference, preset, dtype, steps, data_dim, **kw):
+    start, ref_end, ref_history, ref_buffers = _train(reference, preset, dtype, steps,
+                                                      data_dim, **kw)
+    fast_start, fast_end, fast_history, fast_buffers = _train(fast_backend, preset, dtype,
+                                                              steps, data_dim, **kw)
+    for a, b in zip(start, fast_start, strict=True):
+        np.testing.assert_array_equal(a, b)                    # same initial weights
+    tol = STEP_TOL[dtype]
+    for name, first, ref, fast in zip(("generator", "discriminator"), start, ref_end, fast_end,
+                                      strict=True):
+        moved = np.linalg.norm(ref.astype(float) - first)
+        gap = np.linalg.norm(fast.astype(float) - ref)
+        assert moved > 0
+        assert gap <= tol["params"] * moved, f"{name}: |fast - ref| = {gap:.3g}, moved {moved:.3g}"
+    for ref_stats, fast_stats in zip(ref_history, fast_history, strict=True):
+        for key, value in ref_stats.items():
+            assert fast_stats[key] == pytest.approx(value, rel=tol["stats"], abs=tol["stats"])
+    for name, value in ref_buffers.items():
+        np.testing.assert_allclose(fast_buffers[name], value, rtol=tol["stats"],
+                                   atol=tol["stats"])
+
+
+@pytest.mark.parametrize("preset", list(SMALL))
+def test_twenty_steps_of_each_preset(fast_backend, reference, preset, dtype):
+    _assert_same_training(fast_backend, reference, preset, dtype, steps=20, data_dim=24,
+                          batch_size=16, **SMALL[preset])
+
+
+def test_full_size_pytorch_vanilla(fast_backend, reference):
+    """The benchmark's shape (784 features, batch 100, 2.9M parameters), a few float32 steps."""
+    _assert_same_training(fast_backend, reference, "pytorch-vanilla", "float32", steps=3,
+                          data_dim=784)
