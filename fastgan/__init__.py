@@ -4,10 +4,13 @@
     >>> gan = fastgan.GAN.from_preset("tiny", data_dim=2, backend="numpy")
     >>> stats = gan.train_step(real_batch)      # doctest: +SKIP
     >>> images = gan.sample(16)                 # doctest: +SKIP
+    >>> gan.fit(fastgan.data.ring(), epochs=5)  # doctest: +SKIP
+    >>> gan.save("ring.npz"); fastgan.load("ring.npz").sample(16)  # doctest: +SKIP
 """
 
 from . import presets
 from .backends import available_backends, get_backend, use_backend
+from .checkpoint import load
 from .errors import (
     BackendUnavailable,
     CheckpointError,
@@ -20,12 +23,13 @@ from .gan import GAN
 from .nn.mlp import MLP
 from .nn.specs import BatchNorm, Dense, Dropout
 from .optim import SGD, Adam, Constant, InverseTimeDecay, StepDecay
+from .training import Callback, History
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "GAN", "MLP", "SGD", "Adam", "BackendUnavailable", "BatchNorm", "CheckpointError",
-    "ConfigError", "Constant", "DataError", "Dense", "Dropout", "FastganError",
-    "InverseTimeDecay", "StepDecay", "TrainingDiverged", "available_backends", "get_backend",
-    "presets", "use_backend",
+    "GAN", "MLP", "SGD", "Adam", "BackendUnavailable", "BatchNorm", "Callback",
+    "CheckpointError", "ConfigError", "Constant", "DataError", "Dense", "Dropout",
+    "FastganError", "History", "InverseTimeDecay", "StepDecay", "TrainingDiverged",
+    "available_backends", "get_backend", "load", "presets", "use_backend",
 ]

@@ -15,28 +15,39 @@ as Keras' ``train_on_batch`` on the concatenated batch (seed 001) does.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 from . import presets as _presets
+from . import training
 from .backends.base import Backend
+from .ema import WeightAverage
 from .errors import ConfigError
 from .nn.losses import discriminator_loss, generator_loss
 from .nn.mlp import MLP
 from .optim import OptimizerConfig
+from .training import DEFAULT_LOG_EVERY, Callback, DataOrder, History
 
 SAMPLE_CHUNK = 256
 
 
 class GAN:
-    """A generator/discriminator pair with their optimizers and training rule."""
+    """A generator/discriminator pair with their optimizers and training rule.
+
+    ``ema_decay`` (e.g. 0.999) keeps an exponential moving average of the generator's weights,
+    updated after every step; ``sample`` then draws from the averaged weights.
+    """
 
     def __init__(self, generator: MLP, discriminator: MLP, g_optimizer: OptimizerConfig,
                  d_optimizer: OptimizerConfig, *, noise: str = "normal", k: int = 1,
                  g_loss: str = "non_saturating", label_smoothing: float = 0.0,
-                 batch_size: int = 64, seed: int | np.random.SeedSequence = 0) -> None:
+                 batch_size: int = 64, seed: int | np.random.SeedSequence = 0,
+                 ema_decay: float | None = None) -> None:
         if generator.backend is not discriminator.backend or generator.dtype != discriminator.dtype:
             raise ConfigError("generator and discriminator must share one backend and dtype")
         if generator.out_features != discriminator.in_features:
@@ -54,10 +65,13 @@ class GAN:
         self.noise, self.k, self.g_loss = noise, k, g_loss
         self.label_smoothing, self.batch_size = label_smoothing, batch_size
         seeds = (seed if isinstance(seed, np.random.SeedSequence)
-                 else np.random.SeedSequence(seed)).spawn(2)
+                 else np.random.SeedSequence(seed)).spawn(3)
         self.noise_rng = self.backend.rng(seeds[0])
         self.sample_rng = np.random.Generator(np.random.PCG64(seeds[1]))
+        self.data_order = DataOrder(seeds[2])
+        self.ema = None if ema_decay is None else WeightAverage(generator.params, ema_decay)
         self.preset: _presets.Preset | None = None
+        self.preset_overrides: dict[str, Any] = {}
         self.epoch = 0
         self.steps = 0
         # [d real loss, D(x), d fake loss, D(G(z)) in D step, g loss, D(G(z)) in G step]
@@ -69,10 +83,11 @@ class GAN:
     @classmethod
     def from_preset(cls, name: str, *, backend: str | Backend | None = None,
                     dtype: Any = "float32", seed: int = 0, data_dim: int = 784,
-                    **overrides: Any) -> GAN:
+                    ema_decay: float | None = None, **overrides: Any) -> GAN:
         """Build preset ``name`` (see :mod:`fastgan.presets`) for ``data_dim`` features.
 
-        ``backend=None`` is the current default (numpy unless inside ``use_backend``).
+        ``backend=None`` is the current default (numpy unless inside ``use_backend``);
+        ``overrides`` go to :func:`fastgan.presets.get` and are kept in ``preset_overrides``.
         """
         preset = _presets.get(name, data_dim, **overrides)
         g_seed, d_seed, gan_seed = np.random.SeedSequence(seed).spawn(3)
@@ -83,8 +98,9 @@ class GAN:
         gan = cls(generator, discriminator, preset.g_optimizer, preset.d_optimizer,
                   noise=preset.noise, k=preset.k, g_loss=preset.g_loss,
                   label_smoothing=preset.label_smoothing, batch_size=preset.batch_size,
-                  seed=gan_seed)
+                  seed=gan_seed, ema_decay=ema_decay)
         gan.preset = preset
+        gan.preset_overrides = dict(overrides)
         return gan
 
     @property
@@ -147,6 +163,8 @@ class GAN:
             self.d_optimizer.step(self.epoch)
         self.generator_gradients(ws)
         self.g_optimizer.step(self.epoch)
+        if self.ema is not None:
+            self.ema.update()
         self.steps += 1
 
     def discriminator_gradients(self, real: Any, ws: SimpleNamespace) -> None:
@@ -180,6 +198,22 @@ class GAN:
         self.step(real_batch)
         return self.last_stats()
 
+    def fit(self, dataset: Any, *, epochs: int | None = None, steps: int | None = None,
+            callbacks: Iterable[Callback] = (), log_every: int = DEFAULT_LOG_EVERY,
+            sampling: str = "epoch") -> History:
+        """Train on ``dataset`` (a :class:`fastgan.data.Dataset` or an (N, data_dim) array) for
+        ``epochs`` more epochs or ``steps`` more steps, as :func:`fastgan.training.fit` does:
+        the data on the device, shuffled full batches (``sampling="epoch"``) or batches drawn
+        with replacement (``"random"``), statistics read and checked every ``log_every``
+        steps, ``callbacks`` (:class:`fastgan.training.Callback`) told of each event."""
+        return training.fit(self, dataset, epochs=epochs, steps=steps, callbacks=callbacks,
+                            log_every=log_every, sampling=sampling)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write a checkpoint (see :func:`fastgan.checkpoint.save`); ``fastgan.load`` reads it."""
+        from .checkpoint import save  # checkpoint builds GANs: imported here, not at the top
+        return save(self, path)
+
     # ------------------------------------------------------------------ sampling
     def draw_noise(self, n: int) -> np.ndarray:
         """``n`` latent vectors of this GAN's noise kind, from its own sampling stream."""
@@ -190,7 +224,14 @@ class GAN:
     def sample(self, n: int, noise: np.ndarray | None = None) -> np.ndarray:
         """``n`` generated samples as a host array of shape (n, data_dim), in [-1, 1] for a
         tanh output. The generator runs in evaluation mode (batch norm uses running
-        statistics); ``noise`` (n, latent_dim) fixes the inputs."""
+        statistics), with the averaged weights when ``ema_decay`` is set; ``noise``
+        (n, latent_dim) fixes the inputs."""
+        if self.ema is None:
+            return self._generate(n, noise)
+        with self.ema.swapped_in():
+            return self._generate(n, noise)
+
+    def _generate(self, n: int, noise: np.ndarray | None) -> np.ndarray:
         noise = self.draw_noise(n) if noise is None else np.asarray(noise)
         if noise.ndim != 2 or noise.shape[1] != self.latent_dim:
             raise ConfigError(f"noise must have shape (n, {self.latent_dim}), got {noise.shape}")

@@ -229,6 +229,11 @@ class Backend:
         else:
             param -= lr * grad
 
+    def ema_update(self, average: Any, value: Any, decay: float) -> None:
+        """Exponential moving average, in place: ``average = decay average + (1-decay) value``."""
+        average *= decay
+        average += (1 - decay) * value
+
     def adam_update(self, param: Any, grad: Any, m: Any, v: Any, lr: float, beta1: float,
                     beta2: float, eps: float, step: int) -> None:
         """Bias-corrected Adam at step ``step`` (1-based):

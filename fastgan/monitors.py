@@ -1,0 +1,265 @@
+"""Callbacks that keep a run's records: metrics, sample pictures, checkpoints, progress.
+
+Each is a :class:`~fastgan.training.Callback` with one job; :mod:`fastgan.run` puts them
+together for ``fastgan train``, and library users can pass any of them to ``GAN.fit``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import checkpoint, viz
+from .errors import ConfigError
+from .training import Callback, TrainingLoop
+
+COLLAPSE_THRESHOLD = 0.2
+"""Diversity of the fixed-noise samples, relative to real data, below which a run warns."""
+
+MAX_GIF_FRAMES = 100
+
+TENSORBOARD_MISSING = "TensorBoard logging needs tensorboardX: pip install 'fastgan[tensorboard]'"
+
+
+def diversity(samples: np.ndarray) -> float:
+    """Mean Euclidean distance between two different rows of ``samples`` (n >= 2)."""
+    x = np.asarray(samples, dtype=np.float64)
+    squared = np.sum(x * x, axis=1)
+    distances = np.sqrt(np.maximum(squared[:, None] + squared[None, :] - 2 * x @ x.T, 0.0))
+    n = len(x)
+    return float(distances.sum() / (n * (n - 1)))
+
+
+class MetricsLog(Callback):
+    """Appends one JSON line per log step, per epoch, per warning and at the end to a file;
+    draws the loss curves of everything the file holds when training ends."""
+
+    def __init__(self, path: Path, loss_curves: Path | None = None,
+                 title: str | None = None) -> None:
+        self.path = path
+        self.loss_curves = loss_curves
+        self.title = title
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append ``record`` as one line (flushed at once, so a crash loses nothing logged)."""
+        with open(self.path, "a", encoding="utf-8") as file:
+            file.write(json.dumps(record) + "\n")
+
+    def on_log(self, loop: TrainingLoop, record: dict[str, Any]) -> None:
+        """One line per logged step."""
+        self.write(record)
+
+    def on_epoch_end(self, loop: TrainingLoop, record: dict[str, Any]) -> None:
+        """One line per epoch."""
+        self.write(record)
+
+    def on_train_end(self, loop: TrainingLoop) -> None:
+        """The closing line, then the loss-curve picture."""
+        self.write({"event": "end", "outcome": loop.outcome, "step": loop.gan.steps,
+                    "epoch": loop.gan.epoch})
+        if self.loss_curves is None:
+            return
+        logs = [r for r in read_records(self.path) if r.get("event") == "log"]
+        if logs:
+            history = {key: [r[key] for r in logs] for key in ("d_loss", "g_loss", "d_real",
+                                                                "d_fake")}
+            viz.save_loss_curves(self.loss_curves, history, steps=[r["step"] for r in logs],
+                                 title=self.title)
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """The records of a metrics file (a damaged last line, from a crash, is skipped)."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+class SampleGrids(Callback):
+    """Every ``every`` epochs: samples from fixed noise drawn as a picture (a grid of images,
+    or a scatter over real points for 2-D data) and a check of their diversity; at the end,
+    a GIF of all grids so far.
+
+    ``reference`` is a set of real samples: when the samples' :func:`diversity` falls below
+    :data:`COLLAPSE_THRESHOLD` times the reference's, ``warn`` is called (once, until the
+    diversity recovers) — the generator is probably collapsing to a few outputs.
+    """
+
+    def __init__(self, folder: Path, noise: np.ndarray, reference: np.ndarray,
+                 image_shape: tuple[int, int] | None, *, every: int = 1,
+                 warn: Callable[[dict[str, Any]], None] | None = None,
+                 gif: Path | None = None) -> None:
+        if not (isinstance(every, int) and every >= 1):
+            raise ConfigError(f"sample_every must be a positive number of epochs, got {every!r}")
+        self.folder, self.noise, self.reference = folder, noise, reference
+        self.image_shape = image_shape
+        self.every, self.warn, self.gif = every, warn, gif
+        self.reference_diversity = diversity(reference)
+        self.collapsed = False
+        self.latest: tuple[int, np.ndarray] | None = None   # (epoch, samples)
+        height_width = max(image_shape) if image_shape else 1
+        self.scale = max(1, round(56 / height_width))
+
+    def on_epoch_end(self, loop: TrainingLoop, record: dict[str, Any]) -> None:
+        """Draw and check this epoch's samples when it is one of every ``every``."""
+        epoch = loop.gan.epoch
+        if epoch % self.every:
+            return
+        samples = loop.gan.sample(len(self.noise), noise=self.noise)
+        path = self.folder / f"epoch_{epoch:04d}.png"
+        self.latest = (epoch, samples)
+        if self.image_shape is not None:
+            viz.save_grid(path, samples, self.image_shape, scale=self.scale)
+        elif samples.shape[1] == 2:
+            viz.scatter_2d(path, self.reference, samples)
+        self.check_diversity(loop, samples)
+
+    def check_diversity(self, loop: TrainingLoop, samples: np.ndarray) -> None:
+        """Warn once when the samples' diversity falls below the collapse threshold."""
+        ratio = diversity(samples) / self.reference_diversity
+        if ratio >= COLLAPSE_THRESHOLD:
+            self.collapsed = False
+            return
+        if not self.collapsed and self.warn is not None:
+            self.warn({"event": "warning", "kind": "collapse", "step": loop.gan.steps,
+                       "epoch": loop.gan.epoch, "diversity": ratio,
+                       "message": f"the generator may be collapsing: its fixed-noise samples "
+                                  f"are {ratio:.0%} as diverse as real data (epoch "
+                                  f"{loop.gan.epoch}, step {loop.gan.steps})"})
+        self.collapsed = True
+
+    def on_train_end(self, loop: TrainingLoop) -> None:
+        """A GIF of every epoch's grid in the folder (at most MAX_GIF_FRAMES, evenly spread)."""
+        if self.gif is None or self.image_shape is None:
+            return
+        frames = epoch_pictures(self.folder)
+        if len(frames) > MAX_GIF_FRAMES:
+            picks = np.linspace(0, len(frames) - 1, MAX_GIF_FRAMES).round().astype(int)
+            frames = [frames[i] for i in picks]
+        if frames:
+            viz.save_gif(self.gif, frames)
+
+
+def epoch_pictures(folder: Path) -> list[Path]:
+    """The ``epoch_NNNN.png`` pictures in ``folder``, in epoch order."""
+    numbered = [(int(match.group(1)), path) for path in folder.glob("epoch_*.png")
+                if (match := re.fullmatch(r"epoch_(\d+)\.png", path.name))]
+    return [path for _, path in sorted(numbered)]
+
+
+class Checkpoints(Callback):
+    """Saves the GAN every ``every`` steps (0: never) and when training ends, unless it
+    diverged; the parameters are checked to be finite before every save, so the file always
+    holds the last good state."""
+
+    def __init__(self, path: Path, every: int, extra: dict[str, Any] | None = None) -> None:
+        if not (isinstance(every, int) and every >= 0):
+            raise ConfigError(f"checkpoint_every must be a number of steps >= 0, got {every!r}")
+        self.path, self.every, self.extra = path, every, extra
+        self.saved_step: int | None = None
+
+    def on_train_begin(self, loop: TrainingLoop) -> None:
+        """Note the step the run starts from (nothing to save until it moves)."""
+        self.saved_step = loop.gan.steps if self.path.exists() else None
+
+    def on_step_end(self, loop: TrainingLoop) -> None:
+        """Save on every ``every``-th step."""
+        if self.every and loop.gan.steps % self.every == 0:
+            self.save(loop)
+
+    def on_train_end(self, loop: TrainingLoop) -> None:
+        """Save the final state, unless training diverged."""
+        if loop.outcome != "diverged" and loop.gan.steps != self.saved_step:
+            self.save(loop)
+
+    def save(self, loop: TrainingLoop) -> None:
+        """Check the state is finite, then write it atomically."""
+        loop.checked_stats()
+        checkpoint.save(loop.gan, self.path, extra=self.extra)
+        self.saved_step = loop.gan.steps
+
+
+class ProgressBar(Callback):
+    """A tqdm bar over the run's steps with d_loss, g_loss, D(x), D(G(z)) and steps/s."""
+
+    def __init__(self, total_steps: int, *, enabled: bool = True) -> None:
+        self.total_steps = total_steps
+        self.enabled = enabled
+        self.bar: Any = None
+
+    def on_train_begin(self, loop: TrainingLoop) -> None:
+        """Open the bar at the run's current step."""
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=self.total_steps, initial=loop.gan.steps, unit="step",
+                        dynamic_ncols=True, disable=not self.enabled, file=sys.stderr,
+                        desc=f"epoch {loop.gan.epoch + 1}")
+
+    def on_step_end(self, loop: TrainingLoop) -> None:
+        """Advance by one step; name the epoch when a new one has begun."""
+        self.bar.update(1)
+        if loop.gan.data_order.batch == 1:
+            self.bar.set_description_str(f"epoch {loop.gan.epoch + 1}", refresh=False)
+
+    def on_log(self, loop: TrainingLoop, record: dict[str, Any]) -> None:
+        """Show the latest statistics."""
+        rate = record["steps_per_s"]
+        self.bar.set_postfix_str(
+            f"d_loss={record['d_loss']:.3f} g_loss={record['g_loss']:.3f} "
+            f"D(x)={record['d_real']:.2f} D(G(z))={record['d_fake']:.2f}"
+            + ("" if rate is None else f" {rate:.0f} steps/s"), refresh=False)
+
+    def on_train_end(self, loop: TrainingLoop) -> None:
+        """Close the bar."""
+        self.bar.close()
+
+    def write(self, message: str) -> None:
+        """Print a line above the bar (or plainly when there is none)."""
+        if self.bar is None:
+            print(message, file=sys.stderr)
+        else:
+            self.bar.write(message, file=sys.stderr)
+
+
+class TensorBoardLog(Callback):
+    """Scalars at every log step and the latest sample grid per epoch, for TensorBoard
+    (through tensorboardX, imported only when this callback is made)."""
+
+    def __init__(self, folder: Path, grids: SampleGrids | None = None) -> None:
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError:
+            raise ConfigError(TENSORBOARD_MISSING) from None
+        self.writer = SummaryWriter(str(folder))
+        self.grids = grids
+
+    def on_log(self, loop: TrainingLoop, record: dict[str, Any]) -> None:
+        """Losses, D outputs, learning rates and speed as scalars."""
+        for key in ("d_loss", "g_loss", "d_real", "d_fake", "g_lr", "d_lr", "steps_per_s"):
+            if record[key] is not None:
+                self.writer.add_scalar(key, record[key], record["step"])
+
+    def on_epoch_end(self, loop: TrainingLoop, record: dict[str, Any]) -> None:
+        """The samples SampleGrids drew for this epoch, as one image, if any."""
+        grids = self.grids
+        if grids is None or grids.latest is None or grids.image_shape is None:
+            return
+        epoch, samples = grids.latest
+        if epoch == loop.gan.epoch:
+            grid = viz.image_grid(samples, grids.image_shape, scale=grids.scale)
+            self.writer.add_image("samples", grid, loop.gan.steps, dataformats="HW")
+
+    def on_train_end(self, loop: TrainingLoop) -> None:
+        """Flush and close the event file."""
+        self.writer.close()

@@ -1,0 +1,317 @@
+"""A training run on disk: the folder ``fastgan train`` writes, and how to resume it.
+
+A run folder holds::
+
+    config.json        what was asked (TrainConfig) and what it resolved to: backend, dtype,
+                       data (name, size, image shape, SHA-256), steps per epoch, total steps,
+                       the full model (layer specs, optimizers), package versions, the command
+    metrics.jsonl      one JSON line per logged step, per epoch, per warning, and at the end
+    fixed_noise.npy    the latent vectors every sample picture is drawn from
+    samples/epoch_NNNN.png   those samples after epoch NNNN (a grid; a scatter for 2-D data)
+    training.gif       the sample pictures in order, made when training ends
+    loss_curves.png    D and G losses, D(x) and D(G(z)) over the steps (needs matplotlib)
+    checkpoint.npz     the latest checkpoint (every --checkpoint-every steps, and at the end)
+    tensorboard/       TensorBoard event files, with --tensorboard
+
+``Run.start`` makes a new folder; ``Run.resume`` reopens one at its last checkpoint, with its
+own configuration, so that the resumed run continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import checkpoint, data, environment, presets
+from .errors import ConfigError, TrainingDiverged
+from .files import atomic_write, atomic_write_json
+from .gan import GAN
+from .monitors import (
+    TENSORBOARD_MISSING,
+    Checkpoints,
+    MetricsLog,
+    ProgressBar,
+    SampleGrids,
+    TensorBoardLog,
+)
+from .monitors import read_records as read_metrics
+from .training import DEFAULT_LOG_EVERY, Callback, History, steps_per_epoch
+
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+FIXED_NOISE = "fixed_noise.npy"
+SAMPLES = "samples"
+GIF = "training.gif"
+LOSS_CURVES = "loss_curves.png"
+TENSORBOARD = "tensorboard"
+GRID_SAMPLES = 64        # images per sample picture: an 8x8 grid
+SCATTER_SAMPLES = 512    # points per sample picture of non-image (2-D) data
+DEFAULT_RUNS_FOLDER = Path("runs")
+DEFAULT_EPOCHS = 100
+RESUMABLE = ("epochs", "steps", "log_every", "checkpoint_every", "sample_every", "tensorboard")
+"""The settings ``--resume`` may change; the rest define the run and stay as they were."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What a run was asked to do. ``None`` means the preset's own value; with neither
+    ``epochs`` nor ``steps`` the run trains :data:`DEFAULT_EPOCHS` epochs."""
+
+    preset: str = "keras-mlp"
+    data: str = "digits"
+    classes: tuple[int, ...] | None = None
+    image_size: int | None = None
+    backend: str = "auto"
+    dtype: str = "float32"
+    epochs: int | None = None
+    steps: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    g_lr: float | None = None
+    d_lr: float | None = None
+    k: int | None = None
+    label_smoothing: float | None = None
+    ema: float | None = None
+    seed: int = 0
+    sampling: str = "epoch"
+    log_every: int = DEFAULT_LOG_EVERY
+    checkpoint_every: int = 1000
+    sample_every: int = 1
+    tensorboard: bool = False
+
+    def __post_init__(self) -> None:
+        if self.epochs is not None and self.steps is not None:
+            raise ConfigError("give --epochs or --steps, not both")
+        for name in ("epochs", "steps"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be at least 1, got {value}")
+
+    def total_steps(self, per_epoch: int) -> int:
+        """The step count the run ends at."""
+        if self.steps is not None:
+            return self.steps
+        return (DEFAULT_EPOCHS if self.epochs is None else self.epochs) * per_epoch
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON values (tuples as lists)."""
+        return {key: list(value) if isinstance(value, tuple) else value
+                for key, value in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, values: Mapping[str, Any]) -> TrainConfig:
+        """The inverse of :meth:`to_json`."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown training settings {', '.join(unknown)}")
+        values = dict(values)
+        if values.get("classes") is not None:
+            values["classes"] = tuple(values["classes"])
+        return cls(**values)
+
+
+
+def load_data(config: TrainConfig) -> data.Dataset:
+    """The dataset ``config`` names, with its class filter and image size."""
+    return data.load(config.data, classes=config.classes, image_size=config.image_size)
+
+
+def build_gan(config: TrainConfig, dataset: data.Dataset, backend: str | None = None) -> GAN:
+    """The GAN ``config`` describes, sized for ``dataset``, freshly initialised."""
+    overrides: dict[str, Any] = {key: getattr(config, key)
+                                 for key in ("lr", "batch_size", "k", "label_smoothing")
+                                 if getattr(config, key) is not None}
+    if config.g_lr is not None or config.d_lr is not None:
+        base = presets.get(config.preset, dataset.n_features, **overrides)
+        for key, lr in (("g_optimizer", config.g_lr), ("d_optimizer", config.d_lr)):
+            if lr is not None:
+                overrides[key] = dataclasses.replace(getattr(base, key), lr=lr)
+    return GAN.from_preset(config.preset, backend=backend or config.backend, dtype=config.dtype,
+                           seed=config.seed, data_dim=dataset.n_features,
+                           ema_decay=config.ema, **overrides)
+
+
+class Run:
+    """A run folder with everything training in it needs: its config, data, GAN and the
+    fixed noise of its sample pictures."""
+
+    def __init__(self, folder: Path, config: TrainConfig, dataset: data.Dataset, gan: GAN,
+                 noise: np.ndarray) -> None:
+        self.folder, self.config, self.dataset, self.gan = folder, config, dataset, gan
+        self.noise = noise
+        self.steps_per_epoch = steps_per_epoch(gan, len(dataset))
+        self.total_steps = config.total_steps(self.steps_per_epoch)
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """Where the run's checkpoint lives."""
+        return self.folder / checkpoint.CHECKPOINT_NAME
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def start(cls, config: TrainConfig, folder: Path | None = None) -> Run:
+        """A new run in ``folder`` (default ``runs/<time>-<preset>``), which must not exist or
+        be empty. Everything is checked before the folder is made."""
+        _check_tensorboard(config)
+        folder = _new_folder(config) if folder is None else folder
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            raise ConfigError(f"{folder} already exists; choose another --out, or continue "
+                              f"that run with --resume {folder}")
+        dataset = load_data(config)
+        gan = build_gan(config, dataset)
+        noise = gan.draw_noise(GRID_SAMPLES if dataset.image_shape else SCATTER_SAMPLES)
+        run = cls(folder, config, dataset, gan, noise)
+        (folder / SAMPLES).mkdir(parents=True, exist_ok=True)
+        atomic_write(folder / FIXED_NOISE, lambda file: np.save(file, run.noise))
+        run.write_config()
+        return run
+
+    @classmethod
+    def resume(cls, folder: Path, changes: Mapping[str, Any] | None = None) -> Run:
+        """Reopen the run in ``folder`` at its last checkpoint; ``changes`` may set the
+        :data:`RESUMABLE` settings (e.g. more epochs)."""
+        record = read_config(folder)
+        changes = dict(changes or {})
+        fixed = sorted(set(changes) - set(RESUMABLE))
+        if fixed:
+            raise ConfigError(f"a resumed run keeps its settings; {', '.join(fixed)} cannot "
+                              f"change (only {', '.join(RESUMABLE)} can)")
+        if "epochs" in changes or "steps" in changes:     # a new end replaces the old one
+            changes = {"epochs": None, "steps": None, **changes}
+        config = dataclasses.replace(TrainConfig.from_json(record["config"]), **changes)
+        _check_tensorboard(config)
+        dataset = load_data(config)
+        if dataset.sha256 != record["data"]["sha256"]:
+            raise ConfigError(f"the data of run {folder} ({config.data}) has changed since the "
+                              "run started, so resuming would not continue the same run")
+        gan = build_gan(config, dataset, backend=record["backend"])
+        checkpoint.restore(gan, folder / checkpoint.CHECKPOINT_NAME)
+        noise = _read_noise(folder / FIXED_NOISE)
+        run = cls(folder, config, dataset, gan, noise)
+        run.forget_metrics_after(gan.steps)
+        run.write_config(started=record.get("started"))
+        return run
+
+    def write_config(self, started: str | None = None) -> None:
+        """Write config.json: the settings, what they resolved to, versions, the command."""
+        gan, dataset = self.gan, self.dataset
+        now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        atomic_write_json(self.folder / CONFIG, {
+            "config": self.config.to_json(),
+            "backend": gan.backend.name,
+            "dtype": gan.dtype.name,
+            "seed": self.config.seed,
+            "data": {"name": dataset.name, "samples": len(dataset),
+                     "features": dataset.n_features,
+                     "image_shape": None if dataset.image_shape is None
+                     else list(dataset.image_shape), "sha256": dataset.sha256},
+            "steps_per_epoch": self.steps_per_epoch,
+            "total_steps": self.total_steps,
+            "model": {"preset": gan.preset.name if gan.preset else None,
+                      **checkpoint.model_description(gan)},
+            "versions": environment.versions(),
+            "command": sys.argv,
+            "started": started or now,
+            "updated": now,
+        })
+
+    def forget_metrics_after(self, step: int) -> None:
+        """Drop metric lines past ``step`` (written after the checkpoint a run resumes from)."""
+        path = self.folder / METRICS
+        records = read_metrics(path)
+        kept = [r for r in records if r.get("step", 0) <= step]
+        if len(kept) != len(records):
+            text = "".join(json.dumps(r) + "\n" for r in kept)
+            atomic_write(path, lambda file: file.write(text.encode("utf-8")))
+
+    # ------------------------------------------------------------------ training
+    @property
+    def remaining_steps(self) -> int:
+        """Steps left until the run's end (0 when it is complete)."""
+        return max(self.total_steps - self.gan.steps, 0)
+
+    def train(self, *, progress: bool = True, callbacks: Iterable[Callback] = ()) -> History:
+        """Train up to the run's total steps, keeping its records; returns fit's history.
+
+        A divergence is re-raised naming the last good checkpoint."""
+        config = self.config
+        extra = {"image_shape": None if self.dataset.image_shape is None
+                 else list(self.dataset.image_shape), "data": config.data,
+                 "classes": None if config.classes is None else list(config.classes)}
+        checkpoints = Checkpoints(self.checkpoint_path, config.checkpoint_every, extra)
+        try:
+            return self.gan.fit(self.dataset, steps=self.remaining_steps,
+                                callbacks=[*self.record_keepers(progress), checkpoints,
+                                           *callbacks],
+                                log_every=config.log_every, sampling=config.sampling)
+        except TrainingDiverged as exc:
+            kept = ("No checkpoint had been written yet." if checkpoints.saved_step is None
+                    else f"The last good checkpoint (step {checkpoints.saved_step}) is kept: "
+                         f"{self.checkpoint_path}")
+            raise TrainingDiverged(f"{exc} {kept}") from None
+
+    def record_keepers(self, progress: bool) -> list[Callback]:
+        """Progress bar, metrics log, sample pictures and, if asked, TensorBoard."""
+        config, folder = self.config, self.folder
+        bar = ProgressBar(self.total_steps, enabled=progress)
+        title = f"{self.gan.preset.name if self.gan.preset else 'GAN'} on {self.dataset.name}"
+        metrics = MetricsLog(folder / METRICS, folder / LOSS_CURVES, title=title)
+
+        def warn(record: dict[str, Any]) -> None:
+            metrics.write(record)
+            bar.write(f"fastgan: warning: {record['message']}")
+
+        reference = self.dataset.x[np.random.default_rng(config.seed)
+                                   .permutation(len(self.dataset))[:len(self.noise)]]
+        grids = SampleGrids(folder / SAMPLES, self.noise, reference, self.dataset.image_shape,
+                            every=config.sample_every, warn=warn, gif=folder / GIF)
+        keepers: list[Callback] = [bar, metrics, grids]
+        if config.tensorboard:
+            keepers.append(TensorBoardLog(folder / TENSORBOARD, grids))
+        return keepers
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """The config.json of run ``folder``."""
+    path = folder / CONFIG
+    if not path.is_file():
+        raise ConfigError(f"{folder} is not a run folder (it has no {CONFIG})")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        complete = all(key in record for key in ("config", "data", "backend"))
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise ConfigError(f"{path} is damaged ({exc})") from None
+    if not (complete and "sha256" in record["data"]):
+        raise ConfigError(f"{path} is damaged: it lacks the run's config, data or backend")
+    return record
+
+
+def _read_noise(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the run's fixed noise {path}: {exc}") from None
+
+
+def _new_folder(config: TrainConfig) -> Path:
+    stem = DEFAULT_RUNS_FOLDER / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.preset}"
+    folder, number = stem, 1
+    while folder.exists():
+        number += 1
+        folder = stem.with_name(f"{stem.name}-{number}")
+    return folder
+
+
+def _check_tensorboard(config: TrainConfig) -> None:
+    if config.tensorboard and importlib.util.find_spec("tensorboardX") is None:
+        raise ConfigError(TENSORBOARD_MISSING)

@@ -1,0 +1,51 @@
+"""JSON form of the frozen configuration records: layer specs, optimizers and schedules.
+
+``encode`` turns a record into plain JSON values (``{"type": "Dense", "units": 256, ...}``,
+tuples as lists); ``decode`` turns them back, rebuilding exactly the records that were
+encoded (lists come back as tuples, the form every record here uses). Checkpoints and run
+configurations store models this way, so nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .errors import ConfigError
+from .nn.specs import BatchNorm, Dense, Dropout
+from .optim import SGD, Adam, Constant, InverseTimeDecay, StepDecay
+
+RECORD_TYPES: dict[str, type] = {cls.__name__: cls for cls in (
+    Dense, Dropout, BatchNorm, SGD, Adam, Constant, InverseTimeDecay, StepDecay)}
+
+
+def encode(value: Any) -> Any:
+    """``value`` as JSON-compatible data: records become dicts tagged with their type."""
+    if dataclasses.is_dataclass(value) and type(value).__name__ in RECORD_TYPES:
+        fields = {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {"type": type(value).__name__, **fields}
+    if isinstance(value, list | tuple):
+        return [encode(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): encode(item) for key, item in value.items()}
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise ConfigError(f"cannot store {value!r} ({type(value).__name__}) as JSON")
+
+
+def decode(value: Any) -> Any:
+    """The inverse of :func:`encode`: tagged dicts become records, lists become tuples."""
+    if isinstance(value, list):
+        return tuple(decode(item) for item in value)
+    if isinstance(value, dict):
+        fields = {key: decode(item) for key, item in value.items() if key != "type"}
+        if "type" not in value:
+            return fields
+        record_type = RECORD_TYPES.get(value["type"])
+        if record_type is None:
+            raise ConfigError(f"unknown record type {value['type']!r} in stored configuration")
+        try:
+            return record_type(**fields)
+        except TypeError as exc:
+            raise ConfigError(f"stored {value['type']} record does not fit: {exc}") from None
+    return value
