@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from .base import Backend, Rng
+from .base import Backend, ConvGeometry, Rng
 
 try:
     import numba
@@ -109,6 +109,12 @@ def get_num_threads() -> dict[str, int]:
 
 
 # ---------------------------------------------------------------------- backend
+def _geometry_args(g: ConvGeometry) -> tuple[int, ...]:
+    """The integers the im2col/col2im kernels take, in their order."""
+    return (g.height, g.width, g.channels, g.kernel, g.stride, g.pad_top, g.pad_left,
+            g.out_height, g.out_width)
+
+
 class NumbaRng(Rng):
     """The reference PCG64 stream; the dropout mask is thresholded in one fused pass."""
 
@@ -133,8 +139,23 @@ class NumbaBackend(Backend):
     def __init__(self) -> None:
         self.num_threads = set_num_threads()
         self._scratch: dict[tuple[int, np.dtype], tuple[np.ndarray, np.ndarray]] = {}
+        self._products: dict[tuple[tuple[int, ...], np.dtype], np.ndarray] = {}
 
     # ------------------------------------------------------------ dense layer
+    def gemm(self, a: Any, b: Any, out: Any, trans_a: bool = False, trans_b: bool = False,
+             accumulate: bool = False) -> None:
+        """BLAS ``out = op(a) @ op(b)``; with ``accumulate`` the product goes through a
+        scratch matrix (made once per shape) and is added to ``out``."""
+        a, b = (a.T if trans_a else a), (b.T if trans_b else b)
+        if not accumulate:
+            np.matmul(a, b, out=out)
+            return
+        key = (out.shape, out.dtype)
+        if key not in self._products:
+            self._products[key] = np.empty(out.shape, out.dtype)
+        np.matmul(a, b, out=self._products[key])
+        np.add(out, self._products[key], out=out)
+
     def bias_act(self, y: Any, bias: Any, act: int, alpha: float) -> None:
         """Dense epilogue, in place: ``y = act(y + bias)``, one pass."""
         kernels.bias_act(y, bias, act, y.dtype.type(alpha))
@@ -175,6 +196,23 @@ class NumbaBackend(Backend):
                            dbeta: Any, dx: Any = None) -> None:
         """Backward of training-mode batch norm: one reduction pass, one elementwise pass."""
         kernels.batchnorm_backward(dy, xhat, gamma, invstd, dgamma, dbeta, dx)
+
+    # ------------------------------------------------------------ convolution
+    def im2col(self, x: Any, geometry: ConvGeometry, cols: Any) -> None:
+        """Gather the convolution's patches in one pass over ``cols``."""
+        kernels.im2col(x, cols, *_geometry_args(geometry))
+
+    def col2im(self, cols: Any, geometry: ConvGeometry, dx: Any) -> None:
+        """Scatter-add the patches back onto the input's pixels in one pass over ``cols``."""
+        kernels.col2im(cols, dx, *_geometry_args(geometry))
+
+    def upsample2x(self, x: Any, shape: tuple[int, int, int], y: Any) -> None:
+        """Nearest upsampling by 2, one pass."""
+        kernels.upsample2x(x, y, *shape)
+
+    def upsample2x_backward(self, dy: Any, shape: tuple[int, int, int], dx: Any) -> None:
+        """2 x 2 block sums, one pass."""
+        kernels.upsample2x_backward(dy, dx, *shape)
 
     # ------------------------------------------------------------ optimizers
     def sgd_update(self, param: Any, grad: Any, velocity: Any, lr: float, momentum: float) -> None:
