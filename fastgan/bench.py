@@ -36,7 +36,13 @@ from . import presets
 from .backends import available_backends
 from .errors import BackendUnavailable, ConfigError
 from .fileio import write_atomically
-from .floor import dense_shapes, gemm_operands, measure_bandwidth, optimizer_bytes, step_gemms
+from .floor import (
+    gemm_operands,
+    measure_bandwidth,
+    optimizer_bytes,
+    step_gemms,
+    weight_shapes,
+)
 from .threads import default_num_threads, set_num_threads
 
 BACKENDS = ("numpy", "numba", "cupy")
@@ -205,10 +211,10 @@ def measure_case(case: Case, names: Sequence[str], repeats: int, warmup: int,
 # ---------------------------------------------------------------- scaling
 def hidden_widths(preset: presets.Preset) -> dict[str, tuple[int, ...]]:
     """The preset's hidden layer widths: ``{"g_hidden": (...), "d_hidden": (...)}``."""
-    g = dense_shapes(preset.generator, preset.latent_dim)
-    d = dense_shapes(preset.discriminator, preset.data_dim)
-    return {"g_hidden": tuple(out for _, out in g[:-1]),
-            "d_hidden": tuple(out for _, out in d[:-1])}
+    g = weight_shapes(preset.generator, preset.latent_dim)
+    d = weight_shapes(preset.discriminator, preset.data_dim)
+    return {"g_hidden": tuple(out for _, _, out in g[:-1]),
+            "d_hidden": tuple(out for _, _, out in d[:-1])}
 
 
 def scaling_cases(preset: str, batch: int, dtype: str) -> dict[str, list[Case]]:

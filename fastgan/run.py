@@ -78,6 +78,7 @@ class TrainConfig:
     data: str = "digits"
     classes: tuple[int, ...] | None = None
     image_size: int | None = None
+    pad: int = 0
     backend: str = "auto"
     dtype: str = "float32"
     epochs: int | None = None
@@ -139,8 +140,9 @@ class TrainConfig:
 
 
 def load_data(config: TrainConfig) -> data.Dataset:
-    """The dataset ``config`` names, with its class filter and image size."""
-    return data.load(config.data, classes=config.classes, image_size=config.image_size)
+    """The dataset ``config`` names, with its class filter, image size and padding."""
+    return data.load(config.data, classes=config.classes, image_size=config.image_size,
+                     pad=config.pad)
 
 
 def build_gan(config: TrainConfig, dataset: data.Dataset, backend: str | None = None) -> GAN:

@@ -72,6 +72,29 @@ def test_steady_state_step_allocates_nothing(preset):
     assert after == before, f"Numba runtime allocations during steps: {before} -> {after}"
 
 
+def test_steady_state_dcgan_step_allocates_nothing(monkeypatch):
+    """Convolutions, upsampling and per-channel batch norm, the batch gathered one sample at
+    a time (so dW accumulates over slices): no array is created inside GAN.step."""
+    monkeypatch.setattr(numba_backend.NumbaBackend, "im2col_bytes", 1)
+    # wide enough that any per-slice temporary (a padded image, a dW product) > the bound
+    gan = GAN.from_preset("keras-dcgan", backend="numba", dtype="float32", data_dim=256,
+                          batch_size=4, latent_dim=8, g_filters=(32, 16, 16),
+                          d_filters=(16, 16, 32))
+    real = np.random.default_rng(0).uniform(-1, 1, (4, 256)).astype(np.float32)
+    gan.step(real)
+    assert gan.generator.layers[3]._workspaces[4].chunk == 1
+    _nrt_python.memsys_enable_stats()
+    try:
+        before = rtsys.get_allocation_stats()
+        growth, peak = _step_memory(gan, real)
+        after = rtsys.get_allocation_stats()
+    finally:
+        _nrt_python.memsys_disable_stats()
+    assert growth < 256, f"traced memory grew by {growth} bytes over 10 steps"
+    assert peak < STEP_PEAK_BYTES, f"a step allocated {peak} bytes at its peak"
+    assert after == before, f"Numba runtime allocations during steps: {before} -> {after}"
+
+
 def test_the_allocation_probe_sees_array_temporaries():
     """The same probe on the NumPy reference (which makes temporaries) reports them: the
     check above can fail."""

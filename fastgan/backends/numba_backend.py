@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .. import threads
-from .base import Backend, Rng
+from .base import Backend, ConvGeometry, Rng
 
 try:
     import numba  # noqa: F401 - its absence is the reason this backend is unavailable
@@ -44,6 +44,12 @@ def unavailable_reason() -> str | None:
 
 
 # ---------------------------------------------------------------------- backend
+def _geometry_args(g: ConvGeometry) -> tuple[int, ...]:
+    """The integers the im2col/col2im kernels take, in their order."""
+    return (g.height, g.width, g.channels, g.kernel, g.stride, g.pad_top, g.pad_left,
+            g.out_height, g.out_width)
+
+
 class NumbaRng(Rng):
     """The reference PCG64 stream; the dropout mask is thresholded in one fused pass."""
 
@@ -69,14 +75,23 @@ class NumbaBackend(Backend):
     def __init__(self) -> None:
         threads.apply_default_once()
         self._scratch: dict[tuple[int, np.dtype], tuple[np.ndarray, np.ndarray]] = {}
+        self._products: dict[tuple[tuple[int, ...], np.dtype], np.ndarray] = {}
 
     # ------------------------------------------------------------ dense layer
-    def gemm(self, a: Any, b: Any, out: Any, trans_a: bool = False, trans_b: bool = False) -> None:
-        """``out = op(a) @ op(b)``: NumPy's BLAS (the reference's own calls, so the same
-        rounding), except an outer product (inner dimension 1), which BLAS does slowly."""
-        a = a.T if trans_a else a
-        b = b.T if trans_b else b
-        if a.shape[1] == 1:
+    def gemm(self, a: Any, b: Any, out: Any, trans_a: bool = False, trans_b: bool = False,
+             accumulate: bool = False) -> None:
+        """``out = op(a) @ op(b)`` (``+=`` with ``accumulate``): NumPy's BLAS (the reference's
+        own calls, so the same rounding), except an outer product (inner dimension 1), which
+        BLAS does slowly; an accumulated product goes through a scratch matrix made once per
+        shape."""
+        a, b = (a.T if trans_a else a), (b.T if trans_b else b)
+        if accumulate:
+            key = (out.shape, out.dtype)
+            if key not in self._products:
+                self._products[key] = np.empty(out.shape, out.dtype)
+            np.matmul(a, b, out=self._products[key])
+            np.add(out, self._products[key], out=out)
+        elif a.shape[1] == 1:
             kernels.outer(a[:, 0], b[0], out)
         else:
             np.matmul(a, b, out=out)
@@ -121,6 +136,23 @@ class NumbaBackend(Backend):
                            dbeta: Any, dx: Any = None) -> None:
         """Backward of training-mode batch norm: one reduction pass, one elementwise pass."""
         kernels.batchnorm_backward(dy, xhat, gamma, invstd, dgamma, dbeta, dx)
+
+    # ------------------------------------------------------------ convolution
+    def im2col(self, x: Any, geometry: ConvGeometry, cols: Any) -> None:
+        """Gather the convolution's patches in one pass over ``cols``."""
+        kernels.im2col(x, cols, *_geometry_args(geometry))
+
+    def col2im(self, cols: Any, geometry: ConvGeometry, dx: Any) -> None:
+        """Scatter-add the patches back onto the input's pixels in one pass over ``cols``."""
+        kernels.col2im(cols, dx, *_geometry_args(geometry))
+
+    def upsample2x(self, x: Any, shape: tuple[int, int, int], y: Any) -> None:
+        """Nearest upsampling by 2, one pass."""
+        kernels.upsample2x(x, y, *shape)
+
+    def upsample2x_backward(self, dy: Any, shape: tuple[int, int, int], dx: Any) -> None:
+        """2 x 2 block sums, one pass."""
+        kernels.upsample2x_backward(dy, dx, *shape)
 
     # ------------------------------------------------------------ optimizers
     def sgd_update(self, param: Any, grad: Any, velocity: Any, lr: float, momentum: float) -> None:
