@@ -249,6 +249,8 @@ def plot_scaling(path: Path, scaling: dict[str, list[dict[str, Any]]]) -> Path |
                   "k--", label="floor")
         axes.set(xscale="log", yscale="log", xlabel=label, ylabel="steps/s",
                  title=f"{rows[0]['preset']}, {rows[0]['dtype']}: steps/s over {label}")
+        axes.set_xticks([row["x"] for row in rows], [str(row["x"]) for row in rows])
+        axes.set_xticks([], minor=True)
         axes.grid(True, which="both", alpha=0.3)
         axes.legend(fontsize="small")
     return _save_figure(path, figure)
