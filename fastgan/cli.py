@@ -60,6 +60,9 @@ def _add_train(subparsers: Any) -> None:
     arg("--classes", type=int, nargs="+", metavar="LABEL",
         help="keep only these labels (e.g. --classes 3)")
     arg("--image-size", type=int, metavar="PIXELS", help="resize images to PIXELS x PIXELS")
+    arg("--pad", type=int, metavar="PIXELS",
+        help="add PIXELS black pixels on every side of each image (MNIST with --pad 2 is "
+             "32x32, the size of keras-dcgan's seed)")
     arg("--backend", help=f"numpy, numba, cupy or auto (default {defaults.backend})")
     arg("--dtype", help=f"float32 or float64 (default {defaults.dtype})")
     length = parser.add_mutually_exclusive_group()
