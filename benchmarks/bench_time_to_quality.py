@@ -82,7 +82,7 @@ class Contender:
 
 def fastgan_contender(train: data.Dataset) -> Contender:
     """fastgan on the numba backend, trained by ``GAN.fit`` one epoch per call."""
-    from fastgan.backends.numba_backend import set_num_threads
+    from fastgan.threads import set_num_threads
 
     set_num_threads(THREADS)
     gan = GAN.from_preset(PRESET, backend="numba", seed=SEED, data_dim=train.n_features)

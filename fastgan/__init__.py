@@ -22,15 +22,49 @@ from .errors import (
 from .gan import GAN
 from .metrics import evaluate
 from .nn.mlp import MLP
-from .nn.specs import BatchNorm, Dense, Dropout
+from .nn.specs import (
+    Activation,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Reshape,
+    UpSampling2D,
+)
 from .optim import SGD, Adam, Constant, InverseTimeDecay, StepDecay
 from .training import Callback, History
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "GAN", "MLP", "SGD", "Adam", "BackendUnavailable", "BatchNorm", "Callback",
-    "CheckpointError", "ConfigError", "Constant", "DataError", "Dense", "Dropout",
-    "FastganError", "History", "InverseTimeDecay", "StepDecay", "TrainingDiverged",
-    "available_backends", "evaluate", "get_backend", "load", "presets", "use_backend",
+    "GAN",
+    "MLP",
+    "SGD",
+    "Activation",
+    "Adam",
+    "BackendUnavailable",
+    "BatchNorm",
+    "Callback",
+    "CheckpointError",
+    "ConfigError",
+    "Constant",
+    "Conv2D",
+    "DataError",
+    "Dense",
+    "Dropout",
+    "FastganError",
+    "Flatten",
+    "History",
+    "InverseTimeDecay",
+    "Reshape",
+    "StepDecay",
+    "TrainingDiverged",
+    "UpSampling2D",
+    "available_backends",
+    "evaluate",
+    "get_backend",
+    "load",
+    "presets",
+    "use_backend",
 ]

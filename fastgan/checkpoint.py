@@ -11,7 +11,7 @@ dictionary for the caller.
 
 A checkpoint restores training exactly: on the same backend, continuing from it gives the
 same parameters, bit for bit, as never having stopped. Files are written atomically (see
-:mod:`fastgan.files`) and read with ``allow_pickle=False``; anything wrong with a file — not
+:mod:`fastgan.fileio`) and read with ``allow_pickle=False``; anything wrong with a file — not
 a checkpoint, truncated, corrupt, another format version, another architecture — raises
 :class:`~fastgan.errors.CheckpointError` saying so.
 """
@@ -34,7 +34,7 @@ from . import serialization
 from .backends import get_backend
 from .backends.base import Backend, resolve_dtype
 from .errors import CheckpointError, ConfigError
-from .files import atomic_write
+from .fileio import write_atomically
 from .gan import GAN
 from .nn.mlp import MLP
 from .presets import Preset
@@ -84,7 +84,7 @@ def save(gan: GAN, path: str | os.PathLike[str], *,
     }
     arrays = {name: gan.backend.to_numpy(array) for name, array in _state_arrays(gan).items()}
     arrays[METADATA_KEY] = np.frombuffer(json.dumps(metadata).encode("utf-8"), dtype=np.uint8)
-    return atomic_write(path, lambda file: np.savez(file, **arrays))
+    return write_atomically(path, lambda file: np.savez(file, **arrays))
 
 
 def model_description(gan: GAN) -> dict[str, Any]:

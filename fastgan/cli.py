@@ -43,7 +43,7 @@ class _Parser(argparse.ArgumentParser):
 
 # ---------------------------------------------------------------------- train
 def _add_train(subparsers: Any) -> None:
-    from .run import DEFAULT_EPOCHS, TrainConfig
+    from .run import DEFAULT_STEPS, MAX_PICTURES, TrainConfig
 
     defaults = TrainConfig()
     parser = subparsers.add_parser(
@@ -60,12 +60,21 @@ def _add_train(subparsers: Any) -> None:
     arg("--classes", type=int, nargs="+", metavar="LABEL",
         help="keep only these labels (e.g. --classes 3)")
     arg("--image-size", type=int, metavar="PIXELS", help="resize images to PIXELS x PIXELS")
+    arg("--pad", type=int, metavar="PIXELS",
+        help="add PIXELS black pixels on every side of each image (MNIST with --pad 2 is "
+             "32x32, the size of keras-dcgan's seed)")
     arg("--backend", help=f"numpy, numba, cupy or auto (default {defaults.backend})")
     arg("--dtype", help=f"float32 or float64 (default {defaults.dtype})")
     length = parser.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=int,
-                        help=f"train until this many epochs in all (default {DEFAULT_EPOCHS})")
-    length.add_argument("--steps", type=int, help="train until this many steps in all")
+    length.add_argument("--epochs", type=int, help="train until this many epochs in all")
+    length.add_argument("--steps", type=int, help="train until this many steps in all "
+                                                  f"(default {DEFAULT_STEPS})")
+    arg("--latent-dim", type=int, help="size of the generator's noise input (default: the "
+                                       "preset's)")
+    arg("--g-hidden", type=int, nargs="+", metavar="UNITS",
+        help="the generator's hidden layer widths, e.g. --g-hidden 200 560")
+    arg("--d-hidden", type=int, nargs="+", metavar="UNITS",
+        help="the discriminator's hidden layer widths")
     arg("--batch-size", type=int, help="samples per batch (default: the preset's)")
     arg("--lr", type=float, help="learning rate of both networks (default: the preset's)")
     arg("--g-lr", type=float, help="the generator's learning rate")
@@ -88,8 +97,10 @@ def _add_train(subparsers: Any) -> None:
         help=f"save a checkpoint every STEPS steps, 0 for only at the end "
              f"(default {defaults.checkpoint_every})")
     arg("--sample-every", type=int, metavar="EPOCHS",
-        help=f"draw the fixed-noise samples every EPOCHS epochs "
-             f"(default {defaults.sample_every})")
+        help="draw the fixed-noise samples every EPOCHS epochs (default: often enough for "
+             f"{MAX_PICTURES} pictures)")
+    arg("--threads", type=int, help="limit the BLAS/OpenMP threads (on a busy machine 1 can "
+                                    "be much faster for small models)")
     arg("--eval-every", type=int, metavar="EPOCHS",
         help="score samples every EPOCHS epochs with fastgan evaluate's metrics, into "
              "metrics.jsonl and the progress output (default 0: never; digits, mnist, "
@@ -106,16 +117,14 @@ def train_command(args: argparse.Namespace) -> int:
     """``fastgan train``: start or resume a run, and train it to its end."""
     from .run import Run, TrainConfig
 
-    settings = {key: value for key, value in vars(args).items()
+    settings = {key: tuple(value) if isinstance(value, list) else value
+                for key, value in vars(args).items()
                 if key in TrainConfig.__dataclass_fields__ and value is not None}
     if args.resume is not None:
         if args.out is not None:
-            _fail("--out and --resume cannot go together: a resumed run stays in its "
-                         "folder")
+            _fail("--out and --resume cannot go together: a resumed run stays in its folder")
         run = Run.resume(args.resume, settings)
     else:
-        if "classes" in settings:
-            settings["classes"] = tuple(settings["classes"])
         run = Run.start(TrainConfig(**settings), args.out)
     if run.remaining_steps == 0:
         print(f"fastgan: {run.folder} is complete at step {run.gan.steps}; give a larger "
@@ -190,7 +199,7 @@ def _add_sample(subparsers: Any) -> None:
 def sample_command(args: argparse.Namespace) -> int:
     """``fastgan sample``: samples from a checkpoint into a PNG grid or an .npy file."""
     from . import checkpoint, viz
-    from .files import atomic_write
+    from .fileio import write_atomically
 
     suffix = args.output.suffix.lower()
     if suffix not in (".png", ".npy"):
@@ -202,7 +211,7 @@ def sample_command(args: argparse.Namespace) -> int:
         gan.sample_rng = np.random.default_rng(args.seed)
     samples = gan.sample(args.n)
     if suffix == ".npy":
-        atomic_write(args.output, lambda file: np.save(file, samples))
+        write_atomically(args.output, lambda file: np.save(file, samples))
     else:
         image_shape = _image_shape(checkpoint.read_metadata(args.checkpoint), gan.data_dim)
         scale = args.scale or max(1, round(56 / max(image_shape)))

@@ -195,17 +195,22 @@ def load(
     mirrors: Sequence[str] | None = None,
     n: int | None = None,
     seed: int = 0,
+    pad: int = 0,
 ) -> Dataset:
     """Load a dataset by name or path (see the module docstring for what each name means).
 
     ``classes`` keeps only samples with those labels; ``n`` then keeps at most the first n
     samples; ``image_size`` (height, width) or one int for squares resizes the images (Pillow,
-    bilinear). ``cache_dir`` replaces :func:`default_cache_dir` and ``mirrors`` (base URLs, tried
-    in order) replaces the default download mirrors.
+    bilinear); ``pad`` then adds that many black (-1) pixels on every side (MNIST with
+    ``pad=2`` is 32 x 32, the size seed 003's DCGAN takes). ``cache_dir`` replaces
+    :func:`default_cache_dir` and ``mirrors`` (base URLs, tried in order) replaces the default
+    download mirrors.
     """
     size = _image_size(image_size)
     if n is not None and operator.index(n) < 1:
         raise ConfigError(f"n must be a positive number of samples, got {n}")
+    if not isinstance(pad, int | np.integer) or pad < 0:
+        raise ConfigError(f"pad must be a number of pixels >= 0, got {pad!r}")
     x, y, image_shape = _read_source(name, split, size, cache_dir, mirrors, n, seed)
     if classes is not None:
         x, y = _filter_classes(x, y, classes, name)
@@ -215,6 +220,11 @@ def load(
         if image_shape is None:
             raise ConfigError(f"image_size applies to images, but {name} is not image data")
         x, image_shape = _resize_images(x, size), size
+    if pad:
+        if image_shape is None:
+            raise ConfigError(f"pad applies to images, but {name} is not image data")
+        x = np.pad(x, ((0, 0), (pad, pad), (pad, pad)), constant_values=-1.0)
+        image_shape = (image_shape[0] + 2 * pad, image_shape[1] + 2 * pad)
     return _dataset(name, x, y, image_shape)
 
 

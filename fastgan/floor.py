@@ -1,6 +1,6 @@
 """The machine's limit for one training step: its GEMMs alone plus the optimizer's memory traffic.
 
-A training step of an MLP GAN is dominated by matrix products. However well the elementwise
+A training step of a GAN is dominated by matrix products. However well the elementwise
 work is fused, a step cannot run faster than
 
     floor = (time of the step's GEMMs, back to back into preallocated outputs)
@@ -9,7 +9,9 @@ work is fused, a step cannot run faster than
 :func:`step_gemms` lists every GEMM of one fastgan training step (k D steps, then a G step,
 as :mod:`fastgan.gan` runs it); :func:`measure_gemm_floor` times them with NumPy's BLAS on
 this machine and adds the optimizer's traffic. Dense layers compute ``y = x @ W`` with W of
-shape (in, out); a GEMM here is ``C (m x n) = A (m x k) @ B (k x n)``.
+shape (in, out); Conv2D layers ``y = cols @ W`` over their im2col matrix, one row per output
+pixel, with W of shape (k^2 C, filters) (gathering the patches is not a GEMM, so it is not in
+the floor); a GEMM here is ``C (m x n) = A (m x k) @ B (k x n)``.
 """
 
 from __future__ import annotations
@@ -23,12 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from .backends.base import resolve_dtype
 from .errors import ConfigError
-from .nn.specs import BatchNorm, Dense, LayerSpec
+from .nn.specs import BatchNorm, Conv2D, Dense, LayerSpec, output_shapes
 from .optim import SGD, Adam, OptimizerConfig
 from .presets import Preset
 
-DTYPES = ("float32", "float64")
 BANDWIDTH_BYTES = 64 * 2**20
 """Size of each of the three arrays :func:`measure_bandwidth` streams: larger than the caches."""
 
@@ -37,9 +39,9 @@ BANDWIDTH_BYTES = 64 * 2**20
 class Gemm:
     """One GEMM ``C (m x n) = A (m x k) @ B (k x n)`` of a training step.
 
-    ``kind`` says which product of Dense layer ``layer`` (counted among Dense layers only) of
-    network ``network`` ("G" or "D") it is: ``forward`` (``x @ W``), ``grad_weight``
-    (``x^T @ dy``) or ``grad_input`` (``dy @ W^T``).
+    ``kind`` says which product of weight layer ``layer`` (counted among Dense and Conv2D
+    layers only) of network ``network`` ("G" or "D") it is: ``forward`` (``x @ W``),
+    ``grad_weight`` (``x^T @ dy``) or ``grad_input`` (``dy @ W^T``).
     """
 
     m: int
@@ -57,48 +59,55 @@ class Gemm:
 
 
 # ---------------------------------------------------------------- the step's GEMMs
-def dense_shapes(layers: Sequence[LayerSpec], in_features: int) -> list[tuple[int, int]]:
-    """(in, out) of every Dense layer of an MLP reading ``in_features`` features."""
+def weight_shapes(layers: Sequence[LayerSpec], in_features: int
+                  ) -> list[tuple[int, int, int]]:
+    """(rows per sample, in, out) of every Dense and Conv2D layer of a network reading
+    ``in_features`` features: Dense (1, in, units); Conv2D (Ho Wo, k^2 C, filters)."""
     shapes = []
-    width = in_features
-    for spec in layers:
+    for spec, in_shape, out_shape in _layer_shapes(layers, in_features):
         if isinstance(spec, Dense):
-            shapes.append((width, spec.units))
-            width = spec.units
+            shapes.append((1, in_shape[0], spec.units))
+        elif isinstance(spec, Conv2D):
+            shapes.append((out_shape[0] * out_shape[1], spec.kernel**2 * in_shape[-1],
+                           spec.filters))
     return shapes
 
 
 def parameter_count(layers: Sequence[LayerSpec], in_features: int) -> int:
-    """Trainable parameters of an MLP: W and b per Dense, gamma and beta per BatchNorm."""
-    count = 0
-    width = in_features
-    for spec in layers:
-        if isinstance(spec, Dense):
-            count += (width + 1) * spec.units
-            width = spec.units
-        elif isinstance(spec, BatchNorm):
-            count += 2 * width
+    """Trainable parameters: W and b per Dense or Conv2D, gamma and beta per BatchNorm (one
+    pair per feature, or per channel after a spatial layer)."""
+    count = sum((inp + 1) * out for _, inp, out in weight_shapes(layers, in_features))
+    for spec, in_shape, _ in _layer_shapes(layers, in_features):
+        if isinstance(spec, BatchNorm):
+            count += 2 * in_shape[-1]
     return count
 
 
-def _forward(step: str, network: str, shapes: list[tuple[int, int]], rows: int) -> list[Gemm]:
-    return [Gemm(rows, out, inp, f"{step}.{network}.forward[{i}]", network, i, "forward")
-            for i, (inp, out) in enumerate(shapes)]
+def _layer_shapes(layers: Sequence[LayerSpec], in_features: int):
+    """(spec, input shape, output shape) of each layer."""
+    shapes = output_shapes(layers, in_features)
+    return zip(layers, [(in_features,), *shapes[:-1]], shapes, strict=True)
 
 
-def _backward(step: str, network: str, shapes: list[tuple[int, int]], rows: int, *,
+def _forward(step: str, network: str, shapes: list[tuple[int, int, int]], batch: int
+             ) -> list[Gemm]:
+    return [Gemm(batch * rows, out, inp, f"{step}.{network}.forward[{i}]", network, i,
+                 "forward") for i, (rows, inp, out) in enumerate(shapes)]
+
+
+def _backward(step: str, network: str, shapes: list[tuple[int, int, int]], batch: int, *,
               weights: bool, first_input: bool) -> list[Gemm]:
     """Backward from the last layer to the first: ``dW = x^T dy`` when ``weights``, then
     ``dx = dy W^T`` for every layer but the first (and the first too when ``first_input``)."""
     gemms = []
     for i in reversed(range(len(shapes))):
-        inp, out = shapes[i]
+        rows, inp, out = shapes[i]
         if weights:
-            gemms.append(Gemm(inp, out, rows, f"{step}.{network}.grad_weight[{i}]", network, i,
-                              "grad_weight"))
+            gemms.append(Gemm(inp, out, batch * rows, f"{step}.{network}.grad_weight[{i}]",
+                              network, i, "grad_weight"))
         if i > 0 or first_input:
-            gemms.append(Gemm(rows, inp, out, f"{step}.{network}.grad_input[{i}]", network, i,
-                              "grad_input"))
+            gemms.append(Gemm(batch * rows, inp, out, f"{step}.{network}.grad_input[{i}]",
+                              network, i, "grad_input"))
     return gemms
 
 
@@ -112,8 +121,8 @@ def step_gemms(preset: Preset, batch: int) -> list[Gemm]:
     every input gradient but the first layer's.
     """
     _check_batch(batch)
-    g = dense_shapes(preset.generator, preset.latent_dim)
-    d = dense_shapes(preset.discriminator, preset.data_dim)
+    g = weight_shapes(preset.generator, preset.latent_dim)
+    d = weight_shapes(preset.discriminator, preset.data_dim)
     gemms: list[Gemm] = []
     for s in range(preset.k):
         step = f"d_step[{s}]"
@@ -164,7 +173,7 @@ def gemm_operands(preset: Preset, batch: int, dtype: str = "float32", seed: int 
     C-ordered activation, ``grad_input`` multiplies by the view ``W.T``. Inputs are random
     normal (never zeros, which some BLAS paths shortcut).
     """
-    _check_dtype(dtype)
+    resolve_dtype(dtype)
     rng = np.random.default_rng(seed)
 
     def random(*shape: int) -> np.ndarray:
@@ -202,7 +211,7 @@ def measure_bandwidth(n_bytes: int = BANDWIDTH_BYTES, dtype: str = "float32",
                       repeats: int = 5) -> float:
     """Memory bandwidth in bytes/s: ``np.add(a, b, out=c)`` over three ``n_bytes`` arrays
     (read a, read b, write c: 3 * n_bytes moved), median of ``repeats`` after one warm-up."""
-    _check_dtype(dtype)
+    resolve_dtype(dtype)
     _check_repeats(repeats)
     n = max(1, n_bytes // np.dtype(dtype).itemsize)
     rng = np.random.default_rng(0)
@@ -254,15 +263,6 @@ def measure_gemm_floor(preset: Preset, batch: int, dtype: str = "float32", repea
 def _check_batch(batch: int) -> None:
     if not (isinstance(batch, int) and batch >= 1):
         raise ConfigError(f"batch size must be a positive integer, got {batch!r}")
-
-
-def _check_dtype(dtype: str) -> None:
-    try:
-        name = np.dtype(dtype).name
-    except TypeError:
-        name = None
-    if name not in DTYPES:
-        raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
 
 
 def _check_repeats(repeats: int) -> None:

@@ -7,12 +7,24 @@ description of a GAN (layer specs, optimizers, batch size, losses) that
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from .errors import ConfigError
-from .nn.specs import BatchNorm, Dense, Dropout, LayerSpec
+from .nn.specs import (
+    Activation,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    LayerSpec,
+    Reshape,
+    UpSampling2D,
+    output_shapes,
+)
 from .optim import SGD, Adam, InverseTimeDecay, OptimizerConfig, StepDecay
 
 NOISES = ("normal", "uniform")
@@ -39,7 +51,7 @@ class Preset:
     @property
     def data_dim(self) -> int:
         """Number of features the generator emits and the discriminator reads."""
-        return self.generator[-1].units
+        return math.prod(output_shapes(self.generator, self.latent_dim)[-1])
 
 
 def _mlp(hidden: tuple[int, ...], out: int, act: str, alpha: float, init: str,
@@ -107,6 +119,54 @@ def _pytorch_vanilla(data_dim: int, latent_dim: int = 100,
     )
 
 
+def _keras_dcgan(data_dim: int, latent_dim: int = 64, channels: int = 1,
+                 g_filters: tuple[int, int, int] = (256, 128, 64),
+                 d_filters: tuple[int, int, int] = (64, 128, 256), lr: float = 1e-4) -> Preset:
+    """Seed 003's DCGAN for square images of ``channels`` channels with a side divisible by 4
+    (32 x 32 x 1: MNIST padded by 2).
+
+    G: Dense to (side/4, side/4, g_filters[0]) + LeakyReLU(0.2), two blocks [UpSampling2D,
+    Conv2D(g_filters[i]), BatchNorm(0.8), LeakyReLU(0.2)] (Keras' Conv2D -> BN -> LeakyReLU
+    order: an identity Conv2D, then BatchNorm, then Activation), Conv2D(channels) + tanh.
+    D: Conv2D with strides 1, 2, 2 and d_filters, each + LeakyReLU(0.2), Flatten, Dense(1)
+    logit. Every 3 x 3 convolution pads "same"; weights glorot-uniform, Keras' default.
+    """
+    side = math.isqrt(data_dim // channels) if _positive(channels) else 0
+    if side * side * channels != data_dim or side % 4:
+        raise ConfigError(f"keras-dcgan makes square images of {channels} channel(s) with a side "
+                          f"divisible by 4, but the data has {data_dim} features; pad or resize "
+                          "the images (MNIST: pad=2 gives the seed's 32 x 32)")
+    for name, filters in (("g_filters", g_filters), ("d_filters", d_filters)):
+        if len(filters) != 3 or not all(_positive(f) for f in filters):
+            raise ConfigError(f"{name} must be three positive channel counts, got {filters!r}")
+    init, leak = "glorot_uniform", 0.2
+    start = (side // 4, side // 4, g_filters[0])
+
+    def up_block(filters: int) -> tuple[LayerSpec, ...]:
+        return (UpSampling2D(), Conv2D(filters, init=init), BatchNorm(momentum=0.8, eps=1e-3),
+                Activation("leaky_relu", leak))
+
+    def conv_block(filters: int, stride: int) -> Conv2D:
+        return Conv2D(filters, stride=stride, activation="leaky_relu", alpha=leak, init=init)
+
+    generator = (Dense(math.prod(start), "leaky_relu", leak, init), Reshape(start),
+                 *up_block(g_filters[1]), *up_block(g_filters[2]),
+                 Conv2D(channels, activation="tanh", init=init))
+    discriminator = (Reshape((side, side, channels)), conv_block(d_filters[0], 1),
+                     conv_block(d_filters[1], 2), conv_block(d_filters[2], 2), Flatten(),
+                     Dense(1, init=init))
+    return Preset(
+        name="keras-dcgan", source="003: Keras DCGAN (conv D, upsampling G), Adam(1e-4, 0.5, 0.9)",
+        latent_dim=latent_dim, noise="normal", generator=generator, discriminator=discriminator,
+        g_optimizer=Adam(lr, beta1=0.5, beta2=0.9), d_optimizer=Adam(lr, beta1=0.5, beta2=0.9),
+        batch_size=64,
+    )
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, int) and value >= 1
+
+
 def _tiny(data_dim: int, latent_dim: int = 8, g_hidden: tuple[int, ...] = (64, 64),
           d_hidden: tuple[int, ...] = (64, 64), lr: float = 1e-3) -> Preset:
     return Preset(
@@ -122,6 +182,7 @@ _BUILDERS: dict[str, Callable[..., Preset]] = {
     "numpy-mlp": _numpy_mlp,
     "keras-mlp": _keras_mlp,
     "numpy-adam": _numpy_adam,
+    "keras-dcgan": _keras_dcgan,
     "pytorch-vanilla": _pytorch_vanilla,
     "tiny": _tiny,
 }
@@ -141,15 +202,17 @@ def get(name: str, data_dim: int = 784, **overrides: Any) -> Preset:
 
     Architecture overrides: ``latent_dim``, ``g_hidden``, ``d_hidden`` (tuples of widths),
     ``lr`` (both networks) and per-preset extras (``decay`` for numpy-mlp, ``dropout`` for
-    pytorch-vanilla). Training overrides: ``batch_size``, ``k``, ``g_loss``,
-    ``label_smoothing``, ``noise``, ``g_optimizer``, ``d_optimizer``.
+    pytorch-vanilla; ``channels``, ``g_filters`` and ``d_filters`` for keras-dcgan, whose
+    images are square: ``data_dim`` = side^2 channels, side divisible by 4). Training
+    overrides: ``batch_size``, ``k``, ``g_loss``, ``label_smoothing``, ``noise``,
+    ``g_optimizer``, ``d_optimizer``.
     """
     if name not in _BUILDERS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(names())}")
     if not isinstance(data_dim, int) or data_dim < 1:
         raise ConfigError(f"data_dim must be a positive integer, got {data_dim!r}")
     training = {key: overrides.pop(key) for key in _TRAINING_FIELDS if key in overrides}
-    for key in ("g_hidden", "d_hidden"):
+    for key in ("g_hidden", "d_hidden", "g_filters", "d_filters"):
         if key in overrides:
             overrides[key] = tuple(overrides[key])
     try:

@@ -7,7 +7,9 @@ A run folder holds::
                        the full model (layer specs, optimizers), package versions, the command
     metrics.jsonl      one JSON line per logged step, per epoch, per warning, and at the end
     fixed_noise.npy    the latent vectors every sample picture is drawn from
-    samples/epoch_NNNN.png   those samples after epoch NNNN (a grid; a scatter for 2-D data)
+    samples/epoch_NNNN.png   those samples after epoch NNNN (a grid; a scatter for 2-D data),
+                       every --sample-every epochs (by default at most 100 pictures)
+    samples/final.png  the same for the state training ended in
     training.gif       the sample pictures in order, made when training ends
     loss_curves.png    D and G losses, D(x) and D(G(z)) over the steps (needs matplotlib)
     checkpoint.npz     the latest checkpoint (every --checkpoint-every steps, and at the end)
@@ -22,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import math
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -33,7 +36,7 @@ import numpy as np
 
 from . import checkpoint, data, environment, presets
 from .errors import ConfigError, TrainingDiverged
-from .files import atomic_write, atomic_write_json
+from .fileio import write_atomically
 from .gan import GAN
 from .monitors import (
     TENSORBOARD_MISSING,
@@ -44,6 +47,7 @@ from .monitors import (
     TensorBoardLog,
 )
 from .monitors import read_records as read_metrics
+from .threads import set_num_threads
 from .training import DEFAULT_LOG_EVERY, Callback, History, steps_per_epoch
 
 CONFIG = "config.json"
@@ -56,25 +60,32 @@ TENSORBOARD = "tensorboard"
 GRID_SAMPLES = 64        # images per sample picture: an 8x8 grid
 SCATTER_SAMPLES = 512    # points per sample picture of non-image (2-D) data
 DEFAULT_RUNS_FOLDER = Path("runs")
-DEFAULT_EPOCHS = 100
+DEFAULT_STEPS = 10_000
+MAX_PICTURES = 100   # with sample_every unset, sample pictures are spread to at most this many
 RESUMABLE = ("epochs", "steps", "log_every", "checkpoint_every", "sample_every", "eval_every",
-             "eval_n", "tensorboard")
+             "eval_n", "tensorboard", "threads")
 """The settings ``--resume`` may change; the rest define the run and stay as they were."""
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """What a run was asked to do. ``None`` means the preset's own value; with neither
-    ``epochs`` nor ``steps`` the run trains :data:`DEFAULT_EPOCHS` epochs."""
+    ``epochs`` nor ``steps`` the run trains :data:`DEFAULT_STEPS` steps; ``sample_every``
+    ``None`` draws at most :data:`MAX_PICTURES` sample pictures; ``threads`` limits the BLAS
+    and OpenMP thread pools (``None``: leave them as they are)."""
 
-    preset: str = "keras-mlp"
+    preset: str = "tiny"
     data: str = "digits"
     classes: tuple[int, ...] | None = None
     image_size: int | None = None
+    pad: int = 0
     backend: str = "auto"
     dtype: str = "float32"
     epochs: int | None = None
     steps: int | None = None
+    latent_dim: int | None = None
+    g_hidden: tuple[int, ...] | None = None
+    d_hidden: tuple[int, ...] | None = None
     batch_size: int | None = None
     lr: float | None = None
     g_lr: float | None = None
@@ -86,24 +97,32 @@ class TrainConfig:
     sampling: str = "epoch"
     log_every: int = DEFAULT_LOG_EVERY
     checkpoint_every: int = 1000
-    sample_every: int = 1
+    sample_every: int | None = None
     eval_every: int = 0
     eval_n: int = 10000
     tensorboard: bool = False
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.epochs is not None and self.steps is not None:
             raise ConfigError("give --epochs or --steps, not both")
-        for name in ("epochs", "steps"):
+        for name in ("epochs", "steps", "threads", "sample_every", "log_every"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"{name} must be at least 1, got {value}")
 
     def total_steps(self, per_epoch: int) -> int:
         """The step count the run ends at."""
-        if self.steps is not None:
-            return self.steps
-        return (DEFAULT_EPOCHS if self.epochs is None else self.epochs) * per_epoch
+        if self.epochs is not None:
+            return self.epochs * per_epoch
+        return DEFAULT_STEPS if self.steps is None else self.steps
+
+    def picture_every(self, per_epoch: int) -> int:
+        """Epochs between sample pictures: ``sample_every``, or enough for MAX_PICTURES."""
+        if self.sample_every is not None:
+            return self.sample_every
+        epochs = math.ceil(self.total_steps(per_epoch) / per_epoch)
+        return max(1, math.ceil(epochs / MAX_PICTURES))
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON values (tuples as lists)."""
@@ -117,22 +136,22 @@ class TrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"unknown training settings {', '.join(unknown)}")
-        values = dict(values)
-        if values.get("classes") is not None:
-            values["classes"] = tuple(values["classes"])
+        values = {key: tuple(value) if isinstance(value, list) else value
+                  for key, value in values.items()}
         return cls(**values)
 
 
-
 def load_data(config: TrainConfig) -> data.Dataset:
-    """The dataset ``config`` names, with its class filter and image size."""
-    return data.load(config.data, classes=config.classes, image_size=config.image_size)
+    """The dataset ``config`` names, with its class filter, image size and padding."""
+    return data.load(config.data, classes=config.classes, image_size=config.image_size,
+                     pad=config.pad)
 
 
 def build_gan(config: TrainConfig, dataset: data.Dataset, backend: str | None = None) -> GAN:
     """The GAN ``config`` describes, sized for ``dataset``, freshly initialised."""
     overrides: dict[str, Any] = {key: getattr(config, key)
-                                 for key in ("lr", "batch_size", "k", "label_smoothing")
+                                 for key in ("latent_dim", "g_hidden", "d_hidden", "lr",
+                                             "batch_size", "k", "label_smoothing")
                                  if getattr(config, key) is not None}
     if config.g_lr is not None or config.d_lr is not None:
         base = presets.get(config.preset, dataset.n_features, **overrides)
@@ -175,7 +194,7 @@ class Run:
         noise = gan.draw_noise(GRID_SAMPLES if dataset.image_shape else SCATTER_SAMPLES)
         run = cls(folder, config, dataset, gan, noise)
         (folder / SAMPLES).mkdir(parents=True, exist_ok=True)
-        atomic_write(folder / FIXED_NOISE, lambda file: np.save(file, run.noise))
+        write_atomically(folder / FIXED_NOISE, lambda file: np.save(file, run.noise))
         run.write_config()
         return run
 
@@ -209,7 +228,7 @@ class Run:
         """Write config.json: the settings, what they resolved to, versions, the command."""
         gan, dataset = self.gan, self.dataset
         now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        atomic_write_json(self.folder / CONFIG, {
+        record = {
             "config": self.config.to_json(),
             "backend": gan.backend.name,
             "dtype": gan.dtype.name,
@@ -226,7 +245,8 @@ class Run:
             "command": sys.argv,
             "started": started or now,
             "updated": now,
-        })
+        }
+        _write_text(self.folder / CONFIG, json.dumps(record, indent=2) + "\n")
 
     def forget_metrics_after(self, step: int) -> None:
         """Drop metric lines past ``step`` (written after the checkpoint a run resumes from)."""
@@ -234,8 +254,7 @@ class Run:
         records = read_metrics(path)
         kept = [r for r in records if r.get("step", 0) <= step]
         if len(kept) != len(records):
-            text = "".join(json.dumps(r) + "\n" for r in kept)
-            atomic_write(path, lambda file: file.write(text.encode("utf-8")))
+            _write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
     # ------------------------------------------------------------------ training
     @property
@@ -253,10 +272,12 @@ class Run:
                  "classes": None if config.classes is None else list(config.classes)}
         checkpoints = Checkpoints(self.checkpoint_path, config.checkpoint_every, extra)
         try:
+            if config.threads is not None:
+                set_num_threads(config.threads)
             return self.gan.fit(self.dataset, steps=self.remaining_steps,
-                                callbacks=[*self.record_keepers(progress), checkpoints,
-                                           *callbacks],
-                                log_every=config.log_every, sampling=config.sampling)
+                                    callbacks=[*self.record_keepers(progress), checkpoints,
+                                               *callbacks],
+                                    log_every=config.log_every, sampling=config.sampling)
         except TrainingDiverged as exc:
             kept = ("No checkpoint had been written yet." if checkpoints.saved_step is None
                     else f"The last good checkpoint (step {checkpoints.saved_step}) is kept: "
@@ -277,7 +298,8 @@ class Run:
         reference = self.dataset.x[np.random.default_rng(config.seed)
                                    .permutation(len(self.dataset))[:len(self.noise)]]
         grids = SampleGrids(folder / SAMPLES, self.noise, reference, self.dataset.image_shape,
-                            every=config.sample_every, warn=warn, gif=folder / GIF)
+                            every=config.picture_every(self.steps_per_epoch), warn=warn,
+                            gif=folder / GIF)
         keepers: list[Callback] = [bar, metrics, grids]
         if config.eval_every:
             from .metrics import Evaluation, Evaluator
@@ -306,6 +328,10 @@ def read_config(folder: Path) -> dict[str, Any]:
     if not (complete and "sha256" in record["data"]):
         raise ConfigError(f"{path} is damaged: it lacks the run's config, data or backend")
     return record
+
+
+def _write_text(path: Path, text: str) -> None:
+    write_atomically(path, lambda file: file.write(text.encode("utf-8")))
 
 
 def _read_noise(path: Path) -> np.ndarray:

@@ -12,11 +12,11 @@ import dataclasses
 from typing import Any
 
 from .errors import ConfigError
-from .nn.specs import BatchNorm, Dense, Dropout
+from .nn.specs import SPEC_TYPES
 from .optim import SGD, Adam, Constant, InverseTimeDecay, StepDecay
 
 RECORD_TYPES: dict[str, type] = {cls.__name__: cls for cls in (
-    Dense, Dropout, BatchNorm, SGD, Adam, Constant, InverseTimeDecay, StepDecay)}
+    *SPEC_TYPES, SGD, Adam, Constant, InverseTimeDecay, StepDecay)}
 
 
 def encode(value: Any) -> Any:

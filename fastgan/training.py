@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .gan import GAN
 
 SAMPLINGS = ("epoch", "random")
-DEFAULT_LOG_EVERY = 100
+DEFAULT_LOG_EVERY = 50
 
 
 class DataOrder:

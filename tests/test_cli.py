@@ -48,8 +48,8 @@ def steps_of(path: Path) -> int:
 def digits_run(tmp_path_factory) -> Path:
     """tiny on digits for 3 epochs of 11 steps."""
     cwd = tmp_path_factory.mktemp("digits")
-    result = fastgan_command(*TINY_DIGITS, "--epochs", "3", "--log-every", "5", "--out", "run",
-                             cwd=cwd)
+    result = fastgan_command(*TINY_DIGITS, "--epochs", "3", "--log-every", "5", "--threads", "1",
+                             "--out", "run", cwd=cwd)
     assert result.returncode == 0, result.stderr
     return cwd / "run"
 
@@ -57,6 +57,7 @@ def digits_run(tmp_path_factory) -> Path:
 def test_train_writes_a_complete_run_folder(digits_run):
     config = json.loads((digits_run / "config.json").read_text())
     assert config["config"]["preset"] == "tiny" and config["config"]["epochs"] == 3
+    assert config["config"]["threads"] == 1
     assert config["backend"] in fastgan.backends.names() and config["dtype"] == "float32"
     assert config["steps_per_epoch"] == 11 and config["total_steps"] == 33
     assert config["data"]["image_shape"] == [8, 8] and len(config["data"]["sha256"]) == 64
@@ -70,18 +71,19 @@ def test_train_writes_a_complete_run_folder(digits_run):
         (1, 11), (2, 22), (3, 33)]
     assert records[-1] == {"event": "end", "outcome": "completed", "step": 33, "epoch": 3}
     grids = sorted(p.name for p in (digits_run / "samples").iterdir())
-    assert grids == ["epoch_0001.png", "epoch_0002.png", "epoch_0003.png"]
+    assert grids == ["epoch_0001.png", "epoch_0002.png", "epoch_0003.png", "final.png"]
     with Image.open(digits_run / "samples" / "epoch_0003.png") as grid:
         assert grid.size == (8 * 56 + 7 * 2, 8 * 56 + 7 * 2)   # 8x8 tiles of 8x8 pixels x7
     with Image.open(digits_run / "training.gif") as gif:
-        assert gif.n_frames == 3
+        assert gif.n_frames == 3          # the final picture is epoch 3's: Pillow merges them
     assert (digits_run / "loss_curves.png").stat().st_size > 0
     assert steps_of(digits_run / "checkpoint.npz") == 33
     assert np.load(digits_run / "fixed_noise.npy").shape == (64, 8)
 
 
 def test_resume_through_the_cli_is_bit_for_bit(tmp_path):
-    common = (*TINY_RING, "--log-every", "10", "--checkpoint-every", "0")
+    common = (*TINY_RING, "--log-every", "10", "--checkpoint-every", "0", "--latent-dim", "4",
+              "--g-hidden", "32", "16", "--lr", "2e-3")
     assert fastgan_command(*common, "--steps", "45", "--out", "a", cwd=tmp_path).returncode == 0
     resumed = fastgan_command("train", "--resume", "a", "--steps", "90", "--no-progress",
                               cwd=tmp_path)
@@ -96,7 +98,10 @@ def test_resume_through_the_cli_is_bit_for_bit(tmp_path):
                                        for run in ("a", "b"))
     assert resumed_losses.pop(45)                # the first session's last step was logged too
     assert resumed_losses == straight_losses
-    assert json.loads((tmp_path / "a/config.json").read_text())["config"]["steps"] == 90
+    config = json.loads((tmp_path / "a/config.json").read_text())
+    assert config["config"]["steps"] == 90 and config["config"]["g_hidden"] == [32, 16]
+    assert [layer["units"] for layer in config["model"]["generator"]] == [32, 16, 2]
+    assert config["model"]["latent_dim"] == 4 and config["model"]["g_optimizer"]["lr"] == 2e-3
 
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_130_and_the_run_resumes(tmp_path):

@@ -12,17 +12,18 @@ from fastgan import floor, presets
 from fastgan.errors import ConfigError
 from fastgan.optim import SGD
 
-STATED_COUNTS = {  # trainable (G, D) parameters for 784 features
+STATED_COUNTS = {  # trainable (G, D) parameters for 784 features (keras-dcgan: 32 x 32)
     "numpy-mlp": (114_064, 100_609),
     "keras-mlp": (1_495_568, 533_505),
     "numpy-adam": (572_584, 100_609),
     "pytorch-vanilla": (1_486_352, 1_460_225),
+    "keras-dcgan": (1_434_753, 386_049),
 }
 
 
 @pytest.mark.parametrize("name", STATED_COUNTS)
 def test_parameter_counts(name):
-    p = presets.get(name)
+    p = presets.get(name, data_dim=1024 if name == "keras-dcgan" else 784)
     counts = (floor.parameter_count(p.generator, p.latent_dim),
               floor.parameter_count(p.discriminator, p.data_dim))
     assert counts == STATED_COUNTS[name]
@@ -49,20 +50,31 @@ def test_pytorch_vanilla_step_has_34_gemms_of_the_right_shapes():
 @pytest.mark.parametrize("name", presets.names())
 @pytest.mark.parametrize("k", [1, 3])
 def test_gemm_count_and_flops_follow_the_algorithm(name, k):
-    """With P = sum(in * out) over a network's Dense layers and f = its first layer's in * out,
-    each D step multiplies B (P_G + 2 P_D + 2 P_D + 2 (P_D - f_D)) terms (G forward; D
-    forward, dW, dx on 2B rows) and the G step B (P_G + P_D + P_D + P_G + P_G - f_G) (G
-    forward, D forward, D dx, G dW, G dx)."""
+    """With P = sum(rows * in * out) over a network's weight layers (rows: output pixels of a
+    Conv2D, 1 for Dense) and f = its first layer's term, each D step multiplies
+    B (P_G + 2 P_D + 2 P_D + 2 (P_D - f_D)) terms (G forward; D forward, dW, dx on 2B rows)
+    and the G step B (P_G + P_D + P_D + P_G + P_G - f_G) (G forward, D forward, D dx, G dW,
+    G dx)."""
     batch = 32
-    p = presets.get(name, data_dim=20, k=k)
-    g = floor.dense_shapes(p.generator, p.latent_dim)
-    d = floor.dense_shapes(p.discriminator, p.data_dim)
-    p_g, p_d = (sum(i * o for i, o in shapes) for shapes in (g, d))
-    f_g, f_d = g[0][0] * g[0][1], d[0][0] * d[0][1]
+    p = presets.get(name, data_dim=64 if name == "keras-dcgan" else 20, k=k)
+    g = floor.weight_shapes(p.generator, p.latent_dim)
+    d = floor.weight_shapes(p.discriminator, p.data_dim)
+    p_g, p_d = (sum(r * i * o for r, i, o in shapes) for shapes in (g, d))
+    f_g, f_d = math.prod(g[0]), math.prod(d[0])
     terms = batch * (k * (p_g + 6 * p_d - 2 * f_d) + 3 * p_g + 2 * p_d - f_g)
     gemms = floor.step_gemms(p, batch)
     assert sum(x.flops for x in gemms) == 2 * terms
     assert len(gemms) == k * (len(g) + 3 * len(d) - 1) + 3 * len(g) + 2 * len(d) - 1
+
+
+def test_keras_dcgan_convolutions_are_gemms_over_output_pixels():
+    by_role = {role: (m, n, k) for m, n, k, role in
+               floor.step_gemm_shapes(presets.get("keras-dcgan", data_dim=1024), 64)}
+    assert by_role["d_step[0].D.forward[0]"] == (128 * 32 * 32, 64, 9)      # 3x3x1 patches
+    assert by_role["d_step[0].D.forward[2]"] == (128 * 8 * 8, 256, 9 * 128)  # stride 2
+    assert by_role["d_step[0].D.forward[3]"] == (128, 1, 8 * 8 * 256)        # the logit
+    assert by_role["g_step.G.grad_weight[2]"] == (9 * 128, 64, 64 * 32 * 32)
+    assert by_role["g_step.G.grad_input[1]"] == (64 * 16 * 16, 9 * 256, 128)
 
 
 def test_optimizer_traffic():

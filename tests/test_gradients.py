@@ -9,6 +9,7 @@ from gradcheck import check_gradient, slot_names
 from fastgan import GAN, MLP, BatchNorm, Dense, Dropout
 from fastgan.backends.base import ACTIVATION_CODES
 from fastgan.nn.losses import discriminator_loss, generator_loss
+from fastgan.nn.specs import Activation, Conv2D, Flatten, Reshape, UpSampling2D
 
 
 def _random_input(backend, rows: int, cols: int, seed: int = 1):
@@ -201,3 +202,114 @@ def test_checker_catches_a_planted_wrong_gradient(backend, monkeypatch):
     with pytest.raises(AssertionError, match="relative error"):
         check_gradient(_weighted_sum_loss(net, x, weights), net.params.data, grad, backend,
                        names=slot_names(net.params))
+
+
+# ------------------------------------------------------------------ spatial layers (seed 003)
+def _perturb_batchnorm(net: MLP) -> None:
+    """Move every gamma/beta off 1/0 so that each term of the backward matters."""
+    host = net.backend.to_numpy(net.params.data).copy()
+    for name, slot in net.params.slots.items():
+        if name.endswith((".gamma", ".beta")):
+            host[slot.offset: slot.offset + slot.size] += np.linspace(-0.5, 0.5, slot.size)
+    net.backend.copy(host, net.params.data)
+
+
+@pytest.fixture(params=["whole-batch", "per-sample"])
+def im2col_slices(request, backend, monkeypatch):
+    """Convolutions gather the whole batch's patches at once, or one sample at a time."""
+    limit = None if request.param == "whole-batch" else 1
+    monkeypatch.setattr(type(backend), "im2col_bytes", limit)
+    return request.param
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("image", [(5, 7, 3), (6, 4, 3)], ids=["5x7", "6x4"])
+def test_conv2d(backend, image, stride, im2col_slices):
+    """Odd and even sides: stride 2 on an even side pads only the bottom/right."""
+    net = MLP([Reshape(image), Conv2D(2, stride=stride, activation="leaky_relu", alpha=0.2,
+                                      init="torch_default")],
+              in_features=int(np.prod(image)), backend=backend, dtype="float64", seed=13)
+    _check_net(net, _random_input(backend, 3, int(np.prod(image))), 3)
+
+
+def test_conv2d_kernel_1_and_4(backend):
+    net = MLP([Reshape((4, 5, 2)), Conv2D(3, kernel=1, activation="tanh"),
+               Conv2D(2, kernel=4, stride=2, init="he_normal")],
+              in_features=40, backend=backend, dtype="float64", seed=14)
+    _check_net(net, _random_input(backend, 2, 40), 2)
+
+
+def test_upsampling2d(backend):
+    net = MLP([Reshape((2, 3, 2)), UpSampling2D(), Conv2D(2, activation="tanh")],
+              in_features=12, backend=backend, dtype="float64", seed=15)
+    _check_net(net, _random_input(backend, 3, 12), 3)
+
+
+def test_batchnorm2d_training_mode(backend):
+    """Per-channel batch norm: w.r.t. the input, gamma and beta."""
+    net = MLP([Reshape((3, 4, 2)), Conv2D(3), BatchNorm(momentum=0.8, eps=1e-3),
+               Activation("tanh"), Flatten(), Dense(2)],
+              in_features=24, backend=backend, dtype="float64", seed=16)
+    _perturb_batchnorm(net)
+    _check_net(net, _random_input(backend, 4, 24), 4)
+
+
+@pytest.mark.parametrize("activation", list(ACTIVATION_CODES))
+def test_activation_layer(backend, activation):
+    net = MLP([Dense(5, init="glorot_uniform"), Activation(activation, alpha=0.1), Dense(2)],
+              in_features=4, backend=backend, dtype="float64", seed=17)
+    _check_net(net, _random_input(backend, 6, 4), 6)
+
+
+def test_reshape_flatten_round_trip(backend):
+    """The views move nothing: with them the network computes what it computes without."""
+    x = _random_input(backend, 5, 4)
+    with_views = MLP([Dense(12, "tanh"), Reshape((2, 3, 2)), Flatten(), Dense(2)],
+                     in_features=4, backend=backend, dtype="float64", seed=18)
+    plain = MLP([Dense(12, "tanh"), Dense(2)], in_features=4, backend=backend,
+                dtype="float64", seed=18)
+    np.testing.assert_array_equal(backend.to_numpy(with_views.forward(x)),
+                                  backend.to_numpy(plain.forward(x)))
+    _check_net(with_views, x, 5)
+
+
+def _tiny_dcgan(backend) -> GAN:
+    """keras-dcgan with tiny channel counts on 8 x 8 images."""
+    gan = GAN.from_preset("keras-dcgan", backend=backend, dtype="float64", seed=19, data_dim=64,
+                          latent_dim=5, g_filters=(4, 3, 2), d_filters=(2, 3, 4))
+    _perturb_batchnorm(gan.generator)
+    return gan
+
+
+def test_dcgan_discriminator_loss_end_to_end(backend, im2col_slices):
+    gan = _tiny_dcgan(backend)
+    real = np.random.default_rng(20).uniform(-1, 1, (3, 64))
+    ws = gan.workspace(3)
+    restore = _frozen_randomness(gan)
+
+    def loss() -> float:
+        restore()
+        gan.discriminator_gradients(real, ws)
+        stats = backend.to_numpy(gan.stats)
+        return float(stats[0] + stats[2])
+
+    loss()
+    D = gan.discriminator
+    analytic = backend.asarray(backend.to_numpy(D.params.grad).copy())
+    check_gradient(loss, D.params.data, analytic, backend, names=slot_names(D.params))
+
+
+def test_dcgan_generator_loss_through_discriminator(backend, im2col_slices):
+    gan = _tiny_dcgan(backend)
+    ws = gan.workspace(3)
+    restore = _frozen_randomness(gan)
+
+    def loss() -> float:
+        restore()
+        gan.generator_gradients(ws)
+        return float(backend.to_numpy(gan.stats)[4])
+
+    loss()
+    G = gan.generator
+    analytic = backend.asarray(backend.to_numpy(G.params.grad).copy())
+    check_gradient(loss, G.params.data, analytic, backend, names=slot_names(G.params))

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import fastgan
-from fastgan import GAN, BackendUnavailable, ConfigError, backends
+from fastgan import GAN, BackendUnavailable, ConfigError, backends, threads
 from fastgan.backends.base import TANH
 
 pytest.importorskip("numba", reason="the numba backend needs numba")
@@ -72,6 +72,29 @@ def test_steady_state_step_allocates_nothing(preset):
     assert after == before, f"Numba runtime allocations during steps: {before} -> {after}"
 
 
+def test_steady_state_dcgan_step_allocates_nothing(monkeypatch):
+    """Convolutions, upsampling and per-channel batch norm, the batch gathered one sample at
+    a time (so dW accumulates over slices): no array is created inside GAN.step."""
+    monkeypatch.setattr(numba_backend.NumbaBackend, "im2col_bytes", 1)
+    # wide enough that any per-slice temporary (a padded image, a dW product) > the bound
+    gan = GAN.from_preset("keras-dcgan", backend="numba", dtype="float32", data_dim=256,
+                          batch_size=4, latent_dim=8, g_filters=(32, 16, 16),
+                          d_filters=(16, 16, 32))
+    real = np.random.default_rng(0).uniform(-1, 1, (4, 256)).astype(np.float32)
+    gan.step(real)
+    assert gan.generator.layers[3]._workspaces[4].chunk == 1
+    _nrt_python.memsys_enable_stats()
+    try:
+        before = rtsys.get_allocation_stats()
+        growth, peak = _step_memory(gan, real)
+        after = rtsys.get_allocation_stats()
+    finally:
+        _nrt_python.memsys_disable_stats()
+    assert growth < 256, f"traced memory grew by {growth} bytes over 10 steps"
+    assert peak < STEP_PEAK_BYTES, f"a step allocated {peak} bytes at its peak"
+    assert after == before, f"Numba runtime allocations during steps: {before} -> {after}"
+
+
 def test_the_allocation_probe_sees_array_temporaries():
     """The same probe on the NumPy reference (which makes temporaries) reports them: the
     check above can fail."""
@@ -84,17 +107,17 @@ def test_the_allocation_probe_sees_array_temporaries():
 @pytest.fixture
 def restore_threads():
     """Put the thread counts back after a test that changes them."""
-    before = numba_backend.get_num_threads()
+    before = threads.get_num_threads()
     yield
-    numba_backend.set_num_threads(before["numba"])
+    threads.set_num_threads(before["numba"])
 
 
 def test_set_num_threads_sets_blas_and_numba_together(restore_threads):
-    assert numba_backend.set_num_threads(1) == 1
-    assert numba_backend.get_num_threads() == {"numba": 1, "blas": 1}
-    many = max(2, numba_backend.physical_cores())
-    numba_backend.set_num_threads(many)
-    counts = numba_backend.get_num_threads()
+    assert threads.set_num_threads(1) == 1
+    assert threads.get_num_threads() == {"numba": 1, "blas": 1}
+    many = max(2, threads.physical_cores())
+    threads.set_num_threads(many)
+    counts = threads.get_num_threads()
     assert counts["blas"] == many
     assert counts["numba"] == min(many, numba_backend.numba.config.NUMBA_NUM_THREADS)
 
@@ -102,33 +125,40 @@ def test_set_num_threads_sets_blas_and_numba_together(restore_threads):
 @pytest.mark.parametrize("bad", [0, -2, 1.5, "4"])
 def test_bad_thread_counts_are_config_errors(bad):
     with pytest.raises(ConfigError, match="positive integer"):
-        numba_backend.set_num_threads(bad)
+        threads.set_num_threads(bad)
 
 
 def test_thread_count_from_the_environment(monkeypatch):
-    monkeypatch.setenv(numba_backend.THREADS_ENV, "3")
-    assert numba_backend.default_num_threads() == 3
-    monkeypatch.setenv(numba_backend.THREADS_ENV, "many")
-    with pytest.raises(ConfigError, match=numba_backend.THREADS_ENV):
-        numba_backend.default_num_threads()
-    monkeypatch.delenv(numba_backend.THREADS_ENV)
-    assert numba_backend.default_num_threads() == numba_backend.physical_cores()
+    monkeypatch.setenv(threads.THREADS_ENV, "3")
+    assert threads.default_num_threads() == 3
+    monkeypatch.setenv(threads.THREADS_ENV, "many")
+    with pytest.raises(ConfigError, match=threads.THREADS_ENV):
+        threads.default_num_threads()
+    monkeypatch.delenv(threads.THREADS_ENV)
+    assert threads.default_num_threads() == threads.physical_cores()
 
 
 def test_physical_cores_is_a_sane_count():
-    assert 1 <= numba_backend.physical_cores() <= (os.cpu_count() or 1)
+    assert 1 <= threads.physical_cores() <= (os.cpu_count() or 1)
 
 
 def test_cpu_list_parsing():
-    assert numba_backend._cpu_list("0-2,8\n") == [0, 1, 2, 8]
-    assert numba_backend._cpu_list("5") == [5]
+    assert threads._cpu_list("0-2,8\n") == [0, 1, 2, 8]
+    assert threads._cpu_list("5") == [5]
 
 
 def test_the_backend_applies_the_environment_knob(monkeypatch, restore_threads):
-    monkeypatch.setenv(numba_backend.THREADS_ENV, "1")
-    backend = numba_backend.NumbaBackend()
-    assert backend.num_threads == 1
-    assert numba_backend.get_num_threads() == {"numba": 1, "blas": 1}
+    monkeypatch.setattr(threads, "_in_force", None)    # as in a fresh process
+    monkeypatch.setenv(threads.THREADS_ENV, "1")
+    numba_backend.NumbaBackend()
+    assert threads.get_num_threads() == {"numba": 1, "blas": 1}
+
+
+def test_a_count_set_before_the_backend_is_kept(monkeypatch, restore_threads):
+    monkeypatch.setattr(threads, "_in_force", None)
+    threads.set_num_threads(1)
+    numba_backend.NumbaBackend()                  # the default (physical cores) must not win
+    assert threads.get_num_threads() == {"numba": 1, "blas": 1}
 
 
 # ------------------------------------------------------------------ numba missing

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import fastgan
-from fastgan import GAN
-from fastgan.backends.base import ACTIVATION_CODES, SIGMOID, TANH
+from fastgan import GAN, SGD
+from fastgan.backends.base import ACTIVATION_CODES, SIGMOID, TANH, ConvGeometry
 
 KERNEL_TOL = {"float32": {"rtol": 1e-5, "atol": 1e-6}, "float64": {"rtol": 1e-12, "atol": 1e-14}}
 
@@ -59,14 +59,17 @@ def pair(fast_backend, reference, dtype):
     return Pair(fast_backend, reference, dtype)
 
 
+@pytest.mark.parametrize("accumulate", [False, True])
+@pytest.mark.parametrize("inner", [9, 1])             # 1: an outer product
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True),
                                              (True, True)])
-def test_gemm(pair, trans_a, trans_b):
-    a = pair.normal(*((9, 7) if trans_a else (7, 9)))
-    b = pair.normal(*((5, 9) if trans_b else (9, 5)))
-    (ra, rb, rout), (fa, fb, fout) = pair.both(a, b, np.zeros((7, 5), pair.dtype))
-    pair.reference.gemm(ra, rb, rout, trans_a, trans_b)
-    pair.backend.gemm(fa, fb, fout, trans_a, trans_b)
+def test_gemm(pair, trans_a, trans_b, inner, accumulate):
+    a = pair.normal(*((inner, 7) if trans_a else (7, inner)))
+    b = pair.normal(*((5, inner) if trans_b else (inner, 5)))
+    (ra, rb, rout), (fa, fb, fout) = pair.both(a, b, pair.normal(7, 5))
+    for _ in range(2):                      # twice: the second accumulation reuses scratch
+        pair.reference.gemm(ra, rb, rout, trans_a, trans_b, accumulate)
+        pair.backend.gemm(fa, fb, fout, trans_a, trans_b, accumulate)
     pair.assert_close([rout], [fout])
 
 
@@ -181,6 +184,37 @@ def test_adam_update(pair):
     pair.assert_close(ref, fast)
 
 
+GEOMETRIES = [ConvGeometry(5, 7, 3, 3, 1), ConvGeometry(5, 7, 3, 3, 2), ConvGeometry(6, 4, 2, 3, 2),
+              ConvGeometry(4, 6, 2, 4, 1), ConvGeometry(3, 3, 5, 1, 1)]
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=str)
+def test_im2col_and_col2im(pair, geometry):
+    g, n = geometry, 3
+    rows = n * g.out_height * g.out_width
+    x, cols = pair.normal(n, g.height * g.width * g.channels), pair.normal(rows, g.patch_size)
+    (rx, rcols, rdx), (fx, fcols, fdx) = pair.both(x, np.full((rows, g.patch_size), np.nan,
+                                                              pair.dtype), np.full_like(x, np.nan))
+    pair.reference.im2col(rx, g, rcols)
+    pair.backend.im2col(fx, g, fcols)
+    (rc,), (fc,) = pair.both(cols)
+    pair.reference.col2im(rc, g, rdx)
+    pair.backend.col2im(fc, g, fdx)
+    pair.assert_close([rcols, rdx], [fcols, fdx])
+
+
+def test_upsample2x_and_backward(pair):
+    shape = (3, 5, 4)
+    x, dy = pair.normal(2, 60), pair.normal(2, 240)
+    (rx, ry, rdy, rdx), (fx, fy, fdy, fdx) = pair.both(x, np.zeros((2, 240), pair.dtype), dy,
+                                                       np.zeros((2, 60), pair.dtype))
+    pair.reference.upsample2x(rx, shape, ry)
+    pair.backend.upsample2x(fx, shape, fy)
+    pair.reference.upsample2x_backward(rdy, shape, rdx)
+    pair.backend.upsample2x_backward(fdy, shape, fdx)
+    pair.assert_close([ry, rdx], [fy, fdx])
+
+
 # ------------------------------------------------------------------ whole training steps
 # After N steps, the fast backend's parameters must differ from the reference's by a small
 # fraction of how far training moved them: ||p_fast - p_ref|| <= params ||p_ref - p_start||;
@@ -238,6 +272,26 @@ def _assert_same_training(fast_backend, reference, preset, dtype, steps, data_di
 def test_twenty_steps_of_each_preset(fast_backend, reference, preset, dtype):
     _assert_same_training(fast_backend, reference, preset, dtype, steps=20, data_dim=24,
                           batch_size=16, **SMALL[preset])
+
+
+# keras-dcgan's generator has convolutions followed by batch norm, whose biases have a true
+# gradient of exactly 0 (the norm subtracts the mean): what a backend computes there is
+# rounding noise, and Adam turns noise of either sign into a full +-lr step. SGD keeps the
+# noise at its size, so these runs compare the steps themselves.
+DCGAN_SGD = {"g_optimizer": SGD(0.01, momentum=0.5), "d_optimizer": SGD(0.01, momentum=0.5)}
+
+
+def test_five_steps_of_a_small_dcgan(fast_backend, reference, dtype):
+    """keras-dcgan's layers (conv, upsampling, per-channel batch norm) with few channels."""
+    _assert_same_training(fast_backend, reference, "keras-dcgan", dtype, steps=5, data_dim=64,
+                          batch_size=8, latent_dim=8, g_filters=(8, 6, 4), d_filters=(4, 6, 8),
+                          **DCGAN_SGD)
+
+
+def test_full_size_keras_dcgan_step(fast_backend, reference):
+    """The benchmark's DCGAN (32 x 32 x 1, every channel count) at batch 8: a float32 step."""
+    _assert_same_training(fast_backend, reference, "keras-dcgan", "float32", steps=1,
+                          data_dim=1024, batch_size=8, **DCGAN_SGD)
 
 
 def test_full_size_pytorch_vanilla(fast_backend, reference):

@@ -20,10 +20,12 @@ set_threads = pytest.importorskip("fastgan.peers.torch_gan").set_threads
 # activations, inits, optimizers and noise.
 SMALL = {"data_dim": 12, "latent_dim": 4, "g_hidden": (16, 16), "d_hidden": (16, 16),
          "batch_size": 8}
+SMALL_DCGAN = {"data_dim": 64, "latent_dim": 4, "g_filters": (8, 6, 4), "d_filters": (4, 6, 8),
+               "batch_size": 8}
 
 
 def small(name: str, **overrides) -> TorchGAN:
-    settings = {**SMALL, **overrides}
+    settings = {**(SMALL_DCGAN if name == "keras-dcgan" else SMALL), **overrides}
     return TorchGAN(presets.get(name, **settings), seed=3)
 
 
@@ -41,6 +43,23 @@ def one_thread():
 def test_parameter_counts_match_fastgan(name, g_count, d_count):
     peer = TorchGAN(presets.get(name))
     assert peer.parameter_counts() == {"generator": g_count, "discriminator": d_count}
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_keras_dcgan_peer_has_the_seeds_layers_and_counts(channels_last):
+    peer = TorchGAN(presets.get("keras-dcgan", data_dim=1024), channels_last=channels_last)
+    assert peer.parameter_counts() == {"generator": 1_434_753, "discriminator": 386_049}
+    kinds = [type(m).__name__ for m in peer.generator]
+    assert kinds == ["Linear", "LeakyReLU", "Unflatten"] + ["Upsample", "Conv2d", "BatchNorm2d",
+                                                            "LeakyReLU"] * 2 \
+        + ["Conv2d", "Tanh", "Flatten"]
+    conv = peer.discriminator[3]
+    assert (conv.stride, conv.padding, conv.out_channels) == ((2, 2), (1, 1), 128)
+    limit = math.sqrt(6 / (9 * 64 + 9 * 128))               # glorot over the receptive field
+    assert limit * 0.9 < conv.weight.abs().max() <= limit
+    tiny = TorchGAN(presets.get("keras-dcgan", **SMALL_DCGAN), channels_last=channels_last)
+    tiny.step(tiny.make_batch())
+    assert all(math.isfinite(v) for v in tiny.stats().values())
 
 
 def test_layers_optimizers_and_init_follow_the_preset():
@@ -208,9 +227,9 @@ def test_bad_input_is_a_clear_error():
         peer.step(torch.zeros(16, 11))
     with pytest.raises(FastganError, match="no training step"):
         small("tiny").stats()
-    with pytest.raises(ConfigError, match="dtypes"):
+    with pytest.raises(ConfigError, match="float32 or float64"):
         TorchGAN(presets.get("tiny"), dtype="float16")
-    with pytest.raises(ConfigError, match="dtypes"):
+    with pytest.raises(ConfigError, match="float32 or float64"):
         TorchGAN(presets.get("tiny"), dtype="no-such-type")
     with pytest.raises(ConfigError, match="bad torch device"):
         TorchGAN(presets.get("tiny"), device="abacus")

@@ -1,10 +1,11 @@
 """The backend contract, and its generic implementation written once against ``xp``.
 
-A backend owns an array module ``xp`` (numpy or cupy) and the kernels the MLP GAN needs:
+A backend owns an array module ``xp`` (numpy or cupy) and the kernels the GANs need:
 allocation and transfer, random numbers, GEMM, the dense forward and backward epilogues,
-BCE-with-logits, softmax cross-entropy (for the evaluation classifier), dropout, batch norm and
-the optimizer updates. Every kernel writes into caller-provided arrays (``out``, or in place)
-and works for float32 and float64.
+BCE-with-logits, softmax cross-entropy (for the evaluation classifier), dropout, batch norm,
+the convolution's patch gathering (im2col) and scattering (col2im), nearest upsampling, and the
+optimizer updates. Every kernel writes into caller-provided arrays (``out``, or in place) and
+works for float32 and float64.
 
 The methods of :class:`Backend` below are the reference semantics: plain ``xp`` code, easy to
 read and check. NumPy runs them as they are; the Numba and CuPy backends override them with
@@ -13,6 +14,7 @@ fused kernels and are tested against them kernel by kernel.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -35,6 +37,48 @@ def resolve_dtype(dtype: Any) -> np.dtype:
     if resolved is None or resolved.name not in DTYPES:
         raise ConfigError(f"dtype must be float32 or float64, got {dtype!r}")
     return resolved
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Where a ``kernel`` x ``kernel``, stride-``stride`` convolution with Keras/TensorFlow
+    "same" padding reads its (``height``, ``width``, ``channels``) channels-last input.
+
+    The output is ``ceil(H/s) x ceil(W/s)``; the input is padded with zeros by
+    ``pad = max((out - 1) s + kernel - in, 0)`` pixels along each axis, ``pad // 2`` at the
+    top/left and the rest (one more when odd) at the bottom/right.
+    """
+
+    height: int
+    width: int
+    channels: int
+    kernel: int
+    stride: int
+
+    @property
+    def out_height(self) -> int:
+        """Output rows: ``ceil(height / stride)``."""
+        return -(-self.height // self.stride)
+
+    @property
+    def out_width(self) -> int:
+        """Output columns: ``ceil(width / stride)``."""
+        return -(-self.width // self.stride)
+
+    @property
+    def pad_top(self) -> int:
+        """Zero rows above the input (the bottom gets the remainder)."""
+        return max((self.out_height - 1) * self.stride + self.kernel - self.height, 0) // 2
+
+    @property
+    def pad_left(self) -> int:
+        """Zero columns left of the input (the right gets the remainder)."""
+        return max((self.out_width - 1) * self.stride + self.kernel - self.width, 0) // 2
+
+    @property
+    def patch_size(self) -> int:
+        """Values in one patch, one row of the im2col matrix: ``kernel^2 channels``."""
+        return self.kernel * self.kernel * self.channels
 
 
 class Rng:
@@ -81,6 +125,9 @@ class Backend:
     name: ClassVar[str] = "base"
     xp: Any = np
     rng_class: ClassVar[type[Rng]] = Rng
+    im2col_bytes: ClassVar[int | None] = 4 * 2**20
+    """Convolutions gather their im2col matrix for this many bytes of the batch at a time, a
+    slice that stays in the CPU's caches (None: the whole batch in one matrix)."""
 
     # ------------------------------------------------------------ allocation and transfer
     def empty(self, shape: tuple[int, ...], dtype: Any) -> Any:
@@ -116,9 +163,15 @@ class Backend:
         return bool(self.xp.isfinite(a).all())
 
     # ------------------------------------------------------------ dense layer
-    def gemm(self, a: Any, b: Any, out: Any, trans_a: bool = False, trans_b: bool = False) -> None:
-        """``out = op(a) @ op(b)`` where op transposes when asked."""
-        self.xp.matmul(a.T if trans_a else a, b.T if trans_b else b, out=out)
+    def gemm(self, a: Any, b: Any, out: Any, trans_a: bool = False, trans_b: bool = False,
+             accumulate: bool = False) -> None:
+        """``out = op(a) @ op(b)`` where op transposes when asked; ``out += ...`` when
+        ``accumulate``."""
+        product = (a.T if trans_a else a, b.T if trans_b else b)
+        if accumulate:
+            out += self.xp.matmul(*product)
+        else:
+            self.xp.matmul(*product, out=out)
 
     def bias_act(self, y: Any, bias: Any, act: int, alpha: float) -> None:
         """Dense epilogue, in place: ``y = act(y + bias)``."""
@@ -241,6 +294,66 @@ class Backend:
         if dx is not None:
             n = dy.shape[0]
             xp.multiply(dy - dbeta / n - xhat * (dgamma / n), gamma * invstd, out=dx)
+
+    # ------------------------------------------------------------ convolution
+    def _padded(self, n: int, g: ConvGeometry, dtype: Any) -> tuple[Any, Any]:
+        """A zero (n, Hp, Wp, C) array and its view of the unpadded (n, H, W, C) interior,
+        where Hp x Wp covers every pixel the windows read and the whole input."""
+        rows = max((g.out_height - 1) * g.stride + g.kernel, g.pad_top + g.height)
+        cols = max((g.out_width - 1) * g.stride + g.kernel, g.pad_left + g.width)
+        padded = self.xp.zeros((n, rows, cols, g.channels), dtype)
+        interior = padded[:, g.pad_top:g.pad_top + g.height, g.pad_left:g.pad_left + g.width]
+        return padded, interior
+
+    def _window_views(self, padded: Any, cols: Any, g: ConvGeometry):
+        """For each kernel offset (dy, dx): the padded input's pixels that offset reads, and
+        the matching (n, Ho, Wo, C) part of the im2col matrix."""
+        n, s = padded.shape[0], g.stride
+        patches = cols.reshape(n, g.out_height, g.out_width, g.kernel, g.kernel, g.channels)
+        for dy in range(g.kernel):
+            for dx in range(g.kernel):
+                pixels = padded[:, dy:dy + s * (g.out_height - 1) + 1:s,
+                                dx:dx + s * (g.out_width - 1) + 1:s]
+                yield pixels, patches[:, :, :, dy, dx]
+
+    def im2col(self, x: Any, geometry: ConvGeometry, cols: Any) -> None:
+        """Gather the convolution's input patches: ``cols`` (n Ho Wo, k^2 C) from ``x`` (n, H W C).
+
+        Row ``(i, ho, wo)`` holds the k x k x C window whose top-left corner is input pixel
+        ``(ho s - pad_top, wo s - pad_left)`` of sample i, ordered (dy, dx, c); pixels
+        outside the image are zeros. The convolution is then ``cols @ W`` with W of shape
+        (k^2 C, filters).
+        """
+        g, n = geometry, x.shape[0]
+        padded, interior = self._padded(n, g, x.dtype)
+        interior[...] = x.reshape(n, g.height, g.width, g.channels)
+        for pixels, patch in self._window_views(padded, cols, g):
+            patch[...] = pixels
+
+    def col2im(self, cols: Any, geometry: ConvGeometry, dx: Any) -> None:
+        """The adjoint of :meth:`im2col`: ``dx`` (n, H W C) = each input pixel's sum over the
+        patch entries that copied it (so with ``dcols = dy W^T``, ``dx`` is the convolution's
+        input gradient). Entries that fell on the padding are dropped."""
+        g, n = geometry, dx.shape[0]
+        padded, interior = self._padded(n, g, dx.dtype)
+        for pixels, patch in self._window_views(padded, cols, g):
+            pixels += patch
+        dx.reshape(n, g.height, g.width, g.channels)[...] = interior
+
+    # ------------------------------------------------------------ nearest upsampling
+    def upsample2x(self, x: Any, shape: tuple[int, int, int], y: Any) -> None:
+        """Nearest upsampling by 2: ``y[i, 2h+a, 2w+b, c] = x[i, h, w, c]`` for a, b in {0, 1};
+        ``x`` is (n, H W C) for ``shape`` = (H, W, C), ``y`` is (n, 4 H W C)."""
+        n, (height, width, channels) = x.shape[0], shape
+        blocks = y.reshape(n, height, 2, width, 2, channels)
+        blocks[...] = x.reshape(n, height, 1, width, 1, channels)
+
+    def upsample2x_backward(self, dy: Any, shape: tuple[int, int, int], dx: Any) -> None:
+        """The adjoint of :meth:`upsample2x`: ``dx[i, h, w, c]`` = the sum of ``dy`` over the
+        2 x 2 block that pixel became."""
+        n, (height, width, channels) = dx.shape[0], shape
+        blocks = dy.reshape(n, height, 2, width, 2, channels)
+        self.xp.sum(blocks, axis=(2, 4), out=dx.reshape(n, height, width, channels))
 
     # ------------------------------------------------------------ optimizers
     def sgd_update(self, param: Any, grad: Any, velocity: Any, lr: float, momentum: float) -> None:

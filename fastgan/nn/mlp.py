@@ -1,4 +1,9 @@
-"""MLP: a stack of layers over one FlatParams; forward records a tape, backward walks it."""
+"""MLP: a stack of layers over one FlatParams; forward records a tape, backward walks it.
+
+The stack may hold convolutional layers too (the DCGAN of seed 003): the network still reads
+and writes (batch, features) rows, and the shapes the layers see in between are tracked
+while it is built (see :func:`fastgan.nn.specs.output_shapes`).
+"""
 
 from __future__ import annotations
 
@@ -12,15 +17,16 @@ from ..backends.base import Backend, resolve_dtype
 from ..errors import ConfigError
 from .layers import Layer, build_layer
 from .params import FlatParams
-from .specs import BatchNorm, Dense, LayerSpec
+from .specs import BatchNorm, Conv2D, Dense, LayerSpec, output_shapes
 
 
 class MLP:
-    """A multilayer perceptron built from layer specs, on one backend and dtype.
+    """A feed-forward network built from layer specs, on one backend and dtype.
 
-    ``MLP([Dense(256, "leaky_relu", alpha=0.2), Dropout(0.3), Dense(1)], in_features=784)``.
-    ``seed`` fixes the initial weights (drawn on the host, so equal on every backend) and
-    the dropout masks.
+    ``MLP([Dense(256, "leaky_relu", alpha=0.2), Dropout(0.3), Dense(1)], in_features=784)``,
+    or convolutional: ``MLP([Reshape((28, 28, 1)), Conv2D(32, stride=2, activation="relu"),
+    Flatten(), Dense(1)], in_features=784)``. ``seed`` fixes the initial weights (drawn on
+    the host, so equal on every backend) and the dropout masks.
     """
 
     def __init__(self, layers: Sequence[LayerSpec], *, in_features: int,
@@ -29,8 +35,9 @@ class MLP:
         if not isinstance(in_features, int) or in_features < 1:
             raise ConfigError(f"in_features must be a positive integer, got {in_features!r}")
         self.specs = tuple(layers)
-        if not any(isinstance(s, Dense) for s in self.specs):
-            raise ConfigError("an MLP needs at least one Dense layer")
+        shapes = output_shapes(self.specs, in_features)
+        if not any(isinstance(s, Dense | Conv2D) for s in self.specs):
+            raise ConfigError("a network needs at least one Dense or Conv2D layer")
         self.backend = get_backend(backend)
         self.dtype = resolve_dtype(dtype)
         seeds = (seed if isinstance(seed, np.random.SeedSequence)
@@ -39,17 +46,17 @@ class MLP:
         self.dropout_rng = self.backend.rng(seeds[1])
         self.params = FlatParams(self.backend, self.dtype)
         self.layers: list[Layer] = []
-        features = in_features
-        for index, spec in enumerate(self.specs):
-            layer = build_layer(spec, index, self.backend, self.dtype, features, self.params,
-                                init_rng, self.dropout_rng)
-            self.layers.append(layer)
-            features = layer.out_features
+        for index, (spec, in_shape, out_shape) in enumerate(
+                zip(self.specs, [(in_features,), *shapes[:-1]], shapes, strict=True)):
+            self.layers.append(build_layer(spec, index, self.backend, self.dtype, in_shape,
+                                           out_shape, self.params, init_rng, self.dropout_rng))
         self.params.allocate()
         for layer in self.layers:
             layer.bind(self.params)
         self.in_features = in_features
-        self.out_features = features
+        self._first_trained = next(i for i, layer in enumerate(self.layers) if layer.has_params)
+        self.out_shape = shapes[-1]
+        self.out_features = self.layers[-1].out_features
 
     @property
     def n_params(self) -> int:
@@ -83,10 +90,13 @@ class MLP:
         """Backpropagate ``dy`` (gradient w.r.t. the output; overwritten) through the tape of
         the last training forward at this batch size. Parameter gradients land in
         ``params.grad`` when ``param_grads``; returns the input gradient when ``input_grad``.
+        Without ``input_grad`` the walk stops at the first layer with parameters (what comes
+        before it, e.g. a Reshape, has nothing to learn), which skips its input gradient.
         """
-        for index in range(len(self.layers) - 1, -1, -1):
-            dy = self.layers[index].backward(dy, index > 0 or input_grad, param_grads)
-        return dy
+        last = 0 if input_grad else self._first_trained
+        for index in range(len(self.layers) - 1, last - 1, -1):
+            dy = self.layers[index].backward(dy, input_grad or index > last, param_grads)
+        return dy if input_grad else None
 
     def __repr__(self) -> str:
         return (f"MLP(in={self.in_features}, out={self.out_features}, params={self.n_params:,}, "

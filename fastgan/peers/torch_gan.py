@@ -32,8 +32,20 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..backends.base import resolve_dtype
 from ..errors import BackendUnavailable, ConfigError, FastganError
-from ..nn.specs import BatchNorm, Dense, Dropout, LayerSpec
+from ..nn.specs import (
+    Activation,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    LayerSpec,
+    Reshape,
+    UpSampling2D,
+    output_shapes,
+)
 from ..optim import SGD, Adam, OptimizerConfig
 from ..presets import Preset
 
@@ -61,13 +73,7 @@ def _dtype(dtype: Any) -> torch.dtype:
     """The torch dtype for a name, NumPy dtype or torch dtype; ConfigError if unsupported."""
     if dtype in DTYPES.values():
         return dtype
-    try:
-        name = np.dtype(dtype).name
-    except TypeError:
-        name = None
-    if name not in DTYPES:
-        raise ConfigError(f"the PyTorch peer supports dtypes {', '.join(DTYPES)}, got {dtype!r}")
-    return DTYPES[name]
+    return DTYPES[resolve_dtype(dtype).name]
 
 
 def _device(device: str) -> torch.device:
@@ -83,56 +89,84 @@ def _device(device: str) -> torch.device:
 
 
 # ---------------------------------------------------------------- networks from layer specs
-def _activation(spec: Dense) -> nn.Module | None:
-    """The module applying ``spec``'s activation, or None for identity."""
-    if spec.activation == "relu":
+def _activation(name: str, alpha: float) -> nn.Module | None:
+    """The module applying activation ``name``, or None for identity."""
+    if name == "relu":
         return nn.ReLU()
-    if spec.activation == "leaky_relu":
-        return nn.LeakyReLU(spec.alpha)
-    if spec.activation == "tanh":
+    if name == "leaky_relu":
+        return nn.LeakyReLU(alpha)
+    if name == "tanh":
         return nn.Tanh()
-    if spec.activation == "sigmoid":
+    if name == "sigmoid":
         return nn.Sigmoid()
     return None
 
 
-def _initialise(linear: nn.Linear, init: str) -> None:
-    """Apply fastgan's init ``init`` to ``linear`` (torch stores W as (out, in))."""
-    fan_out, fan_in = linear.weight.shape
+def _initialise(layer: nn.Linear | nn.Conv2d, init: str) -> None:
+    """Apply fastgan's init ``init`` to ``layer`` (torch stores W as (out, in, ...); its fans
+    count the receptive field as fastgan's do)."""
+    fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(layer.weight)
     with torch.no_grad():
         if init == "he_normal":
-            linear.weight.normal_(0.0, math.sqrt(2.0 / fan_in))
-            linear.bias.zero_()
+            layer.weight.normal_(0.0, math.sqrt(2.0 / fan_in))
+            layer.bias.zero_()
         elif init == "glorot_uniform":
             limit = math.sqrt(6.0 / (fan_in + fan_out))
-            linear.weight.uniform_(-limit, limit)
-            linear.bias.zero_()
-        # torch_default: nn.Linear's own reset_parameters, W and b ~ U(+-1/sqrt(fan_in)).
+            layer.weight.uniform_(-limit, limit)
+            layer.bias.zero_()
+        # torch_default: the layer's own reset_parameters, W and b ~ U(+-1/sqrt(fan_in)).
+
+
+def _module(spec: LayerSpec, in_shape: tuple[int, ...]) -> list[nn.Module]:
+    """The modules doing ``spec``'s job on an input of fastgan shape ``in_shape``."""
+    if isinstance(spec, Dense | Conv2D):
+        if isinstance(spec, Dense):
+            layer: nn.Linear | nn.Conv2d = nn.Linear(in_shape[0], spec.units)
+        else:
+            layer = nn.Conv2d(in_shape[-1], spec.filters, spec.kernel, spec.stride,
+                              padding=spec.kernel // 2)
+        _initialise(layer, spec.init)
+        activation = _activation(spec.activation, spec.alpha)
+        return [layer] if activation is None else [layer, activation]
+    if isinstance(spec, Activation):
+        activation = _activation(spec.name, spec.alpha)
+        return [] if activation is None else [activation]
+    if isinstance(spec, BatchNorm):
+        norm = nn.BatchNorm1d if len(in_shape) == 1 else nn.BatchNorm2d
+        return [norm(in_shape[-1], eps=spec.eps, momentum=1.0 - spec.momentum)]
+    if isinstance(spec, Dropout):
+        return [nn.Dropout(spec.rate)]
+    if isinstance(spec, Reshape):
+        height, width, channels = spec.shape
+        return [nn.Unflatten(1, (channels, height, width))]
+    if isinstance(spec, Flatten):
+        return [nn.Flatten()]
+    if isinstance(spec, UpSampling2D):
+        return [nn.Upsample(scale_factor=2, mode="nearest")]
+    raise ConfigError(f"the PyTorch peer cannot build layer spec {spec!r}")
 
 
 def build_mlp(layers: Sequence[LayerSpec], in_features: int) -> nn.Sequential:
-    """An ``nn.Sequential`` equal in architecture and initialisation to fastgan's MLP.
+    """An ``nn.Sequential`` equal in architecture and initialisation to fastgan's network.
 
     Dense -> ``nn.Linear`` + activation; Dropout -> ``nn.Dropout``; BatchNorm ->
-    ``nn.BatchNorm1d`` with PyTorch momentum ``1 - momentum`` (Keras' convention in the spec).
+    ``nn.BatchNorm1d`` (``BatchNorm2d`` after a spatial layer) with PyTorch momentum
+    ``1 - momentum`` (Keras' convention in the spec); Activation -> its module.
+
+    Images are PyTorch's own NCHW: Reshape((H, W, C)) -> ``nn.Unflatten(1, (C, H, W))``,
+    Flatten -> ``nn.Flatten``, Conv2D -> ``nn.Conv2d`` with ``padding=kernel // 2``,
+    UpSampling2D -> ``nn.Upsample(scale_factor=2)``. Flat rows are thus read in (C, H, W)
+    order where fastgan reads (H, W, C): identical for one channel, otherwise a fixed
+    permutation of the features that i.i.d. initial weights do not see. For stride 2 on an
+    even side, TensorFlow's "same" pads (0, 1) where this pads (1, 1); the work is the same.
+    A network ending on images flattens them, as fastgan's rows are flat.
     """
     modules: list[nn.Module] = []
-    width = in_features
-    for spec in layers:
-        if isinstance(spec, Dense):
-            linear = nn.Linear(width, spec.units)
-            _initialise(linear, spec.init)
-            modules.append(linear)
-            activation = _activation(spec)
-            if activation is not None:
-                modules.append(activation)
-            width = spec.units
-        elif isinstance(spec, Dropout):
-            modules.append(nn.Dropout(spec.rate))
-        elif isinstance(spec, BatchNorm):
-            modules.append(nn.BatchNorm1d(width, eps=spec.eps, momentum=1.0 - spec.momentum))
-        else:
-            raise ConfigError(f"the PyTorch peer cannot build layer spec {spec!r}")
+    shapes = output_shapes(layers, in_features)
+    for spec, in_shape in zip(layers, [(in_features,), *shapes[:-1]], strict=True):
+        modules += _module(spec, in_shape)
+    if len(shapes[-1]) == 3:
+        modules.append(nn.Flatten())
     return nn.Sequential(*modules)
 
 
@@ -164,11 +198,12 @@ class TorchGAN:
     update are each wrapped in ``torch.compile`` (default mode on CPU, ``"reduce-overhead"`` on
     CUDA; the ``requires_grad`` switch on D stays outside, in Python): the first calls compile
     (seconds to a minute on a small CPU), so warm up before timing, and a new batch size
-    recompiles.
+    recompiles. ``channels_last=True`` stores convolution weights NHWC, the layout oneDNN's
+    CPU convolutions are fastest in (activations follow them).
     """
 
     def __init__(self, preset: Preset, *, device: str = "cpu", dtype: Any = "float32",
-                 seed: int = 0, compile: bool = False) -> None:
+                 seed: int = 0, compile: bool = False, channels_last: bool = False) -> None:
         self.preset = preset
         self.device = _device(device)
         self.dtype = _dtype(dtype)
@@ -176,6 +211,9 @@ class TorchGAN:
         self.generator = build_mlp(preset.generator, preset.latent_dim).to(self.device, self.dtype)
         self.discriminator = build_mlp(preset.discriminator, preset.data_dim).to(
             self.device, self.dtype)
+        if channels_last:
+            self.generator.to(memory_format=torch.channels_last)
+            self.discriminator.to(memory_format=torch.channels_last)
         self.generator.train()
         self.discriminator.train()
         self.g_optimizer = build_optimizer(preset.g_optimizer, self.generator.parameters())

@@ -1,0 +1,432 @@
+"""``fastgan bench``: training-step speed of every backend, side by side with PyTorch, against
+the machine's limit, measured in one run.
+
+How a figure is made:
+
+* Every contender (fastgan's backends, the PyTorch peers, and the step's GEMMs alone) is built
+  for the same preset, batch size and dtype, with one thread count for BLAS, Numba and torch.
+* After warm-up, each repetition runs every contender once, rotating who goes first
+  (:func:`interleaved`), so a change of load on the machine hits all of them alike. The
+  figures are medians over the repetitions, with the quartiles and min/max as the spread.
+* The step's GEMMs alone (:func:`fastgan.floor.gemm_operands`, back to back into preallocated
+  outputs) are one more contender: their GFLOP/s is this machine's GEMM peak at the step's
+  own shapes, and their time plus the optimizers' memory traffic at measured bandwidth is the
+  step's floor (:mod:`fastgan.floor`). Each contender is reported as a % of both.
+
+Import heavy dependencies (torch, matplotlib) inside functions: ``fastgan`` must start quickly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import presets
+from .backends import available_backends
+from .errors import BackendUnavailable, ConfigError
+from .fileio import write_atomically
+from .floor import (
+    gemm_operands,
+    measure_bandwidth,
+    optimizer_bytes,
+    step_gemms,
+    weight_shapes,
+)
+from .threads import default_num_threads, set_num_threads
+
+BACKENDS = ("numpy", "numba", "cupy")
+PEERS = {"none": (), "eager": ("torch eager",), "compile": ("torch compile",),
+         "all": ("torch eager", "torch compile")}
+GEMMS = "gemms"
+"""The contender that runs the step's GEMMs alone (the floor's measured part)."""
+REFERENCE = "torch eager"
+"""Every contender's speed is also given as a ratio to this one."""
+SCALING_BATCHES = (32, 128, 512, 1024, 2048, 4096)
+SCALING_WIDTHS = (1, 2, 4)
+QUICK = {"preset": ["tiny"], "batch": [64], "repeats": 5, "warmup": 2, "peers": "eager"}
+DEFAULT_REPEATS, DEFAULT_WARMUP = 20, 3
+
+Step = Callable[[], None]
+
+
+# ---------------------------------------------------------------- timing
+def interleaved(contenders: dict[str, Step], repeats: int, warmup: int = DEFAULT_WARMUP
+                ) -> dict[str, list[float]]:
+    """Seconds per call of each contender: ``warmup`` untimed calls each, then ``repeats``
+    repetitions that call every contender once, rotating the order each repetition."""
+    for run in contenders.values():
+        for _ in range(warmup):
+            run()
+    names = list(contenders)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            start = time.perf_counter()
+            contenders[name]()
+            seconds[name].append(time.perf_counter() - start)
+    return seconds
+
+
+def spread(seconds: Sequence[float]) -> dict[str, float]:
+    """Median, quartiles, min and max of ``seconds``, in milliseconds."""
+    ms = sorted(1e3 * s for s in seconds)
+    if len(ms) >= 2:
+        q1, _, q3 = statistics.quantiles(ms, n=4, method="inclusive")
+    else:
+        q1 = q3 = ms[0]
+    return {"median": statistics.median(ms), "q1": q1, "q3": q3, "min": ms[0], "max": ms[-1]}
+
+
+# ---------------------------------------------------------------- the contenders
+@dataclass(frozen=True)
+class Case:
+    """One (preset, batch, dtype) with architecture overrides (e.g. ``g_hidden``)."""
+
+    preset: str
+    batch: int
+    dtype: str
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    def build(self) -> presets.Preset:
+        """The preset with this batch size and these overrides."""
+        return presets.get(self.preset, batch_size=self.batch, **dict(self.overrides))
+
+
+def fastgan_step(backend: str, case: Case) -> Step:
+    """One fastgan training step on ``backend`` (synchronised on a GPU) over a fixed batch."""
+    from .gan import GAN
+
+    gan = GAN.from_preset(case.preset, backend=backend, dtype=case.dtype,
+                          batch_size=case.batch, **dict(case.overrides))
+    real = np.random.default_rng(0).uniform(-1, 1, (gan.k * case.batch, gan.data_dim))
+    real = gan.backend.asarray(real, case.dtype)
+    if backend != "cupy":
+        return lambda: gan.step(real)
+    import cupy
+
+    def step_synchronised() -> None:
+        gan.step(real)
+        cupy.cuda.get_current_stream().synchronize()
+
+    return step_synchronised
+
+
+def torch_step(case: Case, *, compile: bool) -> Step:
+    """One step of the PyTorch peer (:mod:`fastgan.peers.torch_gan`) on the CPU."""
+    from .peers.torch_gan import TorchGAN
+
+    peer = TorchGAN(case.build(), dtype=case.dtype, compile=compile)
+    real = peer.make_batch()
+    return lambda: peer.step(real)
+
+
+def gemms_step(case: Case) -> Step:
+    """The step's GEMMs alone, back to back into preallocated outputs."""
+    operands = gemm_operands(case.build(), case.batch, case.dtype)
+
+    def run() -> None:
+        for a, b, c in operands:
+            np.matmul(a, b, out=c)
+
+    return run
+
+
+def usable(backends: Sequence[str], peers: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """The contenders among ``backends`` and ``peers`` that can run here, and why the others
+    cannot (name -> reason)."""
+    reasons = available_backends()
+    runnable, skipped = [], {}
+    for name in backends:
+        if reasons.get(name) is None:
+            runnable.append(name)
+        else:
+            skipped[name] = reasons[name]
+    if peers:
+        try:
+            import fastgan.peers.torch_gan  # noqa: F401
+        except (ImportError, BackendUnavailable) as exc:
+            skipped.update(dict.fromkeys(peers, str(exc)))
+        else:
+            runnable += peers
+    return runnable, skipped
+
+
+def contenders_for(case: Case, names: Sequence[str]) -> dict[str, Step]:
+    """The step of every contender in ``names``, plus the GEMMs alone."""
+    steps: dict[str, Step] = {GEMMS: gemms_step(case)}
+    for name in names:
+        if name in BACKENDS:
+            steps[name] = fastgan_step(name, case)
+        else:
+            steps[name] = torch_step(case, compile=name == "torch compile")
+    return steps
+
+
+# ---------------------------------------------------------------- one case
+def measure_case(case: Case, names: Sequence[str], repeats: int, warmup: int,
+                 bandwidth: float) -> dict[str, Any]:
+    """Time ``names`` and the GEMMs interleaved on ``case``; every figure of one table row.
+
+    ``bandwidth`` (bytes/s, :func:`fastgan.floor.measure_bandwidth`) prices the optimizers'
+    traffic. samples/s counts the real rows a step consumes (k x batch).
+    """
+    preset = case.build()
+    seconds = interleaved(contenders_for(case, names), repeats, warmup)
+    flops = sum(g.flops for g in step_gemms(preset, case.batch))
+    gemm_ms = spread(seconds.pop(GEMMS))["median"]
+    optimizer_ms = 1e3 * optimizer_bytes(preset, np.dtype(case.dtype).itemsize) / bandwidth
+    floor_ms = gemm_ms + optimizer_ms
+    peak_gflops = flops / gemm_ms / 1e6
+    rows: dict[str, dict[str, Any]] = {}
+    for name, times in seconds.items():
+        ms = spread(times)
+        step_ms = ms["median"]
+        gflops = flops / step_ms / 1e6
+        rows[name] = {"step_ms": ms, "steps_per_s": 1e3 / step_ms,
+                      "samples_per_s": 1e3 * preset.k * case.batch / step_ms,
+                      "gflops": gflops, "pct_gemm_peak": 100 * gflops / peak_gflops,
+                      "pct_floor": 100 * floor_ms / step_ms}
+    if REFERENCE in rows:
+        reference = rows[REFERENCE]["steps_per_s"]
+        for row in rows.values():
+            row["ratio_to_torch_eager"] = row["steps_per_s"] / reference
+    return {"preset": case.preset, "batch": case.batch, "dtype": case.dtype,
+            "overrides": {key: list(value) for key, value in case.overrides},
+            "floor": {"gemm_ms": gemm_ms, "optimizer_ms": optimizer_ms, "floor_ms": floor_ms,
+                      "gemm_gflops": peak_gflops, "flops": flops},
+            "contenders": rows}
+
+
+# ---------------------------------------------------------------- scaling
+def hidden_widths(preset: presets.Preset) -> dict[str, tuple[int, ...]]:
+    """The preset's hidden layer widths: ``{"g_hidden": (...), "d_hidden": (...)}``."""
+    g = weight_shapes(preset.generator, preset.latent_dim)
+    d = weight_shapes(preset.discriminator, preset.data_dim)
+    return {"g_hidden": tuple(out for _, _, out in g[:-1]),
+            "d_hidden": tuple(out for _, _, out in d[:-1])}
+
+
+def scaling_cases(preset: str, batch: int, dtype: str) -> dict[str, list[Case]]:
+    """Cases over batch sizes (:data:`SCALING_BATCHES`, at the preset's widths) and over
+    width (hidden sizes x :data:`SCALING_WIDTHS`, at ``batch``)."""
+    widths = hidden_widths(presets.get(preset))
+    return {
+        "batch": [Case(preset, b, dtype) for b in SCALING_BATCHES],
+        "width": [Case(preset, batch, dtype, tuple(
+            (key, tuple(factor * w for w in value)) for key, value in widths.items()))
+            for factor in SCALING_WIDTHS],
+    }
+
+
+def plot_scaling(path: Path, scaling: dict[str, list[dict[str, Any]]]) -> Path | None:
+    """Steps/s against batch size and against width, one line per contender, as a PNG
+    (None, with a warning, when matplotlib is missing)."""
+    from .viz import _new_figure, _save_figure
+
+    figure = _new_figure((10, 4))
+    if figure is None:
+        return None
+    for axes, (axis, label) in zip(figure.subplots(1, 2), (("batch", "batch size"),
+                                                            ("width", "width factor")),
+                                   strict=True):
+        rows = scaling[axis]
+        for name in rows[0]["contenders"]:
+            axes.plot([row["x"] for row in rows],
+                      [row["contenders"][name]["steps_per_s"] for row in rows],
+                      marker="o", label=name)
+        axes.plot([row["x"] for row in rows], [1e3 / row["floor"]["floor_ms"] for row in rows],
+                  "k--", label="floor")
+        axes.set(xscale="log", yscale="log", xlabel=label, ylabel="steps/s",
+                 title=f"{rows[0]['preset']}, {rows[0]['dtype']}: steps/s over {label}")
+        axes.set_xticks([row["x"] for row in rows], [str(row["x"]) for row in rows])
+        axes.set_xticks([], minor=True)
+        axes.grid(True, which="both", alpha=0.3)
+        axes.legend(fontsize="small")
+    return _save_figure(path, figure)
+
+
+# ---------------------------------------------------------------- machine and report
+def machine() -> dict[str, Any]:
+    """The CPU model, logical CPUs, package versions and the load average now."""
+    from .environment import versions
+
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {"cpu": model, "logical_cpus": os.cpu_count(), "load_average": load,
+            "versions": {k: v for k, v in versions().items() if v is not None}}
+
+
+def set_threads(threads: int, torch_too: bool) -> None:
+    """One thread count for BLAS, Numba (see :mod:`fastgan.threads`) and torch (when
+    ``torch_too``)."""
+    if available_backends().get("numba") is None:
+        import numba  # noqa: F401 - imported so that its pool is set too
+
+    set_num_threads(threads)
+    if torch_too:
+        from .peers.torch_gan import set_threads as set_torch_threads
+
+        set_torch_threads(threads)
+
+
+def format_table(results: Sequence[dict[str, Any]], key: str = "batch") -> str:
+    """The results as a Markdown table, one line per (case, contender)."""
+    header = (f"| preset | {key} | dtype | contender | ms/step (median [IQR]) | steps/s "
+              "| samples/s | vs torch eager | GFLOP/s | % GEMM peak | % floor |")
+    lines = [header, "|" + "|".join("---" for _ in range(header.count("|") - 1)) + "|"]
+    for result in results:
+        floor = result["floor"]
+        lines.append(f"| {result['preset']} | {result.get('x', result['batch'])} | "
+                     f"{result['dtype']} | floor (GEMMs + optimizer) | {floor['floor_ms']:.2f} | "
+                     f"{1e3 / floor['floor_ms']:.1f} | | | {floor['gemm_gflops']:.1f} | 100 | "
+                     "100 |")
+        for name, row in result["contenders"].items():
+            ms = row["step_ms"]
+            ratio = row.get("ratio_to_torch_eager")
+            lines.append(
+                f"| {result['preset']} | {result.get('x', result['batch'])} | {result['dtype']} "
+                f"| {name} | {ms['median']:.2f} [{ms['q1']:.2f}, {ms['q3']:.2f}] "
+                f"| {row['steps_per_s']:.1f} | {row['samples_per_s']:.0f} "
+                f"| {'' if ratio is None else f'{ratio:.2f}x'} | {row['gflops']:.1f} "
+                f"| {row['pct_gemm_peak']:.0f} | {row['pct_floor']:.0f} |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the command
+def add_parser(subparsers: Any) -> None:
+    """Add ``fastgan bench`` to the ``fastgan`` command."""
+    parser = subparsers.add_parser(
+        "bench", help="training-step speed per backend, beside PyTorch, against the floor",
+        description="Time one training step per backend and PyTorch peer, interleaved after "
+                    "warm-up with one thread count for all, beside the step's floor (its GEMMs "
+                    "alone plus the optimizers' memory traffic), measured in the same run.")
+    arg = parser.add_argument
+    arg("--backend", action="append", metavar="NAMES",
+        help=f"backends to time, repeatable or comma-separated (default: every usable one of "
+             f"{', '.join(BACKENDS)})")
+    arg("--preset", action="append", metavar="NAMES",
+        help="presets, repeatable or comma-separated (default pytorch-vanilla)")
+    arg("--batch", type=int, nargs="+", metavar="B", help="batch sizes (default: the preset's)")
+    arg("--dtype", default="float32", choices=("float32", "float64"))
+    arg("--peers", choices=tuple(PEERS), default="eager",
+        help="PyTorch peers (need torch): none, eager, compile or all (default eager)")
+    arg("--repeats", type=int, help=f"timed repetitions (default {DEFAULT_REPEATS})")
+    arg("--threads", type=int,
+        help="threads for BLAS, Numba and torch alike (default: physical cores)")
+    arg("--scaling", action="store_true",
+        help=f"also time steps/s over batch sizes {SCALING_BATCHES} and width x"
+             f"{SCALING_WIDTHS} for the first preset, and plot it (--plot)")
+    arg("--plot", type=Path, default=Path("bench_scaling.png"),
+        help="PNG of the scaling curves (default bench_scaling.png)")
+    arg("--json", type=Path, metavar="PATH", help="write every figure to this JSON file")
+    arg("--quick", action="store_true",
+        help="a smoke run well under a minute: the tiny preset, batch 64, 5 repetitions, "
+             "no torch.compile, no scaling")
+    parser.set_defaults(run=bench_command)
+
+
+def _names(values: Sequence[str] | None, default: Sequence[str]) -> list[str]:
+    """Repeatable, comma-separated option values as one list (``default`` when absent)."""
+    if not values:
+        return list(default)
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's settings from the options, checked; ``--quick`` overrides sizes and peers."""
+    backends = _names(args.backend, BACKENDS)
+    unknown = sorted(set(backends) - set(BACKENDS))
+    if unknown:
+        raise ConfigError(f"unknown backend {', '.join(unknown)}; choose from "
+                          f"{', '.join(BACKENDS)}")
+    settings = {"backends": backends,
+                "presets": _names(args.preset, ["pytorch-vanilla"]),
+                "batches": args.batch, "dtype": args.dtype, "peers": args.peers,
+                "repeats": args.repeats or DEFAULT_REPEATS, "warmup": DEFAULT_WARMUP,
+                "threads": args.threads or default_num_threads(), "scaling": args.scaling}
+    if args.quick:
+        settings.update(presets=QUICK["preset"], batches=QUICK["batch"],
+                        repeats=args.repeats or QUICK["repeats"], warmup=QUICK["warmup"],
+                        peers="none" if args.peers == "none" else QUICK["peers"],
+                        scaling=False)
+    for preset in settings["presets"]:
+        presets.get(preset)  # a clear ConfigError for an unknown name
+    for key in ("repeats", "threads"):
+        if settings[key] < 1:
+            raise ConfigError(f"--{key} must be at least 1, got {settings[key]}")
+    if settings["batches"] and min(settings["batches"]) < 1:
+        raise ConfigError(f"batch sizes must be at least 1, got {settings['batches']}")
+    return settings
+
+
+def _measure_all(cases: Sequence[Case], names: Sequence[str], settings: dict[str, Any],
+                 bandwidth: float) -> list[dict[str, Any]]:
+    results = []
+    for case in cases:
+        print(f"fastgan bench: {case.preset} batch {case.batch} {case.dtype} "
+              f"{dict(case.overrides) or ''}...", file=sys.stderr, flush=True)
+        results.append(measure_case(case, names, settings["repeats"], settings["warmup"],
+                                    bandwidth))
+    return results
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    """``fastgan bench``: measure, print the tables, write the JSON (and the scaling plot)."""
+    settings = _settings(args)
+    names, skipped = usable(settings["backends"], PEERS[settings["peers"]])
+    set_threads(settings["threads"], any(name.startswith("torch") for name in names))
+    for name, reason in skipped.items():
+        print(f"fastgan bench: skipping {name}: {reason}", file=sys.stderr)
+    if not names:
+        raise BackendUnavailable("none of the asked-for backends or peers can run here")
+    report: dict[str, Any] = {"machine": machine(), "settings": settings, "skipped": skipped}
+    bandwidth = measure_bandwidth(dtype=settings["dtype"])
+    report["bandwidth_gbs"] = bandwidth / 1e9
+    cases = [Case(preset, batch, settings["dtype"]) for preset in settings["presets"]
+             for batch in settings["batches"] or [presets.get(preset).batch_size]]
+    report["results"] = _measure_all(cases, names, settings, bandwidth)
+    print(f"\nfastgan bench on {report['machine']['cpu']}, {settings['threads']} threads, "
+          f"{settings['repeats']} interleaved repetitions after {settings['warmup']} warm-up; "
+          f"load average {report['machine']['load_average']}")
+    print(format_table(report["results"]))
+    if settings["scaling"]:
+        first = cases[0]
+        scaling: dict[str, list[dict[str, Any]]] = {}
+        for axis, axis_cases in scaling_cases(first.preset, first.batch, first.dtype).items():
+            results = _measure_all(axis_cases, names, settings, bandwidth)
+            for result, x in zip(results, SCALING_BATCHES if axis == "batch" else
+                                 SCALING_WIDTHS, strict=False):
+                result["x"] = x
+            scaling[axis] = results
+            print(f"\nscaling over {axis} ({first.preset}"
+                  f"{', batch ' + str(first.batch) if axis == 'width' else ''}):")
+            print(format_table(results, key="batch" if axis == "batch" else "width x"))
+        plot = plot_scaling(args.plot, scaling)
+        if plot is None:
+            print("fastgan bench: no scaling plot (matplotlib is not installed)", file=sys.stderr)
+        report["scaling"] = scaling
+        report["scaling_plot"] = None if plot is None else str(plot)
+    report["machine"]["load_average_after"] = os.getloadavg() if hasattr(os, "getloadavg") \
+        else None
+    if args.json is not None:
+        text = json.dumps(report, indent=1, allow_nan=False)
+        write_atomically(args.json, lambda file: file.write(text.encode()))
+        print(f"fastgan bench: figures written to {args.json}", file=sys.stderr)
+    return 0

@@ -1,0 +1,90 @@
+"""One thread knob for every thread pool fastgan drives: BLAS (threadpoolctl) and Numba.
+
+``FASTGAN_NUM_THREADS`` or :func:`set_num_threads` sets both together so that they never
+oversubscribe the cores; the default is the number of physical cores. On a busy machine,
+or for small layers, one thread is often faster: a waiting BLAS thread spins.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import threadpoolctl
+
+from .errors import ConfigError
+
+THREADS_ENV = "FASTGAN_NUM_THREADS"
+_in_force: int | None = None      # what set_num_threads last applied
+
+
+def physical_cores() -> int:
+    """Physical cores this process may run on (logical CPUs / hyper-threads per core).
+
+    Linux topology files give threads per core; elsewhere every logical CPU counts.
+    """
+    logical = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else os.cpu_count() or 1
+    siblings = Path("/sys/devices/system/cpu/cpu0/topology/thread_siblings_list")
+    try:
+        per_core = len(_cpu_list(siblings.read_text()))
+    except OSError:
+        per_core = 1
+    return max(1, logical // max(per_core, 1))
+
+
+def _cpu_list(text: str) -> list[int]:
+    """Parse a Linux CPU list such as ``"0-3,8"``."""
+    cpus: list[int] = []
+    for part in text.strip().split(","):
+        first, _, last = part.partition("-")
+        cpus.extend(range(int(first), int(last or first) + 1))
+    return cpus
+
+
+def default_num_threads() -> int:
+    """``FASTGAN_NUM_THREADS`` if set, else the number of physical cores."""
+    value = os.environ.get(THREADS_ENV)
+    if value is None:
+        return physical_cores()
+    try:
+        threads = int(value)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise ConfigError(f"{THREADS_ENV} must be a positive integer, got {value!r}")
+    return threads
+
+
+def set_num_threads(threads: int | None = None) -> int:
+    """Use ``threads`` threads for BLAS and for Numba alike (None: :func:`default_num_threads`).
+
+    Numba's count is capped by its pool size (``NUMBA_NUM_THREADS``, fixed at start-up).
+    Returns the count in force.
+    """
+    threads = default_num_threads() if threads is None else threads
+    if not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"the thread count must be a positive integer, got {threads!r}")
+    global _in_force
+    threadpoolctl.threadpool_limits(threads, user_api="blas")
+    _in_force = threads
+    numba = sys.modules.get("numba")
+    if numba is not None:
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    return threads
+
+
+def get_num_threads() -> dict[str, int]:
+    """Threads in force now: ``{"numba": n, "blas": n}`` (BLAS: the largest of its pools;
+    numba: 0 when numba has not been imported)."""
+    blas = [pool["num_threads"] for pool in threadpoolctl.threadpool_info()
+            if pool["user_api"] == "blas"]
+    numba = sys.modules.get("numba")
+    return {"numba": numba.get_num_threads() if numba else 0, "blas": max(blas, default=0)}
+
+
+def apply_default_once() -> int:
+    """Apply :func:`default_num_threads` unless a count was set before; return the count in
+    force (backends call this when created, so a user's earlier choice wins)."""
+    return _in_force if _in_force is not None else set_num_threads()
