@@ -6,7 +6,8 @@ Every implementation runs the same algorithm (one D step on real + fake rows in 
 then one G step with fresh noise through the updated D) in float32 on a batch already on
 the GPU. One benchmark round is ``STEPS_PER_ROUND`` steps followed by a synchronisation, so
 pytest-benchmark's times divided by it are per-step GPU-inclusive times. ``cublas-only``
-replays just the step's GEMMs (as a CUDA graph): the floor the step cannot beat.
+replays just the step's GEMMs (as a CUDA graph): the floor the step cannot beat (for the
+DCGAN, whose im2col/col2im gathers are extra memory traffic, a floor that leaves them out).
 ``benchmarks/gpu_check.py`` prints the table.
 """
 
@@ -23,7 +24,8 @@ from fastgan.backends import cupy_backend
 from fastgan.floor import step_gemms
 
 CASES = [("pytorch-vanilla", 100), ("pytorch-vanilla", 1024), ("pytorch-vanilla", 8192),
-         ("numpy-mlp", 64)]
+         ("numpy-mlp", 64), ("keras-dcgan", 64)]
+DATA_DIM = {"keras-dcgan": 32 * 32}      # seed 003's padded MNIST; the MLPs take 28 x 28
 IMPLEMENTATIONS = ["cupy-eager", "cupy-graph", "cublas-only", "torch-eager", "torch-compile"]
 STEPS_PER_ROUND = 20
 ROUNDS = 15
@@ -36,8 +38,12 @@ pytestmark = [pytest.mark.gpu,
 Runner = tuple[Callable[[], None], Callable[[], None], dict[str, Any]]
 
 
+def _data_dim(preset: str) -> int:
+    return DATA_DIM.get(preset, 28 * 28)
+
+
 def _cupy_gan(preset: str, batch: int) -> tuple[GAN, Any]:
-    gan = GAN.from_preset(preset, backend="cupy", seed=0)
+    gan = GAN.from_preset(preset, backend="cupy", seed=0, data_dim=_data_dim(preset))
     host = np.random.default_rng(0).uniform(-1, 1, (gan.k * batch, gan.data_dim))
     return gan, gan.backend.asarray(host, gan.dtype)
 
@@ -49,13 +55,14 @@ def _sync_cupy() -> None:
 
 
 def _step_gemms(gan: GAN, real: Any) -> list[tuple]:
-    """The GEMM calls (a, b, out, trans_a, trans_b) of one training step, in order."""
+    """The GEMM calls (a, b, out, trans_a, trans_b, accumulate) of one training step, in
+    order."""
     backend, calls = gan.backend, []
     gemm = backend.gemm
 
-    def recording(a, b, out, trans_a=False, trans_b=False):
-        calls.append((a, b, out, trans_a, trans_b))
-        gemm(a, b, out, trans_a, trans_b)
+    def recording(a, b, out, trans_a=False, trans_b=False, accumulate=False):
+        calls.append((a, b, out, trans_a, trans_b, accumulate))
+        gemm(a, b, out, trans_a, trans_b, accumulate)
 
     backend.gemm = recording
     try:
@@ -112,8 +119,8 @@ def _torch(preset: str, batch: int, compile: bool) -> Runner:
         from fastgan.peers.torch_gan import TorchGAN
     except ImportError as exc:
         pytest.skip(f"the PyTorch peer fastgan.peers.torch_gan is not here ({exc})")
-    peer = TorchGAN(presets.get(preset, batch_size=batch), device="cuda", dtype="float32",
-                    seed=0, compile=compile)
+    preset_spec = presets.get(preset, _data_dim(preset), batch_size=batch)
+    peer = TorchGAN(preset_spec, device="cuda", dtype="float32", seed=0, compile=compile)
     real = peer.make_batch()                     # k*B uniform rows on the GPU
     info = {"torch": torch.__version__, "mode": "reduce-overhead" if compile else "eager"}
     return (lambda: peer.step(real)), torch.cuda.synchronize, info

@@ -41,6 +41,7 @@ import operator
 import os
 import struct
 import urllib.request
+import zipfile
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -500,7 +501,7 @@ def _npz(path: Path) -> _Source:
             if "x" not in archive.files:
                 raise DataError(f"{path}: no array named 'x' (found: {', '.join(archive.files)})")
             x, y = archive["x"], archive["y"] if "y" in archive.files else None
-    except (OSError, ValueError, EOFError) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise DataError(f"{path}: cannot read this .npz file: {error}") from error
     if x.ndim < 2 or x.shape[0] == 0:
         raise DataError(f"{path}: x must hold at least one sample per row, got shape {x.shape}")

@@ -215,9 +215,13 @@ class EmulatedDevice:
         self.launches.append(kernel.name)
         self._run(lambda: function(*grid, *block, *values))
 
-    def gemm(self, a: Any, b: Any, out: Any, trans_a: bool, trans_b: bool) -> None:
-        """``out = op(a) @ op(b)`` with NumPy (cuBLAS is not emulated)."""
-        self._run(lambda: np.matmul(a.T if trans_a else a, b.T if trans_b else b, out=out))
+    def gemm(self, a: Any, b: Any, out: Any, trans_a: bool, trans_b: bool,
+             accumulate: bool) -> None:
+        """``out = op(a) @ op(b)`` (``+=`` when ``accumulate``) with NumPy (cuBLAS is not
+        emulated)."""
+        first, second = a.T if trans_a else a, b.T if trans_b else b
+        self._run(lambda: np.add(out, first @ second, out=out) if accumulate
+                  else np.matmul(first, second, out=out))
 
     def copy(self, src: Any, dst: Any) -> None:
         """Device-to-device copy of equal contiguous arrays."""

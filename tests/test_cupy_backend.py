@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import cuda_emulator
 import numpy as np
 import pytest
+from test_parity import DCGAN_SGD, GEOMETRIES
 
 import fastgan
 from fastgan import GAN, backends
@@ -259,13 +260,15 @@ def assert_same(pairs, dtype, scale: float = 1.0):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("accumulate", [False, True])
 @pytest.mark.parametrize(("trans_a", "trans_b"), [(False, False), (True, False), (False, True)])
-def test_gemm(cuda, dtype, trans_a, trans_b):
+def test_gemm(cuda, dtype, trans_a, trans_b, accumulate):
     rng = np.random.default_rng(1)
     m, k, n = 33, 70, 45
     a = rng.standard_normal((k, m) if trans_a else (m, k))
     b = rng.standard_normal((n, k) if trans_b else (k, n))
-    assert_same(run_both(cuda, "gemm", dtype, a, b, np.zeros((m, n)), trans_a, trans_b), dtype,
+    out = rng.standard_normal((m, n))
+    assert_same(run_both(cuda, "gemm", dtype, a, b, out, trans_a, trans_b, accumulate), dtype,
                 scale=10)
 
 
@@ -313,6 +316,28 @@ def test_multiply(cuda, dtype):
     with pytest.raises(ConfigError, match="equal shapes"):
         cuda.multiply(cuda.zeros((2, 3), dtype), cuda.zeros((1, 3), dtype),
                       cuda.zeros((2, 3), dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=str)
+def test_im2col_and_col2im(cuda, dtype, geometry):
+    rng = np.random.default_rng(8)
+    rows = 3 * geometry.out_height * geometry.out_width
+    x = rng.standard_normal((3, geometry.height * geometry.width * geometry.channels))
+    cols = np.full((rows, geometry.patch_size), np.nan)          # every entry must be written
+    assert_same(run_both(cuda, "im2col", dtype, x, geometry, cols), dtype)
+    dcols = rng.standard_normal((rows, geometry.patch_size))
+    assert_same(run_both(cuda, "col2im", dtype, dcols, geometry, np.full_like(x, np.nan)), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_upsample2x_and_backward(cuda, dtype):
+    rng = np.random.default_rng(9)
+    shape = (3, 5, 4)
+    x, dy = rng.standard_normal((2, 60)), rng.standard_normal((2, 240))
+    assert_same(run_both(cuda, "upsample2x", dtype, x, shape, np.full((2, 240), np.nan)), dtype)
+    assert_same(run_both(cuda, "upsample2x_backward", dtype, dy, shape, np.full((2, 60), np.nan)),
+                dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -474,6 +499,8 @@ PRESETS = {
     "keras-mlp": {"data_dim": 12, "latent_dim": 4, "g_hidden": (8, 16), "d_hidden": (8,)},
     "pytorch-vanilla": {"data_dim": 12, "g_hidden": (16,), "d_hidden": (16, 8), "k": 2},
     "numpy-mlp": {"data_dim": 10, "g_hidden": (16,), "d_hidden": (8,)},
+    "keras-dcgan": {"data_dim": 64, "latent_dim": 4, "g_filters": (6, 4, 3),
+                    "d_filters": (3, 4, 6), **DCGAN_SGD},
 }
 STEP_TOLERANCE = {np.float32: {"rtol": 1e-4, "atol": 1e-5}, np.float64: {"rtol": 1e-10,
                                                                           "atol": 1e-12}}
@@ -529,7 +556,7 @@ def _train_both_ways(make_cuda, preset: str, plant=None):
     return eager, replayed
 
 
-@pytest.mark.parametrize("preset", ["pytorch-vanilla", "numpy-mlp", "keras-mlp"])
+@pytest.mark.parametrize("preset", ["pytorch-vanilla", "numpy-mlp", "keras-mlp", "keras-dcgan"])
 def test_graph_replay_equals_eager_steps(make_cuda, preset):
     eager, replayed = _train_both_ways(make_cuda, preset)
     expected, actual = _state(eager), _state(replayed)

@@ -509,6 +509,17 @@ def test_npz_channels_become_greyscale(tmp_path):
     np.testing.assert_allclose(data.load(str(tmp_path / "one.npz")).x[0], 1, atol=1e-6)
 
 
+@pytest.mark.parametrize("keep", [0.3, 0.9], ids=["head-cut", "tail-cut"])
+def test_truncated_npz_is_a_data_error(tmp_path, keep):
+    whole = tmp_path / "whole.npz"
+    np.savez(whole, x=np.zeros((50, 40), np.uint8), y=np.zeros(50, np.int64))
+    blob = whole.read_bytes()
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(blob[: int(len(blob) * keep)])
+    with pytest.raises(DataError, match=r"cannot read this \.npz file"):
+        data.load(str(cut))
+
+
 def test_npz_resized_with_image_size(tmp_path):
     np.savez(tmp_path / "big.npz", x=np.full((3, 8, 8), 255, np.uint8))
     small = data.load(str(tmp_path / "big.npz"), image_size=4)

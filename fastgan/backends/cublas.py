@@ -150,15 +150,17 @@ class Cublas:
                                               WORKSPACE_BYTES), "cublasSetWorkspace")
         self._stream = stream_ptr
 
-    def gemm(self, a: Any, b: Any, out: Any, trans_a: bool = False, trans_b: bool = False) -> None:
-        """``out = op(a) @ op(b)`` on CuPy's current stream."""
+    def gemm(self, a: Any, b: Any, out: Any, trans_a: bool = False, trans_b: bool = False,
+             accumulate: bool = False) -> None:
+        """``out = op(a) @ op(b)`` (``out += ...`` when ``accumulate``: beta = 1) on CuPy's
+        current stream."""
         g = gemm_arguments(a, b, out, trans_a, trans_b)
         if out.size == 0:
             return
         self.bind(self._cupy.cuda.get_current_stream().ptr)
         scalar = ctypes.c_float if out.dtype == np.float32 else ctypes.c_double
         function = self.lib.cublasSgemm_v2 if out.dtype == np.float32 else self.lib.cublasDgemm_v2
-        one, zero = scalar(1.0), scalar(0.0)
+        alpha, beta = scalar(1.0), scalar(1.0 if accumulate else 0.0)
         _check(function(self.handle, g.trans_first, g.trans_second, g.m, g.n, g.k,
-                        ctypes.byref(one), b.data.ptr, g.ld_first, a.data.ptr, g.ld_second,
-                        ctypes.byref(zero), out.data.ptr, g.ld_out), "gemm")
+                        ctypes.byref(alpha), b.data.ptr, g.ld_first, a.data.ptr, g.ld_second,
+                        ctypes.byref(beta), out.data.ptr, g.ld_out), "gemm")

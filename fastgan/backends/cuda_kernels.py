@@ -32,6 +32,9 @@ ROW_LANES = 8           # rows read in parallel per column in the column kernels
 REDUCE_THREADS = 256    # threads of the single-block reductions
 COLSUM_ONLY = -1        # act code of act_grad_colsum: add the columns up, change nothing
 RNG_NORMAL, RNG_UNIFORM, RNG_DROPOUT = range(3)
+CONV_GEOMETRY = ("int",) * 9
+"""The geometry parameters of the convolution kernels: H, W, C, k, s, pad_top, pad_left, Ho,
+Wo."""
 
 SOURCE = rf"""
 // fastgan kernels. Activation codes match fastgan.backends.base.
@@ -400,6 +403,85 @@ __global__ void philox_fill(T* __restrict__ out, long long n, unsigned long long
 }}
 
 __global__ void philox_advance(unsigned long long* draws) {{ *draws += 1; }}
+
+// Convolution geometry (see fastgan.backends.base.ConvGeometry): samples of H x W x C
+// channels-last pixels, a k x k window with stride s, pad_top / pad_left zero rows / columns,
+// Ho x Wo outputs; total = the elements written. Every kernel below gathers (one thread
+// writes each output element), so there are no atomics and the sums run in a fixed order.
+
+// cols[(i, ho, wo), (dy, dx, c)] = x[i, ho s - pad_top + dy, wo s - pad_left + dx, c], or 0
+// where that pixel falls on the padding.
+template <typename T>
+__global__ void im2col(const T* __restrict__ x, T* __restrict__ cols, long long total, int H,
+                       int W, int C, int k, int s, int pad_top, int pad_left, int Ho, int Wo) {{
+    for (long long e = first_index(); e < total; e += index_stride()) {{
+        long long t = e;
+        const int c = t % C; t /= C;
+        const int dx = t % k; t /= k;
+        const int dy = t % k; t /= k;
+        const int wo = t % Wo; t /= Wo;
+        const int ho = t % Ho;
+        const long long i = t / Ho;
+        const int h = ho * s - pad_top + dy, w = wo * s - pad_left + dx;
+        cols[e] = (h >= 0 && h < H && w >= 0 && w < W) ? x[((i * H + h) * W + w) * C + c] : T(0);
+    }}
+}}
+
+// The adjoint: dx[i, h, w, c] = the sum of the cols entries that copied pixel (h, w), added
+// over (dy, dx) in row-major order as the reference does.
+template <typename T>
+__global__ void col2im(const T* __restrict__ cols, T* __restrict__ dx_out, long long total,
+                       int H, int W, int C, int k, int s, int pad_top, int pad_left, int Ho,
+                       int Wo) {{
+    for (long long e = first_index(); e < total; e += index_stride()) {{
+        long long t = e;
+        const int c = t % C; t /= C;
+        const int w = t % W; t /= W;
+        const int h = t % H;
+        const long long i = t / H;
+        T sum = T(0);
+        for (int dy = 0; dy < k; ++dy) {{
+            const int row = h + pad_top - dy;                 // = ho s
+            if (row < 0 || row % s || row / s >= Ho) continue;
+            for (int dx = 0; dx < k; ++dx) {{
+                const int col = w + pad_left - dx;            // = wo s
+                if (col < 0 || col % s || col / s >= Wo) continue;
+                sum += cols[(((i * Ho + row / s) * Wo + col / s) * k + dy) * k * C
+                            + (long long)dx * C + c];
+            }}
+        }}
+        dx_out[e] = sum;
+    }}
+}}
+
+// y[i, 2h + a, 2w + b, c] = x[i, h, w, c]; total = n 4 H W C.
+template <typename T>
+__global__ void upsample2x(const T* __restrict__ x, T* __restrict__ y, long long total, int H,
+                           int W, int C) {{
+    for (long long e = first_index(); e < total; e += index_stride()) {{
+        long long t = e;
+        const int c = t % C; t /= C;
+        const int w2 = t % (2 * W); t /= 2 * W;
+        const int h2 = t % (2 * H);
+        const long long i = t / (2 * H);
+        y[e] = x[((i * H + h2 / 2) * W + w2 / 2) * C + c];
+    }}
+}}
+
+// dx[i, h, w, c] = the sum of dy over the 2 x 2 block pixel (h, w) became; total = n H W C.
+template <typename T>
+__global__ void upsample2x_backward(const T* __restrict__ dy, T* __restrict__ dx,
+                                    long long total, int H, int W, int C) {{
+    for (long long e = first_index(); e < total; e += index_stride()) {{
+        long long t = e;
+        const int c = t % C; t /= C;
+        const int w = t % W; t /= W;
+        const int h = t % H;
+        const long long i = t / H;
+        const long long top = ((i * 2 * H + 2 * h) * 2 * W + 2 * w) * C + c, below = 2 * W * C;
+        dx[e] = (dy[top] + dy[top + C]) + (dy[top + below] + dy[top + below + C]);
+    }}
+}}
 """
 
 _C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
@@ -491,6 +573,10 @@ KERNELS = _kernels(
     Kernel("philox_fill", ("T*", "long long", "unsigned long long", "const unsigned long long*",
                            "int", "T", "T")),
     Kernel("philox_advance", ("unsigned long long*",), templated=False),
+    Kernel("im2col", ("const T*", "T*", "long long", *CONV_GEOMETRY)),
+    Kernel("col2im", ("const T*", "T*", "long long", *CONV_GEOMETRY)),
+    Kernel("upsample2x", ("const T*", "T*", "long long", "int", "int", "int")),
+    Kernel("upsample2x_backward", ("const T*", "T*", "long long", "int", "int", "int")),
 )
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, FastganError
-from .base import IDENTITY, Backend, Rng
+from .base import IDENTITY, Backend, ConvGeometry, Rng
 from .cublas import Cublas
 from .cuda_kernels import (
     COLSUM_ONLY,
@@ -154,9 +154,10 @@ class CupyDevice:
         """Launch ``kernel`` (compiled for ``dtype``) with checked, exactly typed arguments."""
         self._functions[kernel.instance(dtype)](grid, block, kernel.arguments(dtype, args))
 
-    def gemm(self, a: Any, b: Any, out: Any, trans_a: bool, trans_b: bool) -> None:
-        """``out = op(a) @ op(b)`` with cuBLAS."""
-        self.blas.gemm(a, b, out, trans_a, trans_b)
+    def gemm(self, a: Any, b: Any, out: Any, trans_a: bool, trans_b: bool,
+             accumulate: bool) -> None:
+        """``out = op(a) @ op(b)`` (``out += ...`` when ``accumulate``) with cuBLAS."""
+        self.blas.gemm(a, b, out, trans_a, trans_b, accumulate)
 
     def copy(self, src: Any, dst: Any) -> None:
         """Asynchronous device-to-device copy of equal contiguous arrays."""
@@ -290,6 +291,7 @@ class CupyBackend(Backend):
     """
 
     name = "cupy"
+    im2col_bytes = None       # the whole batch's im2col matrix at once: GPU memory is ample
 
     def __init__(self, *, tf32: bool = False, rng: str = "device", device: Any = None) -> None:
         if rng not in ("device", "host"):
@@ -353,9 +355,10 @@ class CupyBackend(Backend):
         self._launch("philox_advance", None, (1,), (1,), draws)
 
     # ------------------------------------------------------------ dense layer
-    def gemm(self, a: Any, b: Any, out: Any, trans_a: bool = False, trans_b: bool = False) -> None:
-        """``out = op(a) @ op(b)`` with cuBLAS."""
-        self.device.gemm(a, b, out, trans_a, trans_b)
+    def gemm(self, a: Any, b: Any, out: Any, trans_a: bool = False, trans_b: bool = False,
+             accumulate: bool = False) -> None:
+        """``out = op(a) @ op(b)`` (``out += ...`` when ``accumulate``) with cuBLAS."""
+        self.device.gemm(a, b, out, trans_a, trans_b, accumulate)
 
     def bias_act(self, y: Any, bias: Any, act: int, alpha: float) -> None:
         """Dense epilogue, in place: ``y = act(y + bias)``, one pass."""
@@ -422,6 +425,29 @@ class CupyBackend(Backend):
         rows, cols = dy.shape
         self._launch("bn_backward", dy.dtype, (self._column_grid(cols),), (TILE_COLS, ROW_LANES),
                      dy, xhat, gamma, invstd, dgamma, dbeta, dx, rows, cols)
+
+    # ------------------------------------------------------------ convolution
+    def _geometry(self, g: ConvGeometry) -> tuple[int, ...]:
+        return (g.height, g.width, g.channels, g.kernel, g.stride, g.pad_top, g.pad_left,
+                g.out_height, g.out_width)
+
+    def im2col(self, x: Any, geometry: ConvGeometry, cols: Any) -> None:
+        """Gather the convolution's input patches (see the base class), one launch."""
+        self._elementwise("im2col", x.dtype, cols.size, x, cols, cols.size,
+                          *self._geometry(geometry))
+
+    def col2im(self, cols: Any, geometry: ConvGeometry, dx: Any) -> None:
+        """The adjoint of :meth:`im2col`, one launch; each pixel gathers its own sum."""
+        self._elementwise("col2im", dx.dtype, dx.size, cols, dx, dx.size,
+                          *self._geometry(geometry))
+
+    def upsample2x(self, x: Any, shape: tuple[int, int, int], y: Any) -> None:
+        """Nearest upsampling by 2 (see the base class), one launch."""
+        self._elementwise("upsample2x", y.dtype, y.size, x, y, y.size, *shape)
+
+    def upsample2x_backward(self, dy: Any, shape: tuple[int, int, int], dx: Any) -> None:
+        """Sum of each 2 x 2 block of ``dy``, one launch."""
+        self._elementwise("upsample2x_backward", dx.dtype, dx.size, dy, dx, dx.size, *shape)
 
     # ------------------------------------------------------------ optimizers
     def new_schedule(self) -> Any:
