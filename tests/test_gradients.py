@@ -135,12 +135,9 @@ def _frozen_randomness(gan: GAN):
     return restore
 
 
-@pytest.mark.parametrize("smoothing", [0.0, 0.1])
-def test_discriminator_loss_end_to_end(backend, smoothing):
-    """d L_D / d theta_D for every D parameter, through dropout, real and fake halves."""
-    gan = _tiny_gan(backend, smoothing=smoothing)
-    real = np.random.default_rng(11).uniform(-1, 1, (6, 5))
-    ws = gan.workspace(6)
+def check_discriminator_loss_gradient(gan: GAN, real: np.ndarray) -> None:
+    """FD check of d L_D / d theta_D (real and fake halves, dropout frozen) on ``real``."""
+    backend, ws = gan.backend, gan.workspace(len(real))
     restore = _frozen_randomness(gan)
 
     def loss() -> float:
@@ -155,11 +152,9 @@ def test_discriminator_loss_end_to_end(backend, smoothing):
     check_gradient(loss, D.params.data, analytic, backend, names=slot_names(D.params))
 
 
-@pytest.mark.parametrize("g_loss", ["non_saturating", "minimax"])
-def test_generator_loss_through_discriminator(backend, g_loss):
-    """d L_G / d theta_G for every G parameter: the cross-network path through D."""
-    gan = _tiny_gan(backend, g_loss=g_loss)
-    ws = gan.workspace(6)
+def check_generator_loss_gradient(gan: GAN, batch: int) -> None:
+    """FD check of d L_G / d theta_G through D, for ``batch`` fresh latent vectors."""
+    backend, ws = gan.backend, gan.workspace(batch)
     restore = _frozen_randomness(gan)
 
     def loss() -> float:
@@ -171,6 +166,21 @@ def test_generator_loss_through_discriminator(backend, g_loss):
     G = gan.generator
     analytic = backend.asarray(backend.to_numpy(G.params.grad).copy())
     check_gradient(loss, G.params.data, analytic, backend, names=slot_names(G.params))
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_discriminator_loss_end_to_end(backend, smoothing):
+    """d L_D / d theta_D for every D parameter, through dropout, real and fake halves."""
+    gan = _tiny_gan(backend, smoothing=smoothing)
+    real = np.random.default_rng(11).uniform(-1, 1, (6, 5))
+    check_discriminator_loss_gradient(gan, real)
+
+
+@pytest.mark.parametrize("g_loss", ["non_saturating", "minimax"])
+def test_generator_loss_through_discriminator(backend, g_loss):
+    """d L_G / d theta_G for every G parameter: the cross-network path through D."""
+    gan = _tiny_gan(backend, g_loss=g_loss)
+    check_generator_loss_gradient(gan, batch=6)
 
 
 def test_loss_functions_fill_stats(backend):
@@ -284,32 +294,9 @@ def _tiny_dcgan(backend) -> GAN:
 def test_dcgan_discriminator_loss_end_to_end(backend, im2col_slices):
     gan = _tiny_dcgan(backend)
     real = np.random.default_rng(20).uniform(-1, 1, (3, 64))
-    ws = gan.workspace(3)
-    restore = _frozen_randomness(gan)
-
-    def loss() -> float:
-        restore()
-        gan.discriminator_gradients(real, ws)
-        stats = backend.to_numpy(gan.stats)
-        return float(stats[0] + stats[2])
-
-    loss()
-    D = gan.discriminator
-    analytic = backend.asarray(backend.to_numpy(D.params.grad).copy())
-    check_gradient(loss, D.params.data, analytic, backend, names=slot_names(D.params))
+    check_discriminator_loss_gradient(gan, real)
 
 
 def test_dcgan_generator_loss_through_discriminator(backend, im2col_slices):
     gan = _tiny_dcgan(backend)
-    ws = gan.workspace(3)
-    restore = _frozen_randomness(gan)
-
-    def loss() -> float:
-        restore()
-        gan.generator_gradients(ws)
-        return float(backend.to_numpy(gan.stats)[4])
-
-    loss()
-    G = gan.generator
-    analytic = backend.asarray(backend.to_numpy(G.params.grad).copy())
-    check_gradient(loss, G.params.data, analytic, backend, names=slot_names(G.params))
+    check_generator_loss_gradient(gan, batch=3)
