@@ -79,6 +79,18 @@ def test_a_collapsed_generator_scores_one_class_and_no_diversity(digits_evaluato
     assert results[1]["precision"] < 0.05
 
 
+def assert_learns(gan: GAN, dataset: data.Dataset, evaluator: Evaluator, steps: int,
+                  untrained_above: float, trained_below: float) -> None:
+    """``gan`` starts far from the data (Fréchet distance above ``untrained_above``) and after
+    ``steps`` steps of ``fit`` comes close (below ``trained_below``) with >= 9 of 10 classes."""
+    before = evaluator.evaluate(gan)
+    gan.fit(dataset, steps=steps)
+    after = evaluator.evaluate(gan)
+    assert before["frechet_distance"] > untrained_above, before
+    assert after["frechet_distance"] < trained_below, after
+    assert after["classes_covered"] >= 9, after
+
+
 def test_tiny_gan_learns_digits(backend, digits_evaluator):
     """The `tiny` preset, 3000 steps of 128 on the 1500 training digits (numpy backend).
 
@@ -87,12 +99,8 @@ def test_tiny_gan_learns_digits(backend, digits_evaluator):
     """
     digits = data.load("digits")
     gan = GAN.from_preset("tiny", data_dim=digits.n_features, backend=backend, seed=0)
-    before = digits_evaluator.evaluate(gan)
-    gan.fit(digits, steps=3000)
-    after = digits_evaluator.evaluate(gan)
-    assert before["frechet_distance"] > 300
-    assert after["frechet_distance"] < 90, after
-    assert after["classes_covered"] >= 9, after
+    assert_learns(gan, digits, digits_evaluator, steps=3000, untrained_above=300,
+                  trained_below=90)
 
 
 # ------------------------------------------------------------------ Fashion-MNIST (Debian files)
@@ -133,9 +141,5 @@ def test_a_widened_tiny_gan_learns_fashion(fashion_evaluator):
     fashion = data.load("fashion-mnist")
     gan = GAN.from_preset("tiny", data_dim=fashion.n_features, backend="auto", seed=0,
                           latent_dim=64, g_hidden=(256, 512), d_hidden=(512, 256))
-    before = fashion_evaluator.evaluate(gan)
-    gan.fit(fashion, steps=2000)
-    after = fashion_evaluator.evaluate(gan)
-    assert before["frechet_distance"] > 250
-    assert after["frechet_distance"] < 150, after
-    assert after["classes_covered"] >= 9, after
+    assert_learns(gan, fashion, fashion_evaluator, steps=2000, untrained_above=250,
+                  trained_below=150)

@@ -409,6 +409,18 @@ __global__ void philox_advance(unsigned long long* draws) {{ *draws += 1; }}
 // Ho x Wo outputs; total = the elements written. Every kernel below gathers (one thread
 // writes each output element), so there are no atomics and the sums run in a fixed order.
 
+// Element e of an (n, H, W, C) channels-last array is pixel (i, h, w) channel c.
+struct Pixel {{ long long i; int h, w, c; }};
+
+__device__ __forceinline__ Pixel pixel(long long e, int H, int W, int C) {{
+    Pixel p;
+    p.c = e % C; e /= C;
+    p.w = e % W; e /= W;
+    p.h = e % H;
+    p.i = e / H;
+    return p;
+}}
+
 // cols[(i, ho, wo), (dy, dx, c)] = x[i, ho s - pad_top + dy, wo s - pad_left + dx, c], or 0
 // where that pixel falls on the padding.
 template <typename T>
@@ -434,20 +446,16 @@ __global__ void col2im(const T* __restrict__ cols, T* __restrict__ dx_out, long 
                        int H, int W, int C, int k, int s, int pad_top, int pad_left, int Ho,
                        int Wo) {{
     for (long long e = first_index(); e < total; e += index_stride()) {{
-        long long t = e;
-        const int c = t % C; t /= C;
-        const int w = t % W; t /= W;
-        const int h = t % H;
-        const long long i = t / H;
+        const Pixel p = pixel(e, H, W, C);
         T sum = T(0);
         for (int dy = 0; dy < k; ++dy) {{
-            const int row = h + pad_top - dy;                 // = ho s
+            const int row = p.h + pad_top - dy;               // = ho s
             if (row < 0 || row % s || row / s >= Ho) continue;
             for (int dx = 0; dx < k; ++dx) {{
-                const int col = w + pad_left - dx;            // = wo s
+                const int col = p.w + pad_left - dx;          // = wo s
                 if (col < 0 || col % s || col / s >= Wo) continue;
-                sum += cols[(((i * Ho + row / s) * Wo + col / s) * k + dy) * k * C
-                            + (long long)dx * C + c];
+                sum += cols[(((p.i * Ho + row / s) * Wo + col / s) * k + dy) * k * C
+                            + (long long)dx * C + p.c];
             }}
         }}
         dx_out[e] = sum;
@@ -459,12 +467,8 @@ template <typename T>
 __global__ void upsample2x(const T* __restrict__ x, T* __restrict__ y, long long total, int H,
                            int W, int C) {{
     for (long long e = first_index(); e < total; e += index_stride()) {{
-        long long t = e;
-        const int c = t % C; t /= C;
-        const int w2 = t % (2 * W); t /= 2 * W;
-        const int h2 = t % (2 * H);
-        const long long i = t / (2 * H);
-        y[e] = x[((i * H + h2 / 2) * W + w2 / 2) * C + c];
+        const Pixel p = pixel(e, 2 * H, 2 * W, C);
+        y[e] = x[((p.i * H + p.h / 2) * W + p.w / 2) * C + p.c];
     }}
 }}
 
@@ -473,12 +477,9 @@ template <typename T>
 __global__ void upsample2x_backward(const T* __restrict__ dy, T* __restrict__ dx,
                                     long long total, int H, int W, int C) {{
     for (long long e = first_index(); e < total; e += index_stride()) {{
-        long long t = e;
-        const int c = t % C; t /= C;
-        const int w = t % W; t /= W;
-        const int h = t % H;
-        const long long i = t / H;
-        const long long top = ((i * 2 * H + 2 * h) * 2 * W + 2 * w) * C + c, below = 2 * W * C;
+        const Pixel p = pixel(e, H, W, C);
+        const long long top = ((p.i * 2 * H + 2 * p.h) * 2 * W + 2 * p.w) * C + p.c;
+        const long long below = 2LL * W * C;
         dx[e] = (dy[top] + dy[top + C]) + (dy[top + below] + dy[top + below + C]);
     }}
 }}
