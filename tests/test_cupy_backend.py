@@ -385,6 +385,14 @@ def test_sgd_update(cuda, dtype, momentum):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_ema_update(cuda, dtype):
+    rng = np.random.default_rng(10)
+    pairs = run_both(cuda, "ema_update", dtype, rng.standard_normal(1000),
+                     rng.standard_normal(1000), 0.999)
+    assert_same(pairs, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("step", [1, 2, 7])
 def test_adam_update(cuda, dtype, step):
     rng = np.random.default_rng(10)
@@ -516,6 +524,8 @@ def _state(gan) -> dict[str, np.ndarray]:
     arrays = {"G": gan.generator.params.data, "D": gan.discriminator.params.data,
               "stats": gan.stats}
     arrays.update({f"G.{k}": v for k, v in gan.generator.buffers().items()})
+    if gan.ema is not None:
+        arrays["G.ema"] = gan.ema.average
     for name, opt in (("g_opt", gan.g_optimizer), ("d_opt", gan.d_optimizer)):
         arrays.update({f"{name}.{k}": v for k, v in opt.state.items()})
     return {k: be.to_numpy(v).copy() for k, v in arrays.items()}
@@ -539,9 +549,10 @@ def test_twenty_steps_match_numpy(make_cuda, preset, dtype):
 
 
 # ---------------------------------------------------------------- CUDA-graph replay
-def _train_both_ways(make_cuda, preset: str, plant=None):
-    eager = GAN.from_preset(preset, backend=make_cuda(), seed=4, **PRESETS[preset])
-    replayed = GAN.from_preset(preset, backend=make_cuda(), seed=4, **PRESETS[preset])
+def _train_both_ways(make_cuda, preset: str, plant=None, **options):
+    eager = GAN.from_preset(preset, backend=make_cuda(), seed=4, **PRESETS[preset], **options)
+    replayed = GAN.from_preset(preset, backend=make_cuda(), seed=4, **PRESETS[preset],
+                               **options)
     graphed = GraphedStep(replayed)
     if plant is not None:
         plant(graphed)
@@ -556,9 +567,12 @@ def _train_both_ways(make_cuda, preset: str, plant=None):
     return eager, replayed
 
 
-@pytest.mark.parametrize("preset", ["pytorch-vanilla", "numpy-mlp", "keras-mlp", "keras-dcgan"])
-def test_graph_replay_equals_eager_steps(make_cuda, preset):
-    eager, replayed = _train_both_ways(make_cuda, preset)
+@pytest.mark.parametrize(("preset", "options"), [
+    ("pytorch-vanilla", {}), ("numpy-mlp", {}), ("keras-mlp", {}), ("keras-dcgan", {}),
+    ("pytorch-vanilla", {"ema_decay": 0.9})], ids=["pytorch-vanilla", "numpy-mlp", "keras-mlp",
+                                                   "keras-dcgan", "pytorch-vanilla-ema"])
+def test_graph_replay_equals_eager_steps(make_cuda, preset, options):
+    eager, replayed = _train_both_ways(make_cuda, preset, **options)
     expected, actual = _state(eager), _state(replayed)
     for name in expected:
         np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -30,9 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 STEP_PEAK_BYTES = 4096
 
 
-def _small_gan(preset: str, backend: str) -> tuple[GAN, np.ndarray]:
+def _small_gan(preset: str, backend: str, **options: Any) -> tuple[GAN, np.ndarray]:
     gan = GAN.from_preset(preset, backend=backend, dtype="float32", data_dim=64, batch_size=16,
-                          g_hidden=(32, 64), d_hidden=(64, 32))
+                          g_hidden=(32, 64), d_hidden=(64, 32), **options)
     real = np.random.default_rng(0).uniform(-1, 1, (16 * gan.k, 64)).astype(np.float32)
     return gan, real
 
@@ -72,9 +73,9 @@ def assert_steps_allocate_nothing(gan: GAN, real: np.ndarray) -> None:
 
 @pytest.mark.parametrize("preset", ["pytorch-vanilla", "keras-mlp", "numpy-adam"])
 def test_steady_state_step_allocates_nothing(preset):
-    """Dropout, batch norm, Adam and SGD paths: no array is created inside GAN.step, and
-    Numba's runtime allocates nothing at all (its counters stay still)."""
-    gan, real = _small_gan(preset, "numba")
+    """Dropout, batch norm, Adam, SGD and the generator's weight average: no array is created
+    inside GAN.step, and Numba's runtime allocates nothing at all (its counters stay still)."""
+    gan, real = _small_gan(preset, "numba", ema_decay=0.99)
     assert_steps_allocate_nothing(gan, real)
 
 

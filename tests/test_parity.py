@@ -184,6 +184,14 @@ def test_adam_update(pair):
     pair.assert_close(ref, fast)
 
 
+def test_ema_update(pair):
+    ref, fast = pair.both(pair.normal(1000), pair.normal(1000))
+    for _ in range(3):
+        pair.reference.ema_update(*ref, decay=0.99)
+        pair.backend.ema_update(*fast, decay=0.99)
+    pair.assert_close(ref, fast)
+
+
 GEOMETRIES = [ConvGeometry(5, 7, 3, 3, 1), ConvGeometry(5, 7, 3, 3, 2), ConvGeometry(6, 4, 2, 3, 2),
               ConvGeometry(4, 6, 2, 4, 1), ConvGeometry(3, 3, 5, 1, 1)]
 

@@ -321,6 +321,14 @@ __global__ void sgd(T* __restrict__ p, const T* __restrict__ g, T* __restrict__ 
     }}
 }}
 
+// Exponential moving average: a = decay a + (1 - decay) x.
+template <typename T>
+__global__ void ema(T* __restrict__ average, const T* __restrict__ x, long long n, T decay,
+                    T one_minus_decay) {{
+    for (long long i = first_index(); i < n; i += index_stride())
+        average[i] = decay * average[i] + one_minus_decay * x[i];
+}}
+
 // Adam: m = b1 m + c1 g; v = b2 v + c2 g^2; p -= step_size m / (sqrt(v) inv_bc2 + eps),
 // with c = 1 - b given by the caller and step_size, inv_bc2 = hyper[0], hyper[1].
 template <typename T>
@@ -569,6 +577,7 @@ KERNELS = _kernels(
     Kernel("schedule_set", ("double*", "double", "double", "double", "double"), templated=False),
     Kernel("schedule_next", ("double*", "double", "double"), templated=False),
     Kernel("sgd", ("T*", "const T*", "T*", "long long", "const double*", "T")),
+    Kernel("ema", ("T*", "const T*", "long long", "T", "T")),
     Kernel("adam", ("T*", "const T*", "T*", "T*", "long long", "const double*", "T", "T", "T",
                     "T", "T")),
     Kernel("philox_fill", ("T*", "long long", "unsigned long long", "const unsigned long long*",

@@ -475,6 +475,12 @@ class CupyBackend(Backend):
         self.set_schedule(self._eager_schedule, 1, lr)
         self._sgd(param, grad, velocity, momentum, self._eager_schedule)
 
+    def ema_update(self, average: Any, value: Any, decay: float) -> None:
+        """``average = decay average + (1-decay) value``, one pass with no temporary (so a
+        captured graph may contain it)."""
+        self._elementwise("ema", average.dtype, average.size, average, value, average.size,
+                          decay, 1.0 - decay)
+
     def adam_update(self, param: Any, grad: Any, m: Any, v: Any, lr: float, beta1: float,
                     beta2: float, eps: float, step: int) -> None:
         """Bias-corrected Adam at step ``step``, one pass (corrections computed on the device,

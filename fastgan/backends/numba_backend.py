@@ -160,6 +160,11 @@ class NumbaBackend(Backend):
         scalar = param.dtype.type
         kernels.sgd_update(param, grad, velocity, scalar(lr), scalar(momentum))
 
+    def ema_update(self, average: Any, value: Any, decay: float) -> None:
+        """``average = decay average + (1-decay) value`` in one pass, no temporary."""
+        scalar = average.dtype.type
+        kernels.ema_update(average, value, scalar(decay), scalar(1.0 - decay))
+
     def adam_update(self, param: Any, grad: Any, m: Any, v: Any, lr: float, beta1: float,
                     beta2: float, eps: float, step: int) -> None:
         """Bias-corrected Adam in one pass over the flat buffer."""

@@ -404,6 +404,13 @@ def sgd_update(param, grad, velocity, lr, momentum):
 
 
 @kernel
+def ema_update(average, value, decay, one_minus_decay):
+    """Exponential moving average over a flat buffer: ``a = decay a + (1-decay) x``."""
+    for i in range(average.size):
+        average[i] = decay * average[i] + one_minus_decay * value[i]
+
+
+@kernel
 def adam_update(param, grad, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2,
                 step_size, sqrt_bias2, eps):
     """Adam over a flat buffer in one pass (bias corrections folded into the scalars).
