@@ -30,8 +30,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from fastgan import GAN, presets
-from fastgan.backends import numba_backend
+from fastgan import GAN, presets, threads
 from fastgan.floor import gemm_operands, measure_bandwidth, optimizer_bytes
 
 PRESET, BATCH, DATA_DIM, DTYPE = "keras-dcgan", 64, 1024, "float32"
@@ -52,10 +51,10 @@ def _fastgan(backend: str) -> tuple[GAN, Callable[[], None]]:
     return gan, lambda: gan.step(real)
 
 
-def _torch(threads: int, channels_last: bool) -> Callable[[], None]:
+def _torch(thread_count: int, channels_last: bool) -> Callable[[], None]:
     from fastgan.peers.torch_gan import TorchGAN, set_threads
 
-    set_threads(threads)
+    set_threads(thread_count)
     peer = TorchGAN(_preset(), dtype=DTYPE, channels_last=channels_last)
     real = peer.make_batch()
     return lambda: peer.step(real)
@@ -138,16 +137,16 @@ def numba_breakdown(step: Callable[[], None], gan: GAN, rounds: int) -> dict[str
 
 def measure(rounds: int = ROUNDS) -> dict:
     """Every contender's median step, the floor, and the numba step's breakdown (ms)."""
-    threads = numba_backend.set_num_threads()
+    thread_count = threads.set_num_threads()
     numba_gan, numba_step = _fastgan("numba")
     contenders = {"gemms": _gemms(), "numba": numba_step, "numpy": _fastgan("numpy")[1]}
     missing = _torch_missing()
     if missing is None:
-        contenders["torch"] = _torch(threads, channels_last=False)
-        contenders["torch channels-last"] = _torch(threads, channels_last=True)
+        contenders["torch"] = _torch(thread_count, channels_last=False)
+        contenders["torch channels-last"] = _torch(thread_count, channels_last=True)
     ms = {name: 1e3 * s for name, s in interleaved(contenders, rounds).items()}
     ms["floor"] = ms.pop("gemms") + 1e3 * optimizer_bytes(_preset(), 4) / measure_bandwidth()
-    return {"threads": threads, "rounds": rounds, "ms": ms, "torch": missing or "eager",
+    return {"threads": thread_count, "rounds": rounds, "ms": ms, "torch": missing or "eager",
             "numba_breakdown": numba_breakdown(numba_step, numba_gan, max(3, rounds // 2))}
 
 
