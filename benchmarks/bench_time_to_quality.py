@@ -130,10 +130,13 @@ def _noise(preset: presets.Preset, n: int) -> np.ndarray:
 
 
 def race(targets: Sequence[float] = TARGETS_FD, budget: float = BUDGET_S,
-         threads: int = THREADS, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run both contenders epoch by epoch until each reaches the lowest target or its budget."""
+         threads: int = THREADS, log: Callable[[str], None] = print,
+         cache_dir: Path | None = None) -> dict[str, Any]:
+    """Run both contenders epoch by epoch until each reaches the lowest target or its budget
+    (``cache_dir``: where the evaluation classifier is cached; default the data cache)."""
     targets = sorted(targets, reverse=True)
-    evaluator = Evaluator.for_dataset(DATASET, n=EVAL_N, seed=SEED, notify=log)
+    evaluator = Evaluator.for_dataset(DATASET, n=EVAL_N, seed=SEED, notify=log,
+                                      cache_dir=cache_dir)
     contenders = []
     for make in (fastgan_contender, torch_contender):
         started = time.perf_counter()
