@@ -31,6 +31,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from fastgan import GAN, presets, threads
+from fastgan.bench import interleaved, settle_time
 from fastgan.floor import gemm_operands, measure_bandwidth, optimizer_bytes
 
 PRESET, BATCH, DATA_DIM, DTYPE = "keras-dcgan", 64, 1024, "float32"
@@ -76,21 +77,6 @@ def _torch_missing() -> str | None:
     except Exception as exc:  # no torch: BackendUnavailable or ImportError
         return f"{type(exc).__name__}: {exc}"
     return None
-
-
-def interleaved(contenders: dict[str, Callable[[], None]], rounds: int) -> dict[str, float]:
-    """Median seconds per call of each contender, one call each per round, order rotating."""
-    for run in contenders.values():
-        for _ in range(WARMUP):
-            run()
-    names = list(contenders)
-    seconds: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            start = time.perf_counter()
-            contenders[name]()
-            seconds[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in seconds.items()}
 
 
 @contextmanager
@@ -144,7 +130,8 @@ def measure(rounds: int = ROUNDS) -> dict:
     if missing is None:
         contenders["torch"] = _torch(thread_count, channels_last=False)
         contenders["torch channels-last"] = _torch(thread_count, channels_last=True)
-    ms = {name: 1e3 * s for name, s in interleaved(contenders, rounds).items()}
+    seconds = interleaved(contenders, rounds, WARMUP, settle_time())
+    ms = {name: 1e3 * statistics.median(s) for name, s in seconds.items()}
     ms["floor"] = ms.pop("gemms") + 1e3 * optimizer_bytes(_preset(), 4) / measure_bandwidth()
     return {"threads": thread_count, "rounds": rounds, "ms": ms, "torch": missing or "eager",
             "numba_breakdown": numba_breakdown(numba_step, numba_gan, max(3, rounds // 2))}

@@ -26,7 +26,15 @@ from collections.abc import Callable
 import pytest
 
 from fastgan import presets, threads
-from fastgan.bench import Case, fastgan_step, gemms_step, interleaved, machine, torch_step
+from fastgan.bench import (
+    Case,
+    fastgan_step,
+    gemms_step,
+    interleaved,
+    machine,
+    settle_time,
+    torch_step,
+)
 from fastgan.floor import measure_bandwidth, optimizer_bytes
 
 CASES = [("pytorch-vanilla", 100), ("numpy-mlp", 64), ("pytorch-vanilla", 512),
@@ -71,7 +79,7 @@ def test_train_step_side_by_side(benchmark, summary_rows, preset, batch):
     torch_missing = _torch_unavailable()
     if torch_missing is None:
         contenders["torch eager"] = _torch_step(case, threads)
-    seconds = interleaved(contenders, ROUNDS, WARMUP)
+    seconds = interleaved(contenders, ROUNDS, WARMUP, settle_time())
     benchmark.pedantic(lambda: [run() for run in contenders.values()], rounds=1, iterations=1)
 
     ms = {name: 1e3 * statistics.median(values) for name, values in seconds.items()}

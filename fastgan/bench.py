@@ -43,7 +43,7 @@ from .floor import (
     step_gemms,
     weight_shapes,
 )
-from .threads import default_num_threads, set_num_threads
+from .threads import default_num_threads, get_num_threads, set_num_threads
 
 BACKENDS = ("numpy", "numba", "cupy")
 PEERS = {"none": (), "eager": ("torch eager",), "compile": ("torch compile",),
@@ -56,15 +56,27 @@ SCALING_BATCHES = (32, 128, 512, 1024, 2048, 4096)
 SCALING_WIDTHS = (1, 2, 4)
 QUICK = {"preset": ["tiny"], "batch": [64], "repeats": 5, "warmup": 2, "peers": "eager"}
 DEFAULT_REPEATS, DEFAULT_WARMUP = 20, 3
+SETTLE_S = 0.25
+"""Pause between timed calls on more than one thread. After a call, OpenBLAS's and OpenMP's
+worker threads spin-wait for a while (OpenMP's block time defaults to 200 ms); without the
+pause they take the cores from whichever contender runs next. Measured on the 2-vCPU dev VM,
+pytorch-vanilla b100 at 2 threads: PyTorch eager 136 ms/step right after numba, 73 ms after a
+0.2 s pause."""
 
 Step = Callable[[], None]
 
 
 # ---------------------------------------------------------------- timing
-def interleaved(contenders: dict[str, Step], repeats: int, warmup: int = DEFAULT_WARMUP
-                ) -> dict[str, list[float]]:
+def settle_time() -> float:
+    """:data:`SETTLE_S` when BLAS or Numba run more than one thread, else 0."""
+    return SETTLE_S if max(get_num_threads().values()) > 1 else 0.0
+
+
+def interleaved(contenders: dict[str, Step], repeats: int, warmup: int = DEFAULT_WARMUP,
+                settle: float = 0.0) -> dict[str, list[float]]:
     """Seconds per call of each contender: ``warmup`` untimed calls each, then ``repeats``
-    repetitions that call every contender once, rotating the order each repetition."""
+    repetitions that call every contender once, rotating the order each repetition, with an
+    untimed pause of ``settle`` seconds after every timed call (see :data:`SETTLE_S`)."""
     for run in contenders.values():
         for _ in range(warmup):
             run()
@@ -75,6 +87,8 @@ def interleaved(contenders: dict[str, Step], repeats: int, warmup: int = DEFAULT
             start = time.perf_counter()
             contenders[name]()
             seconds[name].append(time.perf_counter() - start)
+            if settle:
+                time.sleep(settle)
     return seconds
 
 
@@ -182,7 +196,7 @@ def measure_case(case: Case, names: Sequence[str], repeats: int, warmup: int,
     traffic. samples/s counts the real rows a step consumes (k x batch).
     """
     preset = case.build()
-    seconds = interleaved(contenders_for(case, names), repeats, warmup)
+    seconds = interleaved(contenders_for(case, names), repeats, warmup, settle_time())
     flops = sum(g.flops for g in step_gemms(preset, case.batch))
     gemm_ms = spread(seconds.pop(GEMMS))["median"]
     optimizer_ms = 1e3 * optimizer_bytes(preset, np.dtype(case.dtype).itemsize) / bandwidth

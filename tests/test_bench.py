@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from fastgan import bench as bench_module
 from fastgan.bench import (
     SCALING_BATCHES,
     SCALING_WIDTHS,
@@ -19,6 +20,7 @@ from fastgan.bench import (
     interleaved,
     plot_scaling,
     scaling_cases,
+    settle_time,
     spread,
 )
 
@@ -83,6 +85,24 @@ def test_interleaving_rotates_the_order_and_spread_orders_the_figures() -> None:
     figures = spread([0.004, 0.001, 0.002, 0.003])
     assert figures["min"] == 1.0 and figures["max"] == 4.0 and figures["median"] == 2.5
     assert figures["min"] <= figures["q1"] <= figures["median"] <= figures["q3"] <= figures["max"]
+
+
+def test_interleaving_pauses_after_every_timed_call_when_asked(monkeypatch) -> None:
+    events: list[str | float] = []
+    monkeypatch.setattr(bench_module.time, "sleep", events.append)
+    contenders = {name: (lambda name=name: events.append(name)) for name in "ab"}
+    interleaved(contenders, repeats=2, warmup=1, settle=0.25)
+    assert events == ["a", "b", "a", 0.25, "b", 0.25, "b", 0.25, "a", 0.25]
+    events.clear()
+    interleaved(contenders, repeats=1, warmup=0)
+    assert events == ["a", "b"]
+
+
+def test_settle_time_is_paid_only_with_more_than_one_thread(monkeypatch) -> None:
+    monkeypatch.setattr(bench_module, "get_num_threads", lambda: {"numba": 1, "blas": 1})
+    assert settle_time() == 0.0
+    monkeypatch.setattr(bench_module, "get_num_threads", lambda: {"numba": 1, "blas": 2})
+    assert settle_time() == bench_module.SETTLE_S > 0
 
 
 def test_scaling_cases_scale_the_presets_hidden_widths() -> None:
