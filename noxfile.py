@@ -24,7 +24,9 @@ def bench(session: nox.Session) -> None:
     """pytest-benchmark suites (never part of the tests; never fail on speed).
 
     Saves JSON under .benchmarks/ for ``--benchmark-compare``; PyTorch peers run when the
-    ``[compare]`` extra is installed.
+    ``[compare]`` extra is installed. With torch and Fashion-MNIST present, the time-to-quality
+    race trains for up to half an hour per side: ``nox -s bench -- -k "not time_to_quality"``
+    leaves it out.
     """
     session.install("-e", ".[dev]")
     session.run("python", "-m", "pytest", "benchmarks", "--benchmark-autosave",
