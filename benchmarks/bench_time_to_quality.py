@@ -32,6 +32,7 @@ import numpy as np
 
 from fastgan import GAN, available_backends, data, presets
 from fastgan.errors import FastganError
+from fastgan.gan import latent_noise
 from fastgan.metrics import Evaluator
 
 PRESET = "pytorch-vanilla"
@@ -123,10 +124,7 @@ def torch_contender(train: data.Dataset, threads: int) -> Contender:
 
 def _noise(preset: presets.Preset, n: int) -> np.ndarray:
     """The evaluation's latent vectors: one fixed set for both contenders."""
-    rng = np.random.default_rng(SEED + 1)
-    if preset.noise == "normal":
-        return rng.standard_normal((n, preset.latent_dim))
-    return rng.uniform(-1.0, 1.0, (n, preset.latent_dim))
+    return latent_noise(np.random.default_rng(SEED + 1), preset.noise, n, preset.latent_dim)
 
 
 def race(targets: Sequence[float] = TARGETS_FD, budget: float = BUDGET_S,

@@ -36,6 +36,13 @@ from .training import DEFAULT_LOG_EVERY, Callback, DataOrder, History
 SAMPLE_CHUNK = 256
 
 
+def latent_noise(rng: np.random.Generator, kind: str, n: int, latent_dim: int) -> np.ndarray:
+    """``n`` host latent vectors of noise ``kind``: N(0, 1) for "normal", else U[-1, 1)."""
+    if kind == "normal":
+        return rng.standard_normal((n, latent_dim))
+    return rng.uniform(-1.0, 1.0, (n, latent_dim))
+
+
 class GAN:
     """A generator/discriminator pair with their optimizers and training rule.
 
@@ -217,9 +224,7 @@ class GAN:
     # ------------------------------------------------------------------ sampling
     def draw_noise(self, n: int) -> np.ndarray:
         """``n`` latent vectors of this GAN's noise kind, from its own sampling stream."""
-        if self.noise == "normal":
-            return self.sample_rng.standard_normal((n, self.latent_dim))
-        return self.sample_rng.uniform(-1.0, 1.0, (n, self.latent_dim))
+        return latent_noise(self.sample_rng, self.noise, n, self.latent_dim)
 
     def sample(self, n: int, noise: np.ndarray | None = None) -> np.ndarray:
         """``n`` generated samples as a host array of shape (n, data_dim), in [-1, 1] for a

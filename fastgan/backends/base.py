@@ -80,6 +80,13 @@ class ConvGeometry:
         """Values in one patch, one row of the im2col matrix: ``kernel^2 channels``."""
         return self.kernel * self.kernel * self.channels
 
+    @property
+    def kernel_args(self) -> tuple[int, ...]:
+        """The integers the compiled im2col/col2im kernels (Numba, CUDA) take, in their order:
+        H, W, C, k, s, pad_top, pad_left, Ho, Wo."""
+        return (self.height, self.width, self.channels, self.kernel, self.stride, self.pad_top,
+                self.pad_left, self.out_height, self.out_width)
+
 
 class Rng:
     """A reproducible stream of noise and dropout masks, filled into caller's arrays.

@@ -33,8 +33,7 @@ REDUCE_THREADS = 256    # threads of the single-block reductions
 COLSUM_ONLY = -1        # act code of act_grad_colsum: add the columns up, change nothing
 RNG_NORMAL, RNG_UNIFORM, RNG_DROPOUT = range(3)
 CONV_GEOMETRY = ("int",) * 9
-"""The geometry parameters of the convolution kernels: H, W, C, k, s, pad_top, pad_left, Ho,
-Wo."""
+"""The geometry parameters of the convolution kernels: ``ConvGeometry.kernel_args``."""
 
 SOURCE = rf"""
 // fastgan kernels. Activation codes match fastgan.backends.base.

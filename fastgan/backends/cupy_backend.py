@@ -427,19 +427,15 @@ class CupyBackend(Backend):
                      dy, xhat, gamma, invstd, dgamma, dbeta, dx, rows, cols)
 
     # ------------------------------------------------------------ convolution
-    def _geometry(self, g: ConvGeometry) -> tuple[int, ...]:
-        return (g.height, g.width, g.channels, g.kernel, g.stride, g.pad_top, g.pad_left,
-                g.out_height, g.out_width)
-
     def im2col(self, x: Any, geometry: ConvGeometry, cols: Any) -> None:
         """Gather the convolution's input patches (see the base class), one launch."""
         self._elementwise("im2col", x.dtype, cols.size, x, cols, cols.size,
-                          *self._geometry(geometry))
+                          *geometry.kernel_args)
 
     def col2im(self, cols: Any, geometry: ConvGeometry, dx: Any) -> None:
         """The adjoint of :meth:`im2col`, one launch; each pixel gathers its own sum."""
         self._elementwise("col2im", dx.dtype, dx.size, cols, dx, dx.size,
-                          *self._geometry(geometry))
+                          *geometry.kernel_args)
 
     def upsample2x(self, x: Any, shape: tuple[int, int, int], y: Any) -> None:
         """Nearest upsampling by 2 (see the base class), one launch."""

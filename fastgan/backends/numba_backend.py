@@ -44,12 +44,6 @@ def unavailable_reason() -> str | None:
 
 
 # ---------------------------------------------------------------------- backend
-def _geometry_args(g: ConvGeometry) -> tuple[int, ...]:
-    """The integers the im2col/col2im kernels take, in their order."""
-    return (g.height, g.width, g.channels, g.kernel, g.stride, g.pad_top, g.pad_left,
-            g.out_height, g.out_width)
-
-
 class NumbaRng(Rng):
     """The reference PCG64 stream; the dropout mask is thresholded in one fused pass."""
 
@@ -140,11 +134,11 @@ class NumbaBackend(Backend):
     # ------------------------------------------------------------ convolution
     def im2col(self, x: Any, geometry: ConvGeometry, cols: Any) -> None:
         """Gather the convolution's patches in one pass over ``cols``."""
-        kernels.im2col(x, cols, *_geometry_args(geometry))
+        kernels.im2col(x, cols, *geometry.kernel_args)
 
     def col2im(self, cols: Any, geometry: ConvGeometry, dx: Any) -> None:
         """Scatter-add the patches back onto the input's pixels in one pass over ``cols``."""
-        kernels.col2im(cols, dx, *_geometry_args(geometry))
+        kernels.col2im(cols, dx, *geometry.kernel_args)
 
     def upsample2x(self, x: Any, shape: tuple[int, int, int], y: Any) -> None:
         """Nearest upsampling by 2, one pass."""
