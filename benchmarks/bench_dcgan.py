@@ -3,11 +3,12 @@
 Contenders, all float32 with one thread count for BLAS, Numba and torch (``FASTGAN_NUM_THREADS``,
 default: physical cores):
 
-* ``floor``: the step's GEMMs alone (:mod:`fastgan.floor`: every convolution as its im2col
-  GEMM), back to back into preallocated outputs, plus the optimizers' memory traffic;
+* ``floor``: the step's GEMMs alone (:mod:`fastgan.benchmarking.floor`: every convolution as
+  its im2col GEMM), back to back into preallocated outputs, plus the optimizers' memory traffic;
 * fastgan's ``numba`` and ``numpy`` backends;
-* PyTorch eager running the same algorithm (:class:`fastgan.peers.torch_gan.TorchGAN`, oneDNN
-  convolutions), in NCHW and in channels-last memory format.
+* PyTorch eager running the same algorithm
+  (:class:`fastgan.benchmarking.torch_peer.TorchGAN`, oneDNN convolutions), in NCHW and in
+  channels-last memory format.
 
 Each round runs every contender once, rotating who goes first, so load changes on the machine
 hit all of them alike; figures are medians over the rounds. A second table splits one numba
@@ -30,9 +31,10 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from fastgan import GAN, presets, threads
-from fastgan.bench import interleaved, settle_time
-from fastgan.floor import gemm_operands, measure_bandwidth, optimizer_bytes
+from fastgan import GAN, threads
+from fastgan.benchmarking.bench import interleaved, settle_time
+from fastgan.benchmarking.floor import gemm_operands, measure_bandwidth, optimizer_bytes
+from fastgan.gan import presets
 
 PRESET, BATCH, DATA_DIM, DTYPE = "keras-dcgan", 64, 1024, "float32"
 ROUNDS = int(os.environ.get("FASTGAN_BENCH_ROUNDS", "7"))
@@ -53,7 +55,7 @@ def _fastgan(backend: str) -> tuple[GAN, Callable[[], None]]:
 
 
 def _torch(thread_count: int, channels_last: bool) -> Callable[[], None]:
-    from fastgan.peers.torch_gan import TorchGAN, set_threads
+    from fastgan.benchmarking.torch_peer import TorchGAN, set_threads
 
     set_threads(thread_count)
     peer = TorchGAN(_preset(), dtype=DTYPE, channels_last=channels_last)
@@ -73,7 +75,7 @@ def _gemms() -> Callable[[], None]:
 
 def _torch_missing() -> str | None:
     try:
-        import fastgan.peers.torch_gan  # noqa: F401
+        import fastgan.benchmarking.torch_peer  # noqa: F401
     except Exception as exc:  # no torch: BackendUnavailable or ImportError
         return f"{type(exc).__name__}: {exc}"
     return None

@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fastgan import GAN, presets
+from fastgan import GAN
 from fastgan.backends import cupy_backend
-from fastgan.floor import step_gemms
+from fastgan.benchmarking.floor import step_gemms
+from fastgan.gan import presets
 
 CASES = [("pytorch-vanilla", 100), ("pytorch-vanilla", 1024), ("pytorch-vanilla", 8192),
          ("numpy-mlp", 64), ("keras-dcgan", 64)]
@@ -74,7 +75,7 @@ def _step_gemms(gan: GAN, real: Any) -> list[tuple]:
 
 def _gemm_info(gan: GAN, real: Any) -> tuple[list[tuple], dict[str, Any]]:
     """The step's recorded GEMM calls, and the case's facts for the table (FLOPs from
-    :func:`fastgan.floor.step_gemms`, the project's one list of a step's GEMMs)."""
+    :func:`fastgan.benchmarking.floor.step_gemms`, the project's one list of a step's GEMMs)."""
     import cupy
 
     calls = _step_gemms(gan, real)
@@ -93,7 +94,7 @@ def _cupy_eager(preset: str, batch: int) -> Runner:
 
 
 def _cupy_graph(preset: str, batch: int) -> Runner:
-    from fastgan.backends.cupy_graph import GraphedStep
+    from fastgan.gan.cuda_graph import GraphedStep
 
     gan, real = _cupy_gan(preset, batch)
     _, info = _gemm_info(gan, real)
@@ -116,9 +117,9 @@ def _torch(preset: str, batch: int, compile: bool) -> Runner:
     if not torch.cuda.is_available():
         pytest.skip("PyTorch has no CUDA device")
     try:
-        from fastgan.peers.torch_gan import TorchGAN
+        from fastgan.benchmarking.torch_peer import TorchGAN
     except ImportError as exc:
-        pytest.skip(f"the PyTorch peer fastgan.peers.torch_gan is not here ({exc})")
+        pytest.skip(f"the PyTorch peer fastgan.benchmarking.torch_peer is not here ({exc})")
     preset_spec = presets.get(preset, _data_dim(preset), batch_size=batch)
     peer = TorchGAN(preset_spec, device="cuda", dtype="float32", seed=0, compile=compile)
     real = peer.make_batch()                     # k*B uniform rows on the GPU

@@ -5,15 +5,15 @@ distance, fastgan's numba backend against the PyTorch peer (same algorithm, same
         [--budget 1800] [--out ttq]
     pytest benchmarks/bench_time_to_quality.py --benchmark-json=ttq.json   # the same race
 
-Both contenders train from scratch, in float32 on this CPU with the same thread count, and
-after every epoch (600 steps of 100) score ``EVAL_N`` samples with the same
-:class:`fastgan.metrics.Evaluator` (the Fashion-MNIST classifier's features). Each has its own
-clock, which runs only while it works: loading the data, building the model, training and
-sampling plus scoring. The two alternate epoch by epoch, so a machine whose load changes over
-the run slows both alike. Each target is a fixed Fréchet distance; a contender reaches it at its
-first evaluation at or below it, and stops at the lowest target or when its clock passes
-``budget`` seconds. The result is each one's time to each target, the ratios fastgan / PyTorch
-(the goal: at most 0.6), and a plot of distance against wall time.
+Both contenders train from scratch, in float32 on this CPU with the same thread count, and after
+every epoch (600 steps of 100) score ``EVAL_N`` samples with the same
+:class:`fastgan.evaluation.metrics.Evaluator` (the Fashion-MNIST classifier's features). Each
+has its own clock, which runs only while it works: loading the data, building the model,
+training and sampling plus scoring. The two alternate epoch by epoch, so a machine whose load
+changes over the run slows both alike. Each target is a fixed Fréchet distance; a contender
+reaches it at its first evaluation at or below it, and stops at the lowest target or when its
+clock passes ``budget`` seconds. The result is each one's time to each target, the ratios
+fastgan / PyTorch (the goal: at most 0.6), and a plot of distance against wall time.
 
 Skips with the reason where torch, the numba backend or Fashion-MNIST is missing.
 """
@@ -30,10 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from fastgan import GAN, available_backends, data, presets
+from fastgan import GAN, available_backends, data
 from fastgan.errors import FastganError
-from fastgan.gan import latent_noise
-from fastgan.metrics import Evaluator
+from fastgan.evaluation.metrics import Evaluator
+from fastgan.gan import presets
+from fastgan.gan.model import latent_noise
 
 PRESET = "pytorch-vanilla"
 DATASET = "fashion-mnist"
@@ -99,7 +100,7 @@ def torch_contender(train: data.Dataset, threads: int) -> Contender:
     """The PyTorch peer (eager), its data held as one tensor, batches gathered by index."""
     import torch
 
-    from fastgan.peers.torch_gan import TorchGAN, set_threads
+    from fastgan.benchmarking.torch_peer import TorchGAN, set_threads
 
     set_threads(threads)
     preset = presets.get(PRESET, train.n_features)

@@ -8,7 +8,7 @@ machine hit all of them alike; the figures are medians over the rounds.
 
 The floor is the step's GEMMs alone, back to back into preallocated outputs (timed as one
 more contender), plus the optimizers' memory traffic at measured bandwidth
-(:mod:`fastgan.floor`). Run::
+(:mod:`fastgan.benchmarking.floor`). Run::
 
     PYTHONPATH=. python -m pytest benchmarks/bench_train_step.py -s --benchmark-json=out.json
 
@@ -25,8 +25,8 @@ from collections.abc import Callable
 
 import pytest
 
-from fastgan import presets, threads
-from fastgan.bench import (
+from fastgan import threads
+from fastgan.benchmarking.bench import (
     Case,
     fastgan_step,
     gemms_step,
@@ -35,7 +35,8 @@ from fastgan.bench import (
     settle_time,
     torch_step,
 )
-from fastgan.floor import measure_bandwidth, optimizer_bytes
+from fastgan.benchmarking.floor import measure_bandwidth, optimizer_bytes
+from fastgan.gan import presets
 
 CASES = [("pytorch-vanilla", 100), ("numpy-mlp", 64), ("pytorch-vanilla", 512),
          ("pytorch-vanilla", 1024)]
@@ -55,7 +56,7 @@ def _describe_machine() -> str:
 
 
 def _torch_step(case: Case, threads: int) -> Callable[[], None]:
-    from fastgan.peers.torch_gan import set_threads
+    from fastgan.benchmarking.torch_peer import set_threads
 
     set_threads(threads)
     return torch_step(case, compile=False)
@@ -63,7 +64,7 @@ def _torch_step(case: Case, threads: int) -> Callable[[], None]:
 
 def _torch_unavailable() -> str | None:
     try:
-        import fastgan.peers.torch_gan  # noqa: F401
+        import fastgan.benchmarking.torch_peer  # noqa: F401
     except Exception as exc:  # missing module or BackendUnavailable (no torch)
         return f"{type(exc).__name__}: {exc}"
     return None

@@ -8,9 +8,9 @@
     >>> gan.save("ring.npz"); fastgan.load("ring.npz").sample(16)  # doctest: +SKIP
 """
 
-from . import presets
+from . import data
+from ._version import __version__
 from .backends import available_backends, get_backend, use_backend
-from .checkpoint import load
 from .errors import (
     BackendUnavailable,
     CheckpointError,
@@ -19,9 +19,12 @@ from .errors import (
     FastganError,
     TrainingDiverged,
 )
-from .gan import GAN
-from .metrics import evaluate
+from .evaluation.metrics import evaluate
+from .gan import presets
+from .gan.loading import load
+from .gan.model import GAN
 from .nn.mlp import MLP
+from .nn.optim import SGD, Adam, Constant, InverseTimeDecay, StepDecay
 from .nn.specs import (
     Activation,
     BatchNorm,
@@ -32,10 +35,7 @@ from .nn.specs import (
     Reshape,
     UpSampling2D,
 )
-from .optim import SGD, Adam, Constant, InverseTimeDecay, StepDecay
-from .training import Callback, History
-
-__version__ = "0.1.0"
+from .training.loop import Callback, History
 
 __all__ = [
     "GAN",
@@ -61,7 +61,9 @@ __all__ = [
     "StepDecay",
     "TrainingDiverged",
     "UpSampling2D",
+    "__version__",
     "available_backends",
+    "data",
     "evaluate",
     "get_backend",
     "load",

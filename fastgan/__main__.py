@@ -2,6 +2,6 @@
 
 import sys
 
-from fastgan.cli import main
+from fastgan.cli.main import main
 
 sys.exit(main())

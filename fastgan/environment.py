@@ -10,6 +10,7 @@ import os
 import platform
 from typing import Any
 
+from ._version import __version__
 from .backends import available_backends, get_backend
 
 PACKAGES = ("numpy", "numba", "scipy", "scikit-learn", "pillow", "tqdm", "threadpoolctl",
@@ -19,8 +20,6 @@ CUPY_DISTRIBUTIONS = ("cupy-cuda13x", "cupy-cuda12x", "cupy")
 
 def versions() -> dict[str, str | None]:
     """fastgan, Python and each related package's version (None: not installed)."""
-    from . import __version__
-
     found: dict[str, str | None] = {"fastgan": __version__,
                                     "python": platform.python_version()}
     for name in PACKAGES:

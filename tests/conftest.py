@@ -47,7 +47,7 @@ def dtype(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def tiny_recipe():
     """An evaluation-classifier recipe that trains in a blink: for plumbing tests, not accuracy."""
-    from fastgan.classifier import ClassifierConfig
+    from fastgan.evaluation.classifier import ClassifierConfig
 
     return ClassifierConfig(hidden=(16,), epochs=2, batch_size=50, lr=1e-2)
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import fastgan
-from fastgan import GAN, MLP, BackendUnavailable, ConfigError, Dense, Dropout, presets
+from fastgan import GAN, MLP, BackendUnavailable, ConfigError, Dense, Dropout
 from fastgan import backends as registry
+from fastgan.gan import presets
 
 PARAMETER_COUNTS = {   # (generator, discriminator) trainable parameters for 28x28 images
     "numpy-mlp": (114_064, 100_609),
@@ -124,3 +125,20 @@ def test_bad_batches_are_clear_errors():
         gan.train_step(np.zeros((4, 3)))
     with pytest.raises(ConfigError, match="noise must have shape"):
         gan.sample(3, noise=np.zeros((3, 5)))
+
+
+PUBLIC_NAMES = (   # what users import from the package root; the layout may move code, not these
+    "GAN", "MLP", "SGD", "Adam", "Constant", "InverseTimeDecay", "StepDecay",
+    "Activation", "BatchNorm", "Conv2D", "Dense", "Dropout", "Flatten", "Reshape", "UpSampling2D",
+    "Callback", "History", "BackendUnavailable", "CheckpointError", "ConfigError", "DataError",
+    "FastganError", "TrainingDiverged", "available_backends", "get_backend", "use_backend",
+    "evaluate", "load", "data", "presets", "__version__",
+)
+
+
+def test_every_public_name_is_still_importable_from_the_package_root():
+    assert set(fastgan.__all__) == set(PUBLIC_NAMES)
+    for name in PUBLIC_NAMES:
+        assert getattr(fastgan, name) is not None, name
+    assert callable(fastgan.data.load) and callable(fastgan.presets.get)
+    assert all(callable(getattr(GAN, method)) for method in ("fit", "save", "from_preset"))

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from fastgan import bench as bench_module
-from fastgan.bench import (
+from fastgan.benchmarking import bench as bench_module
+from fastgan.benchmarking.bench import (
     SCALING_BATCHES,
     SCALING_WIDTHS,
     hidden_widths,

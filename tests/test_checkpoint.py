@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import fastgan
-from fastgan import GAN, MLP, SGD, Adam, BatchNorm, CheckpointError, Dense, Dropout, checkpoint
-from fastgan.optim import StepDecay
+from fastgan import GAN, MLP, SGD, Adam, BatchNorm, CheckpointError, Dense, Dropout
+from fastgan.nn.optim import StepDecay
+from fastgan.training import checkpoint
 
 RING = fastgan.data.ring(n=256, seed=2).x
 

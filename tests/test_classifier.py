@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from gradcheck import check_gradient, slot_names
 
-from fastgan import MLP, Dense, Dropout, classifier, data
-from fastgan.classifier import ClassifierConfig
+from fastgan import MLP, Dense, Dropout, data
 from fastgan.errors import ConfigError, DataError
+from fastgan.evaluation import classifier
+from fastgan.evaluation.classifier import ClassifierConfig
 
 
 def _logits_and_labels(backend, rows: int = 6, classes: int = 5, seed: int = 0):
@@ -118,7 +119,7 @@ def test_a_damaged_cache_entry_is_replaced(digits_splits, tiny_recipe, tmp_path,
     classifier.load_or_train(*digits_splits, tiny_recipe, cache_dir=tmp_path)
     weights = next((tmp_path / "classifiers").glob("*.npz"))
     weights.write_bytes(weights.read_bytes()[:100])
-    with caplog.at_level(logging.WARNING, logger="fastgan.classifier"):
+    with caplog.at_level(logging.WARNING, logger="fastgan.evaluation.classifier"):
         again = classifier.load_or_train(*digits_splits, tiny_recipe, cache_dir=tmp_path)
     assert "retraining" in caplog.text
     assert again.test_accuracy > 0.5

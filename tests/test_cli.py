@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 import fastgan
-from fastgan import checkpoint
+from fastgan.training import checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 # Small matrices: one BLAS thread is quickest, and keeps a busy machine from slowing tests.

@@ -9,8 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from fastgan import GAN, MLP, ConfigError, data, load, presets, serialization
+from fastgan import GAN, MLP, ConfigError, data, load
 from fastgan.backends.base import ConvGeometry
+from fastgan.gan import presets
 from fastgan.nn.specs import (
     Activation,
     BatchNorm,
@@ -21,6 +22,7 @@ from fastgan.nn.specs import (
     UpSampling2D,
     output_shapes,
 )
+from fastgan.training import serialization
 
 
 def _direct_conv(images: np.ndarray, kernel: np.ndarray, bias: np.ndarray,

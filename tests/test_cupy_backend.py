@@ -24,8 +24,8 @@ from fastgan.backends.base import ACTIVATION_CODES, IDENTITY, LEAKY_RELU, RELU, 
 from fastgan.backends.cublas import OP_N, OP_T, gemm_arguments
 from fastgan.backends.cuda_kernels import KERNELS, SOURCE, name_expressions
 from fastgan.backends.cupy_backend import CupyBackend, DeviceRng
-from fastgan.backends.cupy_graph import GraphedStep
 from fastgan.errors import BackendUnavailable, ConfigError, FastganError
+from fastgan.gan.cuda_graph import GraphedStep
 
 TOLERANCE = {np.float32: {"rtol": 2e-5, "atol": 2e-6}, np.float64: {"rtol": 1e-12, "atol": 1e-13}}
 DTYPES = [np.float32, np.float64]
@@ -67,7 +67,7 @@ def _no_cupy(monkeypatch, missing: str = "cupy") -> None:
 
 
 def test_import_fastgan_and_the_module_never_import_cupy():
-    code = ("import sys, fastgan, fastgan.backends.cupy_backend, fastgan.backends.cupy_graph; "
+    code = ("import sys, fastgan, fastgan.backends.cupy_backend, fastgan.gan.cuda_graph; "
             "assert 'cupy' not in sys.modules, 'cupy was imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -8,9 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from fastgan import floor, presets
+from fastgan.benchmarking import floor
 from fastgan.errors import ConfigError
-from fastgan.optim import SGD
+from fastgan.gan import presets
+from fastgan.nn.optim import SGD
 
 STATED_COUNTS = {  # trainable (G, D) parameters for 784 features (keras-dcgan: 32 x 32)
     "numpy-mlp": (114_064, 100_609),

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from fastgan import GAN, data
-from fastgan.metrics import Evaluator
+from fastgan.evaluation.metrics import Evaluator
 
 pytestmark = pytest.mark.slow
 

@@ -1,5 +1,5 @@
-"""Evaluation plumbing (fastgan.metrics) on a quickly trained classifier: report layout, the
-real-vs-real values beside each metric, the library entry point and its errors.
+"""Evaluation plumbing (fastgan.evaluation.metrics) on a quickly trained classifier: report
+layout, the real-vs-real values beside each metric, the library entry point and its errors.
 
 Whether the numbers mean something (real data scores like real data, a collapsed generator
 scores badly, training improves them) is tested with the real classifiers in
@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 
 import fastgan
-from fastgan import GAN, classifier, cli, data, metrics
+from fastgan import GAN, data
+from fastgan.cli import main as cli
 from fastgan.errors import ConfigError, DataError, TrainingDiverged
-from fastgan.metrics import METRICS, Evaluator
+from fastgan.evaluation import classifier, metrics
+from fastgan.evaluation.metrics import METRICS, Evaluator
 
 N = 100
 

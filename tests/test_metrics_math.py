@@ -8,8 +8,8 @@ import scipy.linalg
 from scipy.spatial.distance import cdist
 from scipy.stats import special_ortho_group
 
-from fastgan import metrics_math as mm
 from fastgan.errors import ConfigError
+from fastgan.evaluation import metrics_math as mm
 
 
 def random_covariance(rng: np.random.Generator, dim: int) -> np.ndarray:

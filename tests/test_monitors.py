@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import fastgan
-from fastgan import GAN, ConfigError, TrainingDiverged, monitors
-from fastgan.training import Callback, TrainingLoop
+from fastgan import GAN, ConfigError, TrainingDiverged
+from fastgan.training import checkpoint, monitors
+from fastgan.training.loop import Callback, TrainingLoop
 
 RING = fastgan.data.ring(n=256, seed=0).x
 
@@ -70,12 +71,12 @@ def test_checkpoints_every_n_steps_and_at_the_end(tmp_path):
         def on_step_end(self, loop):
             path = tmp_path / "c.npz"
             if path.exists():
-                saved_steps.append(fastgan.checkpoint.read_metadata(path)["progress"]["steps"])
+                saved_steps.append(checkpoint.read_metadata(path)["progress"]["steps"])
 
     gan = GAN.from_preset("tiny", data_dim=2, batch_size=16)
     gan.fit(RING, steps=7, callbacks=[monitors.Checkpoints(tmp_path / "c.npz", 3), Watch()])
     assert sorted(set(saved_steps)) == [3, 6]
-    assert fastgan.checkpoint.read_metadata(tmp_path / "c.npz")["progress"]["steps"] == 7
+    assert checkpoint.read_metadata(tmp_path / "c.npz")["progress"]["steps"] == 7
 
 
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")

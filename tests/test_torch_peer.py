@@ -8,13 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from fastgan import presets
 from fastgan.errors import BackendUnavailable, ConfigError, FastganError
+from fastgan.gan import presets
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
-TorchGAN = pytest.importorskip("fastgan.peers.torch_gan").TorchGAN
-set_threads = pytest.importorskip("fastgan.peers.torch_gan").set_threads
+TorchGAN = pytest.importorskip("fastgan.benchmarking.torch_peer").TorchGAN
+set_threads = pytest.importorskip("fastgan.benchmarking.torch_peer").set_threads
 
 # Small versions of every preset: each keeps its own layer kinds (dropout, batch norm),
 # activations, inits, optimizers and noise.

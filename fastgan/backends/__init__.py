@@ -1,6 +1,8 @@
-"""Backend registry: which backends exist, which can run here, and selection.
+"""Backends: the array contract (``base``) and its NumPy, Numba and CuPy implementations with
+their kernels; this module is the registry (which exist, which can run here, selection).
 
-Backends are imported lazily, so ``import fastgan`` never imports numba or cupy.
+Backends know arrays only. May import: the leaves ``errors`` and ``threads``; never ``nn`` or
+anything above. Backends are imported lazily, so ``import fastgan`` never imports numba or cupy.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``fastgan bench``: training-step speed of every backend, side by side with PyTorch, against
+"""Training-step speed of every backend, side by side with PyTorch, against
 the machine's limit, measured in one run.
 
 How a figure is made:
@@ -8,34 +8,33 @@ How a figure is made:
 * After warm-up, each repetition runs every contender once, rotating who goes first
   (:func:`interleaved`), so a change of load on the machine hits all of them alike. The
   figures are medians over the repetitions, with the quartiles and min/max as the spread.
-* The step's GEMMs alone (:func:`fastgan.floor.gemm_operands`, back to back into preallocated
-  outputs) are one more contender: their GFLOP/s is this machine's GEMM peak at the step's
-  own shapes, and their time plus the optimizers' memory traffic at measured bandwidth is the
-  step's floor (:mod:`fastgan.floor`). Each contender is reported as a % of both.
+* The step's GEMMs alone (:func:`fastgan.benchmarking.floor.gemm_operands`, back to back into
+  preallocated outputs) are one more contender: their GFLOP/s is this machine's GEMM peak at the
+  step's own shapes, and their time plus the optimizers' memory traffic at measured bandwidth is
+  the step's floor (:mod:`fastgan.benchmarking.floor`). Each contender is reported as a % of
+  both.
 
 Import heavy dependencies (torch, matplotlib) inside functions: ``fastgan`` must start quickly.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import dataclasses
 import os
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import presets
-from .backends import available_backends
-from .errors import BackendUnavailable, ConfigError
-from .fileio import write_atomically
+from ..backends import available_backends
+from ..errors import BackendUnavailable, ConfigError
+from ..gan import presets
+from ..threads import default_num_threads, get_num_threads, set_num_threads
 from .floor import (
     gemm_operands,
     measure_bandwidth,
@@ -43,7 +42,6 @@ from .floor import (
     step_gemms,
     weight_shapes,
 )
-from .threads import default_num_threads, get_num_threads, set_num_threads
 
 BACKENDS = ("numpy", "numba", "cupy")
 PEERS = {"none": (), "eager": ("torch eager",), "compile": ("torch compile",),
@@ -119,7 +117,7 @@ class Case:
 
 def fastgan_step(backend: str, case: Case) -> Step:
     """One fastgan training step on ``backend`` (synchronised on a GPU) over a fixed batch."""
-    from .gan import GAN
+    from ..gan.model import GAN
 
     gan = GAN.from_preset(case.preset, backend=backend, dtype=case.dtype,
                           batch_size=case.batch, **dict(case.overrides))
@@ -137,8 +135,8 @@ def fastgan_step(backend: str, case: Case) -> Step:
 
 
 def torch_step(case: Case, *, compile: bool) -> Step:
-    """One step of the PyTorch peer (:mod:`fastgan.peers.torch_gan`) on the CPU."""
-    from .peers.torch_gan import TorchGAN
+    """One step of the PyTorch peer (:mod:`fastgan.benchmarking.torch_peer`) on the CPU."""
+    from .torch_peer import TorchGAN
 
     peer = TorchGAN(case.build(), dtype=case.dtype, compile=compile)
     real = peer.make_batch()
@@ -168,7 +166,7 @@ def usable(backends: Sequence[str], peers: Sequence[str]) -> tuple[list[str], di
             skipped[name] = reasons[name]
     if peers:
         try:
-            import fastgan.peers.torch_gan  # noqa: F401
+            import fastgan.benchmarking.torch_peer  # noqa: F401
         except (ImportError, BackendUnavailable) as exc:
             skipped.update(dict.fromkeys(peers, str(exc)))
         else:
@@ -192,8 +190,8 @@ def measure_case(case: Case, names: Sequence[str], repeats: int, warmup: int,
                  bandwidth: float) -> dict[str, Any]:
     """Time ``names`` and the GEMMs interleaved on ``case``; every figure of one table row.
 
-    ``bandwidth`` (bytes/s, :func:`fastgan.floor.measure_bandwidth`) prices the optimizers'
-    traffic. samples/s counts the real rows a step consumes (k x batch).
+    ``bandwidth`` (bytes/s, :func:`fastgan.benchmarking.floor.measure_bandwidth`) prices the
+    optimizers' traffic. samples/s counts the real rows a step consumes (k x batch).
     """
     preset = case.build()
     seconds = interleaved(contenders_for(case, names), repeats, warmup, settle_time())
@@ -246,7 +244,7 @@ def scaling_cases(preset: str, batch: int, dtype: str) -> dict[str, list[Case]]:
 def plot_scaling(path: Path, scaling: dict[str, list[dict[str, Any]]]) -> Path | None:
     """Steps/s against batch size and against width, one line per contender, as a PNG
     (None, with a warning, when matplotlib is missing)."""
-    from .viz import _new_figure, _save_figure
+    from ..viz import _new_figure, _save_figure
 
     figure = _new_figure((10, 4))
     if figure is None:
@@ -273,7 +271,7 @@ def plot_scaling(path: Path, scaling: dict[str, list[dict[str, Any]]]) -> Path |
 # ---------------------------------------------------------------- machine and report
 def machine() -> dict[str, Any]:
     """The CPU model, logical CPUs, package versions and the load average now."""
-    from .environment import versions
+    from ..environment import versions
 
     model = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
@@ -295,7 +293,7 @@ def set_threads(threads: int, torch_too: bool) -> None:
 
     set_num_threads(threads)
     if torch_too:
-        from .peers.torch_gan import set_threads as set_torch_threads
+        from .torch_peer import set_threads as set_torch_threads
 
         set_torch_threads(threads)
 
@@ -323,124 +321,91 @@ def format_table(results: Sequence[dict[str, Any]], key: str = "batch") -> str:
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------- the command
-def add_parser(subparsers: Any) -> None:
-    """Add ``fastgan bench`` to the ``fastgan`` command."""
-    parser = subparsers.add_parser(
-        "bench", help="training-step speed per backend, beside PyTorch, against the floor",
-        description="Time one training step per backend and PyTorch peer, interleaved after "
-                    "warm-up with one thread count for all, beside the step's floor (its GEMMs "
-                    "alone plus the optimizers' memory traffic), measured in the same run.")
-    arg = parser.add_argument
-    arg("--backend", action="append", metavar="NAMES",
-        help=f"backends to time, repeatable or comma-separated (default: every usable one of "
-             f"{', '.join(BACKENDS)})")
-    arg("--preset", action="append", metavar="NAMES",
-        help="presets, repeatable or comma-separated (default pytorch-vanilla)")
-    arg("--batch", type=int, nargs="+", metavar="B", help="batch sizes (default: the preset's)")
-    arg("--dtype", default="float32", choices=("float32", "float64"))
-    arg("--peers", choices=tuple(PEERS), default="eager",
-        help="PyTorch peers (need torch): none, eager, compile or all (default eager)")
-    arg("--repeats", type=int, help=f"timed repetitions (default {DEFAULT_REPEATS})")
-    arg("--threads", type=int,
-        help="threads for BLAS, Numba and torch alike (default: physical cores)")
-    arg("--scaling", action="store_true",
-        help=f"also time steps/s over batch sizes {SCALING_BATCHES} and width x"
-             f"{SCALING_WIDTHS} for the first preset, and plot it (--plot)")
-    arg("--plot", type=Path, default=Path("bench_scaling.png"),
-        help="PNG of the scaling curves (default bench_scaling.png)")
-    arg("--json", type=Path, metavar="PATH", help="write every figure to this JSON file")
-    arg("--quick", action="store_true",
-        help="a smoke run well under a minute: the tiny preset, batch 64, 5 repetitions, "
-             "no torch.compile, no scaling")
-    parser.set_defaults(run=bench_command)
+# ---------------------------------------------------------------- a whole benchmark
+@dataclass(frozen=True)
+class Settings:
+    """What one benchmark measures: contenders, cases, repetitions and threads (checked)."""
+
+    backends: tuple[str, ...] = BACKENDS
+    presets: tuple[str, ...] = ("pytorch-vanilla",)
+    batches: tuple[int, ...] | None = None
+    """Batch sizes; None: each preset's own."""
+    dtype: str = "float32"
+    peers: str = "eager"
+    repeats: int = DEFAULT_REPEATS
+    warmup: int = DEFAULT_WARMUP
+    threads: int = field(default_factory=default_num_threads)
+    scaling: bool = False
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.backends) - set(BACKENDS))
+        if unknown:
+            raise ConfigError(f"unknown backend {', '.join(unknown)}; choose from "
+                              f"{', '.join(BACKENDS)}")
+        if self.peers not in PEERS:
+            raise ConfigError(f"peers must be one of {', '.join(PEERS)}, got {self.peers!r}")
+        for preset in self.presets:
+            presets.get(preset)  # a clear ConfigError for an unknown name
+        for key in ("repeats", "threads"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"--{key} must be at least 1, got {getattr(self, key)}")
+        if self.batches and min(self.batches) < 1:
+            raise ConfigError(f"batch sizes must be at least 1, got {list(self.batches)}")
+
+    @classmethod
+    def quick(cls, **changes: Any) -> Settings:
+        """A smoke run well under a minute (:data:`QUICK`); ``changes`` override it."""
+        values = {"presets": tuple(QUICK["preset"]), "batches": tuple(QUICK["batch"]),
+                  "repeats": QUICK["repeats"], "warmup": QUICK["warmup"],
+                  "peers": QUICK["peers"], "scaling": False}
+        return cls(**{**values, **changes})
+
+    def cases(self) -> list[Case]:
+        """Every (preset, batch) to measure, in order."""
+        return [Case(preset, batch, self.dtype) for preset in self.presets
+                for batch in self.batches or [presets.get(preset).batch_size]]
 
 
-def _names(values: Sequence[str] | None, default: Sequence[str]) -> list[str]:
-    """Repeatable, comma-separated option values as one list (``default`` when absent)."""
-    if not values:
-        return list(default)
-    return [name.strip() for value in values for name in value.split(",") if name.strip()]
-
-
-def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The run's settings from the options, checked; ``--quick`` overrides sizes and peers."""
-    backends = _names(args.backend, BACKENDS)
-    unknown = sorted(set(backends) - set(BACKENDS))
-    if unknown:
-        raise ConfigError(f"unknown backend {', '.join(unknown)}; choose from "
-                          f"{', '.join(BACKENDS)}")
-    settings = {"backends": backends,
-                "presets": _names(args.preset, ["pytorch-vanilla"]),
-                "batches": args.batch, "dtype": args.dtype, "peers": args.peers,
-                "repeats": args.repeats or DEFAULT_REPEATS, "warmup": DEFAULT_WARMUP,
-                "threads": args.threads or default_num_threads(), "scaling": args.scaling}
-    if args.quick:
-        settings.update(presets=QUICK["preset"], batches=QUICK["batch"],
-                        repeats=args.repeats or QUICK["repeats"], warmup=QUICK["warmup"],
-                        peers="none" if args.peers == "none" else QUICK["peers"],
-                        scaling=False)
-    for preset in settings["presets"]:
-        presets.get(preset)  # a clear ConfigError for an unknown name
-    for key in ("repeats", "threads"):
-        if settings[key] < 1:
-            raise ConfigError(f"--{key} must be at least 1, got {settings[key]}")
-    if settings["batches"] and min(settings["batches"]) < 1:
-        raise ConfigError(f"batch sizes must be at least 1, got {settings['batches']}")
-    return settings
-
-
-def _measure_all(cases: Sequence[Case], names: Sequence[str], settings: dict[str, Any],
-                 bandwidth: float) -> list[dict[str, Any]]:
+def measure_cases(cases: Sequence[Case], names: Sequence[str], settings: Settings,
+                  bandwidth: float, notify: Callable[[str], None] = lambda _: None,
+                  ) -> list[dict[str, Any]]:
+    """:func:`measure_case` of each case in turn; ``notify`` hears which one starts."""
     results = []
     for case in cases:
-        print(f"fastgan bench: {case.preset} batch {case.batch} {case.dtype} "
-              f"{dict(case.overrides) or ''}...", file=sys.stderr, flush=True)
-        results.append(measure_case(case, names, settings["repeats"], settings["warmup"],
-                                    bandwidth))
+        notify(f"{case.preset} batch {case.batch} {case.dtype} {dict(case.overrides) or ''}...")
+        results.append(measure_case(case, names, settings.repeats, settings.warmup, bandwidth))
     return results
 
 
-def bench_command(args: argparse.Namespace) -> int:
-    """``fastgan bench``: measure, print the tables, write the JSON (and the scaling plot)."""
-    settings = _settings(args)
-    names, skipped = usable(settings["backends"], PEERS[settings["peers"]])
-    set_threads(settings["threads"], any(name.startswith("torch") for name in names))
+def run(settings: Settings, *, plot: Path | None = None,
+        notify: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Measure everything ``settings`` asks for; returns the report (machine, settings,
+    skipped contenders with reasons, bandwidth, ``results`` and, with ``scaling``, the scaling
+    results and the plot's path, written to ``plot``). ``notify`` hears progress lines."""
+    names, skipped = usable(settings.backends, PEERS[settings.peers])
+    set_threads(settings.threads, any(name.startswith("torch") for name in names))
     for name, reason in skipped.items():
-        print(f"fastgan bench: skipping {name}: {reason}", file=sys.stderr)
+        notify(f"skipping {name}: {reason}")
     if not names:
         raise BackendUnavailable("none of the asked-for backends or peers can run here")
-    report: dict[str, Any] = {"machine": machine(), "settings": settings, "skipped": skipped}
-    bandwidth = measure_bandwidth(dtype=settings["dtype"])
+    report: dict[str, Any] = {"machine": machine(), "settings": dataclasses.asdict(settings),
+                              "skipped": skipped}
+    bandwidth = measure_bandwidth(dtype=settings.dtype)
     report["bandwidth_gbs"] = bandwidth / 1e9
-    cases = [Case(preset, batch, settings["dtype"]) for preset in settings["presets"]
-             for batch in settings["batches"] or [presets.get(preset).batch_size]]
-    report["results"] = _measure_all(cases, names, settings, bandwidth)
-    print(f"\nfastgan bench on {report['machine']['cpu']}, {settings['threads']} threads, "
-          f"{settings['repeats']} interleaved repetitions after {settings['warmup']} warm-up; "
-          f"load average {report['machine']['load_average']}")
-    print(format_table(report["results"]))
-    if settings["scaling"]:
+    cases = settings.cases()
+    report["results"] = measure_cases(cases, names, settings, bandwidth, notify)
+    if settings.scaling:
         first = cases[0]
         scaling: dict[str, list[dict[str, Any]]] = {}
         for axis, axis_cases in scaling_cases(first.preset, first.batch, first.dtype).items():
-            results = _measure_all(axis_cases, names, settings, bandwidth)
+            results = measure_cases(axis_cases, names, settings, bandwidth, notify)
             for result, x in zip(results, SCALING_BATCHES if axis == "batch" else
                                  SCALING_WIDTHS, strict=False):
                 result["x"] = x
             scaling[axis] = results
-            print(f"\nscaling over {axis} ({first.preset}"
-                  f"{', batch ' + str(first.batch) if axis == 'width' else ''}):")
-            print(format_table(results, key="batch" if axis == "batch" else "width x"))
-        plot = plot_scaling(args.plot, scaling)
-        if plot is None:
-            print("fastgan bench: no scaling plot (matplotlib is not installed)", file=sys.stderr)
         report["scaling"] = scaling
-        report["scaling_plot"] = None if plot is None else str(plot)
+        drawn = None if plot is None else plot_scaling(plot, scaling)
+        report["scaling_plot"] = None if drawn is None else str(drawn)
     report["machine"]["load_average_after"] = os.getloadavg() if hasattr(os, "getloadavg") \
         else None
-    if args.json is not None:
-        text = json.dumps(report, indent=1, allow_nan=False)
-        write_atomically(args.json, lambda file: file.write(text.encode()))
-        print(f"fastgan bench: figures written to {args.json}", file=sys.stderr)
-    return 0
+    return report

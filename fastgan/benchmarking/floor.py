@@ -7,7 +7,7 @@ work is fused, a step cannot run faster than
           + (bytes the optimizers must read and write) / (measured memory bandwidth).
 
 :func:`step_gemms` lists every GEMM of one fastgan training step (k D steps, then a G step,
-as :mod:`fastgan.gan` runs it); :func:`measure_gemm_floor` times them with NumPy's BLAS on
+as :mod:`fastgan.gan.model` runs it); :func:`measure_gemm_floor` times them with NumPy's BLAS on
 this machine and adds the optimizer's traffic. Dense layers compute ``y = x @ W`` with W of
 shape (in, out); Conv2D layers ``y = cols @ W`` over their im2col matrix, one row per output
 pixel, with W of shape (k^2 C, filters) (gathering the patches is not a GEMM, so it is not in
@@ -25,11 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .backends.base import resolve_dtype
-from .errors import ConfigError
-from .nn.specs import BatchNorm, Conv2D, Dense, LayerSpec, output_shapes
-from .optim import SGD, Adam, OptimizerConfig
-from .presets import Preset
+from ..backends.base import resolve_dtype
+from ..errors import ConfigError
+from ..gan.presets import Preset
+from ..nn.optim import SGD, Adam, OptimizerConfig
+from ..nn.specs import BatchNorm, Conv2D, Dense, LayerSpec, output_shapes
 
 BANDWIDTH_BYTES = 64 * 2**20
 """Size of each of the three arrays :func:`measure_bandwidth` streams: larger than the caches."""

@@ -1,4 +1,4 @@
-"""PyTorch peer: any fastgan :class:`~fastgan.presets.Preset` trained by fastgan's algorithm,
+"""PyTorch peer: any fastgan :class:`~fastgan.gan.presets.Preset` trained by fastgan's algorithm,
 written the way a PyTorch user would write it (autograd, ``nn.Module``, ``torch.optim``).
 
 It exists to be timed side by side with fastgan's backends, so it does exactly the same work:
@@ -34,6 +34,8 @@ import numpy as np
 
 from ..backends.base import resolve_dtype
 from ..errors import BackendUnavailable, ConfigError, FastganError
+from ..gan.presets import Preset
+from ..nn.optim import SGD, Adam, OptimizerConfig
 from ..nn.specs import (
     Activation,
     BatchNorm,
@@ -46,8 +48,6 @@ from ..nn.specs import (
     UpSampling2D,
     output_shapes,
 )
-from ..optim import SGD, Adam, OptimizerConfig
-from ..presets import Preset
 
 try:
     import torch

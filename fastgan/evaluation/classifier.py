@@ -3,7 +3,7 @@
 It is trained once with Adam on softmax cross-entropy (a backend kernel with a hand-derived
 gradient) on a dataset's train split, scored on its test split, and cached on disk: a pickle-free
 ``.npz`` holding the flat parameters beside a JSON file holding the metadata, both keyed by the
-checksums of the two splits and the whole training configuration. :mod:`fastgan.metrics`
+checksums of the two splits and the whole training configuration. :mod:`fastgan.evaluation.metrics`
 compares samples through its penultimate-layer features and its class probabilities.
 """
 
@@ -22,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import get_backend
-from .backends.base import Backend
-from .data import Dataset, default_cache_dir, epoch_batches
-from .errors import ConfigError, DataError
-from .fileio import write_atomically
-from .nn.mlp import MLP
-from .nn.specs import Dense, Dropout, LayerSpec
-from .optim import Adam, StepDecay
+from ..backends import get_backend
+from ..backends.base import Backend
+from ..data import Dataset, default_cache_dir, epoch_batches
+from ..errors import ConfigError, DataError
+from ..fileio import write_atomically
+from ..nn.mlp import MLP
+from ..nn.optim import Adam, StepDecay
+from ..nn.specs import Dense, Dropout, LayerSpec
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """Sample-quality evaluation, offline, with fastgan's own classifier.
 
-A dataset's evaluation classifier (:mod:`fastgan.classifier`) maps samples to penultimate-layer
-features and class probabilities; :mod:`fastgan.metrics_math` turns those into numbers:
+A dataset's evaluation classifier (:mod:`fastgan.evaluation.classifier`) maps samples to
+penultimate-layer features and class probabilities; :mod:`fastgan.evaluation.metrics_math`
+turns those into numbers:
 
 - ``frechet_distance``: Fréchet distance between Gaussians fitted to the features (FID's
   statistic, on our classifier instead of Inception); lower is better.
@@ -20,22 +21,18 @@ same way, so a number has a scale. A generator that matches the data scores near
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import data as _data
+from .. import data as _data
+from ..errors import ConfigError, DataError, TrainingDiverged
+from ..gan.model import GAN
+from ..training.loop import Callback, TrainingLoop
 from .classifier import Classifier, load_or_train
-from .errors import ConfigError, DataError, TrainingDiverged
-from .gan import GAN
-from .training import Callback, TrainingLoop
 
 METRICS = ("frechet_distance", "inception_score", "classes_covered", "class_kl", "precision",
            "recall", "density", "coverage")
@@ -250,45 +247,3 @@ def summary(result: dict[str, Any]) -> str:
 
 def _number(value: float) -> str:
     return str(value) if isinstance(value, int) else f"{value:.4g}"
-
-
-# ---------------------------------------------------------------------- command line
-def add_parser(subparsers: Any) -> None:
-    """Add ``fastgan evaluate`` to the ``fastgan`` command."""
-    parser = subparsers.add_parser(
-        "evaluate", help="score a trained GAN's samples against real data",
-        description="Score samples of a trained GAN with the dataset's evaluation classifier "
-                    "(trained once and cached beside the data): Fréchet distance on its "
-                    "features, Inception-Score analogue, classes covered, class KL, "
-                    "precision/recall, density/coverage; each beside its real-vs-real value "
-                    "(test split vs train split, same sample size).")
-    parser.add_argument("checkpoint", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
-    parser.add_argument("-n", type=int, default=10000,
-                        help="samples per set (default 10000; fewer if a split is smaller)")
-    parser.add_argument("--data", help="dataset to score against (default: the one the run "
-                                       "trained on, as its checkpoint records)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the latent vectors and real samples drawn (default 0)")
-    parser.add_argument("--backend", help="backend to sample on (default: the checkpoint's)")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.set_defaults(run=evaluate_command)
-
-
-def evaluate_command(args: argparse.Namespace) -> int:
-    """``fastgan evaluate``: print the evaluation of a checkpoint or run folder."""
-    from . import checkpoint
-
-    gan = checkpoint.load(args.checkpoint, backend=args.backend)
-    extra = checkpoint.read_metadata(args.checkpoint).get("extra") or {}
-    name = args.data or extra.get("data")
-    if name is None:
-        raise ConfigError(f"{args.checkpoint} does not record its dataset; name it with --data")
-    classes = extra.get("classes") if args.data is None else None
-    image_shape = extra.get("image_shape") if args.data is None else None
-    evaluator = Evaluator.for_dataset(
-        name, n=args.n, classes=classes, seed=args.seed,
-        image_size=None if image_shape is None else tuple(image_shape),
-        notify=lambda message: print(f"fastgan: {message}", file=sys.stderr))
-    result = evaluator.evaluate(gan)
-    print(json.dumps(result, indent=2) if args.json else format_report(result))
-    return 0

@@ -30,9 +30,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from ..backends.cupy_backend import CupyBackend, DeviceRng
 from ..errors import ConfigError
-from ..optim import BoundAdam, BoundSGD
-from .cupy_backend import CupyBackend, DeviceRng
 
 
 class ScheduledUpdate:
@@ -43,23 +42,12 @@ class ScheduledUpdate:
         self.gan = gan
         self.attribute = attribute
         self.optimizer = getattr(gan, attribute)
-        if not isinstance(self.optimizer, BoundAdam | BoundSGD):
-            raise ConfigError(f"CUDA-graph replay knows SGD and Adam, not "
-                              f"{type(self.optimizer).__name__}")
         self.schedule = gan.backend.new_schedule()
         self._on_device: tuple[int, float] | None = None   # (steps, lr) the schedule holds
 
     def step(self, epoch: int = 0) -> None:
         """The update as the graph records it (called by ``GAN.step`` during capture)."""
-        backend, optimizer = self.gan.backend, self.optimizer
-        params, config = optimizer.params, optimizer.config
-        if isinstance(optimizer, BoundAdam):
-            backend.adam_update_scheduled(params.data, params.grad, optimizer.state["m"],
-                                          optimizer.state["v"], config.beta1, config.beta2,
-                                          config.eps, self.schedule)
-        else:
-            backend.sgd_update_scheduled(params.data, params.grad, optimizer.state["velocity"],
-                                         config.momentum, self.schedule)
+        self.optimizer.step_scheduled(self.schedule)
 
     @contextlib.contextmanager
     def standing_in(self) -> Iterator[None]:
@@ -75,9 +63,8 @@ class ScheduledUpdate:
         optimizer = self.optimizer
         wanted = (optimizer.steps, optimizer.lr(self.gan.epoch))
         if wanted != self._on_device:
-            betas = ((optimizer.config.beta1, optimizer.config.beta2)
-                     if isinstance(optimizer, BoundAdam) else (0.0, 0.0))
-            self.gan.backend.set_schedule(self.schedule, wanted[0], wanted[1], *betas)
+            self.gan.backend.set_schedule(self.schedule, wanted[0], wanted[1],
+                                          *optimizer.schedule_betas())
             self._on_device = wanted
 
     def advanced(self, updates: int) -> None:

@@ -23,15 +23,15 @@ from typing import Any
 
 import numpy as np
 
+from ..backends.base import Backend
+from ..errors import ConfigError
+from ..nn.ema import WeightAverage
+from ..nn.losses import discriminator_loss, generator_loss
+from ..nn.mlp import MLP
+from ..nn.optim import OptimizerConfig
+from ..training import checkpoint, loop
+from ..training.loop import DEFAULT_LOG_EVERY, Callback, DataOrder, History
 from . import presets as _presets
-from . import training
-from .backends.base import Backend
-from .ema import WeightAverage
-from .errors import ConfigError
-from .nn.losses import discriminator_loss, generator_loss
-from .nn.mlp import MLP
-from .optim import OptimizerConfig
-from .training import DEFAULT_LOG_EVERY, Callback, DataOrder, History
 
 SAMPLE_CHUNK = 256
 
@@ -91,10 +91,10 @@ class GAN:
     def from_preset(cls, name: str, *, backend: str | Backend | None = None,
                     dtype: Any = "float32", seed: int = 0, data_dim: int = 784,
                     ema_decay: float | None = None, **overrides: Any) -> GAN:
-        """Build preset ``name`` (see :mod:`fastgan.presets`) for ``data_dim`` features.
+        """Build preset ``name`` (see :mod:`fastgan.gan.presets`) for ``data_dim`` features.
 
         ``backend=None`` is the current default (numpy unless inside ``use_backend``);
-        ``overrides`` go to :func:`fastgan.presets.get` and are kept in ``preset_overrides``.
+        ``overrides`` go to :func:`fastgan.gan.presets.get` and are kept in ``preset_overrides``.
         """
         preset = _presets.get(name, data_dim, **overrides)
         g_seed, d_seed, gan_seed = np.random.SeedSequence(seed).spawn(3)
@@ -209,17 +209,17 @@ class GAN:
             callbacks: Iterable[Callback] = (), log_every: int = DEFAULT_LOG_EVERY,
             sampling: str = "epoch") -> History:
         """Train on ``dataset`` (a :class:`fastgan.data.Dataset` or an (N, data_dim) array) for
-        ``epochs`` more epochs or ``steps`` more steps, as :func:`fastgan.training.fit` does:
+        ``epochs`` more epochs or ``steps`` more steps, as :func:`fastgan.training.loop.fit` does:
         the data on the device, shuffled full batches (``sampling="epoch"``) or batches drawn
         with replacement (``"random"``), statistics read and checked every ``log_every``
-        steps, ``callbacks`` (:class:`fastgan.training.Callback`) told of each event."""
-        return training.fit(self, dataset, epochs=epochs, steps=steps, callbacks=callbacks,
+        steps, ``callbacks`` (:class:`fastgan.training.loop.Callback`) told of each event."""
+        return loop.fit(self, dataset, epochs=epochs, steps=steps, callbacks=callbacks,
                             log_every=log_every, sampling=sampling)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write a checkpoint (see :func:`fastgan.checkpoint.save`); ``fastgan.load`` reads it."""
-        from .checkpoint import save  # checkpoint builds GANs: imported here, not at the top
-        return save(self, path)
+        """Write a checkpoint (see :func:`fastgan.training.checkpoint.save`);
+        ``fastgan.load`` reads it."""
+        return checkpoint.save(self, path)
 
     # ------------------------------------------------------------------ sampling
     def draw_noise(self, n: int) -> np.ndarray:

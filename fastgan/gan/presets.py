@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .errors import ConfigError
-from .nn.specs import (
+from ..errors import ConfigError
+from ..nn.optim import SGD, Adam, InverseTimeDecay, OptimizerConfig, StepDecay
+from ..nn.specs import (
     Activation,
     BatchNorm,
     Conv2D,
@@ -25,7 +26,6 @@ from .nn.specs import (
     UpSampling2D,
     output_shapes,
 )
-from .optim import SGD, Adam, InverseTimeDecay, OptimizerConfig, StepDecay
 
 NOISES = ("normal", "uniform")
 G_LOSSES = ("non_saturating", "minimax")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from .errors import ConfigError
-from .nn.params import FlatParams
+from ..errors import ConfigError
+from .params import FlatParams
 
 
 class WeightAverage:

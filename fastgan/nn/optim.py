@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 # ---------------------------------------------------------------- learning-rate schedules
@@ -145,6 +145,15 @@ class BoundOptimizer:
         """Apply one update from ``params.grad`` to ``params.data``."""
         raise NotImplementedError
 
+    def step_scheduled(self, schedule: Any) -> None:
+        """The same update with its step count and learning rate read from device memory
+        (``schedule``, from ``backend.new_schedule``), as a replayed CUDA graph needs it."""
+        raise NotImplementedError
+
+    def schedule_betas(self) -> tuple[float, float]:
+        """The (beta1, beta2) a device schedule needs for bias corrections; (0, 0): none."""
+        return (0.0, 0.0)
+
 
 class BoundSGD(BoundOptimizer):
     """SGD state: the velocity buffer."""
@@ -159,6 +168,12 @@ class BoundSGD(BoundOptimizer):
             self.params.data, self.params.grad, self.state["velocity"],
             lr=self.lr(epoch), momentum=self.config.momentum,
         )
+
+    def step_scheduled(self, schedule: Any) -> None:
+        """One SGD update, step count and learning rate from ``schedule`` (device memory)."""
+        self.params.backend.sgd_update_scheduled(
+            self.params.data, self.params.grad, self.state["velocity"], self.config.momentum,
+            schedule)
 
 
 class BoundAdam(BoundOptimizer):
@@ -175,3 +190,14 @@ class BoundAdam(BoundOptimizer):
             self.params.data, self.params.grad, self.state["m"], self.state["v"],
             lr=self.lr(epoch), beta1=c.beta1, beta2=c.beta2, eps=c.eps, step=self.steps,
         )
+
+    def step_scheduled(self, schedule: Any) -> None:
+        """One Adam update, step count and learning rate from ``schedule`` (device memory)."""
+        c = self.config
+        self.params.backend.adam_update_scheduled(
+            self.params.data, self.params.grad, self.state["m"], self.state["v"], c.beta1,
+            c.beta2, c.eps, schedule)
+
+    def schedule_betas(self) -> tuple[float, float]:
+        """Adam's (beta1, beta2), for the schedule's bias corrections."""
+        return (self.config.beta1, self.config.beta2)

@@ -34,11 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from . import checkpoint, data, environment, presets
-from .errors import ConfigError, TrainingDiverged
-from .fileio import write_atomically
-from .gan import GAN
-from .monitors import (
+from ..training import checkpoint
+from .. import data, environment
+from ..gan import presets
+from ..errors import ConfigError, TrainingDiverged
+from ..fileio import write_atomically
+from ..gan.model import GAN
+from ..training.monitors import (
     TENSORBOARD_MISSING,
     Checkpoints,
     MetricsLog,
@@ -46,9 +48,9 @@ from .monitors import (
     SampleGrids,
     TensorBoardLog,
 )
-from .monitors import read_records as read_metrics
-from .threads import set_num_threads
-from .training import DEFAULT_LOG_EVERY, Callback, History, steps_per_epoch
+from ..training.monitors import read_records as read_metrics
+from ..threads import set_num_threads
+from ..training.loop import DEFAULT_LOG_EVERY, Callback, History, steps_per_epoch
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -302,7 +304,7 @@ class Run:
                             gif=folder / GIF)
         keepers: list[Callback] = [bar, metrics, grids]
         if config.eval_every:
-            from .metrics import Evaluation, Evaluator
+            from ..evaluation.metrics import Evaluation, Evaluator
 
             evaluator = Evaluator.for_dataset(
                 config.data, n=config.eval_n, classes=config.classes,

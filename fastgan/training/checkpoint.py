@@ -26,28 +26,45 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from .._version import __version__
+from ..errors import CheckpointError
+from ..fileio import write_atomically
+from ..nn.ema import WeightAverage
+from ..nn.mlp import MLP
 from . import serialization
-from .backends import get_backend
-from .backends.base import Backend, resolve_dtype
-from .errors import CheckpointError, ConfigError
-from .fileio import write_atomically
-from .gan import GAN
-from .nn.mlp import MLP
-from .presets import Preset
+from .loop import Trainable
+
+
+class Checkpointable(Trainable, Protocol):
+    """What a checkpoint stores of a GAN, beyond what the loop uses (:class:`Trainable`):
+    the architecture, every state array and every random stream. ``fastgan.GAN`` is one."""
+
+    generator: MLP
+    discriminator: MLP
+    latent_dim: int
+    noise: str
+    g_loss: str
+    label_smoothing: float
+    stats: Any
+    ema: WeightAverage | None
+    noise_rng: Any
+    sample_rng: np.random.Generator
+    preset: Any
+    preset_overrides: dict[str, Any]
 
 FORMAT = "fastgan-checkpoint"
 FORMAT_VERSION = 1
 METADATA_KEY = "metadata.json"
 CHECKPOINT_NAME = "checkpoint.npz"
-"""The file name ``load`` looks for when given a folder (a run directory)."""
+"""The file name :func:`read` looks for when given a folder (a run directory)."""
 
 
 @dataclass(frozen=True)
-class _Stored:
+class Stored:
     """A checkpoint file's contents: its path, metadata and host arrays."""
 
     path: Path
@@ -56,14 +73,12 @@ class _Stored:
 
 
 # ---------------------------------------------------------------- writing
-def save(gan: GAN, path: str | os.PathLike[str], *,
+def save(gan: Checkpointable, path: str | os.PathLike[str], *,
          extra: Mapping[str, Any] | None = None) -> Path:
     """Write ``gan``'s complete training state to ``path`` (atomically); returns the path.
 
     ``extra`` is stored as it is (JSON values) and read back with :func:`read_metadata`.
     """
-    from . import __version__
-
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -87,7 +102,7 @@ def save(gan: GAN, path: str | os.PathLike[str], *,
     return write_atomically(path, lambda file: np.savez(file, **arrays))
 
 
-def model_description(gan: GAN) -> dict[str, Any]:
+def model_description(gan: Checkpointable) -> dict[str, Any]:
     """Everything that fixes the model's shape and training rule, as JSON values (layer
     specs, optimizer configurations, noise, k, losses, batch size, EMA decay)."""
     return {
@@ -102,7 +117,7 @@ def model_description(gan: GAN) -> dict[str, Any]:
     }
 
 
-def _state_arrays(gan: GAN) -> dict[str, Any]:
+def _state_arrays(gan: Checkpointable) -> dict[str, Any]:
     """Every array of training state, by its name in the file (device arrays)."""
     arrays = {"generator.params": gan.generator.params.data,
               "discriminator.params": gan.discriminator.params.data,
@@ -120,7 +135,7 @@ def _state_arrays(gan: GAN) -> dict[str, Any]:
     return arrays
 
 
-def _random_streams(gan: GAN) -> dict[str, tuple[Any, Any]]:
+def _random_streams(gan: Checkpointable) -> dict[str, tuple[Any, Any]]:
     """Each random stream's (get_state, set_state) pair, by name."""
     def numpy_stream(generator: np.random.Generator) -> tuple[Any, Any]:
         bit_generator = generator.bit_generator
@@ -138,23 +153,10 @@ def _random_streams(gan: GAN) -> dict[str, tuple[Any, Any]]:
 
 
 # ---------------------------------------------------------------- reading
-def load(path: str | os.PathLike[str], *, backend: str | Backend | None = None,
-         dtype: Any = None) -> GAN:
-    """The GAN saved at ``path`` (a checkpoint file, or a run directory holding
-    ``checkpoint.npz``), ready to sample from or to train further.
-
-    ``backend`` and ``dtype`` default to the ones it was saved with. On another backend the
-    weights and counters are restored but random streams may restart (with a warning).
-    """
-    stored = _read(path)
-    gan = _build(stored, backend, dtype)
-    _restore(gan, stored)
-    return gan
-
-
-def restore(gan: GAN, path: str | os.PathLike[str]) -> None:
-    """Load the checkpoint at ``path`` into ``gan``, which must have the same architecture."""
-    stored = _read(path)
+def restore(gan: Checkpointable, source: str | os.PathLike[str] | Stored) -> None:
+    """Load a checkpoint (a path, or what :func:`read` returned) into ``gan``, which must have
+    the same architecture."""
+    stored = source if isinstance(source, Stored) else read(source)
     expected, found = model_description(gan), stored.metadata.get("model") or {}
     for key in ("latent_dim", "data_dim", "generator", "discriminator"):
         if expected[key] != found.get(key):
@@ -166,7 +168,7 @@ def restore(gan: GAN, path: str | os.PathLike[str]) -> None:
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The JSON metadata of the checkpoint at ``path`` (``["extra"]`` holds the caller's)."""
-    return _read(path).metadata
+    return read(path).metadata
 
 
 def resolve(path: str | os.PathLike[str]) -> Path:
@@ -175,7 +177,9 @@ def resolve(path: str | os.PathLike[str]) -> Path:
     return path / CHECKPOINT_NAME if path.is_dir() else path
 
 
-def _read(path: str | os.PathLike[str]) -> _Stored:
+def read(path: str | os.PathLike[str]) -> Stored:
+    """The checkpoint at ``path`` (a file, or a run folder holding one), checked: a fastgan
+    checkpoint of this format version, readable and whole."""
     path = resolve(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
@@ -202,42 +206,10 @@ def _read(path: str | os.PathLike[str]) -> _Stored:
             f"{path} is checkpoint format version {metadata.get('format_version')} (written by "
             f"fastgan {metadata.get('fastgan_version')}); this fastgan reads version "
             f"{FORMAT_VERSION} only")
-    return _Stored(path, metadata, arrays)
+    return Stored(path, metadata, arrays)
 
 
-def _build(stored: _Stored, backend: str | Backend | None, dtype: Any) -> GAN:
-    """A GAN with the stored architecture (weights not yet restored)."""
-    meta = stored.metadata
-    backend = get_backend(meta.get("backend") if backend is None else backend)
-    dtype = resolve_dtype(meta.get("dtype") if dtype is None else dtype)
-    try:
-        model = meta["model"]
-        generator_specs = serialization.decode(model["generator"])
-        discriminator_specs = serialization.decode(model["discriminator"])
-        g_optimizer = serialization.decode(model["g_optimizer"])
-        d_optimizer = serialization.decode(model["d_optimizer"])
-        generator = MLP(generator_specs, in_features=model["latent_dim"], backend=backend,
-                        dtype=dtype)
-        discriminator = MLP(discriminator_specs, in_features=model["data_dim"],
-                            backend=backend, dtype=dtype)
-        gan = GAN(generator, discriminator, g_optimizer, d_optimizer,
-                  **{key: model[key] for key in ("noise", "k", "g_loss", "label_smoothing",
-                                                 "batch_size", "ema_decay")})
-        preset = meta.get("preset")
-        if preset is not None:
-            gan.preset = Preset(
-                name=preset["name"], source=preset["source"], latent_dim=gan.latent_dim,
-                noise=gan.noise, generator=generator_specs, discriminator=discriminator_specs,
-                g_optimizer=g_optimizer, d_optimizer=d_optimizer, batch_size=gan.batch_size,
-                k=gan.k, g_loss=gan.g_loss, label_smoothing=gan.label_smoothing)
-            gan.preset_overrides = dict(serialization.decode(preset["overrides"]))
-    except (KeyError, TypeError, ConfigError) as exc:
-        raise CheckpointError(f"{stored.path}: the checkpoint's model description is damaged "
-                              f"({exc!r})") from None
-    return gan
-
-
-def _restore(gan: GAN, stored: _Stored) -> None:
+def _restore(gan: Checkpointable, stored: Stored) -> None:
     """Copy the stored arrays, counters and random states into ``gan``."""
     path, meta, arrays = stored.path, stored.metadata, stored.arrays
     targets = _state_arrays(gan)

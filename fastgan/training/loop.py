@@ -20,15 +20,15 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from . import data
-from .errors import ConfigError, TrainingDiverged
-
-if TYPE_CHECKING:
-    from .gan import GAN
+from .. import data
+from ..backends.base import Backend
+from ..errors import ConfigError, TrainingDiverged
+from ..nn.mlp import MLP
+from ..nn.optim import BoundOptimizer
 
 SAMPLINGS = ("epoch", "random")
 DEFAULT_LOG_EVERY = 50
@@ -57,6 +57,30 @@ class DataOrder:
         """Restore a state returned by :meth:`get_state`."""
         self.seed = np.random.SeedSequence(state["entropy"], spawn_key=tuple(state["spawn_key"]))
         self.batch = int(state["batch"])
+
+
+class Trainable(Protocol):
+    """What the loop needs of a GAN (``fastgan.GAN`` is one): its sizes, its counters, where
+    it stands in the data, one step, and the last step's statistics."""
+
+    backend: Backend
+    dtype: np.dtype
+    data_dim: int
+    k: int
+    batch_size: int
+    steps: int
+    epoch: int
+    data_order: DataOrder
+    generator: MLP
+    discriminator: MLP
+    g_optimizer: BoundOptimizer
+    d_optimizer: BoundOptimizer
+
+    def step(self, real_batch: Any) -> None:
+        """One training step on k*B real rows."""
+
+    def last_stats(self) -> dict[str, float]:
+        """The last step's ``d_loss``, ``g_loss``, ``d_real`` and ``d_fake``."""
 
 
 class Callback:
@@ -98,7 +122,7 @@ class History:
 class TrainingLoop:
     """One ``fit`` call: the dataset on the device, the batch buffer, callbacks and history."""
 
-    def __init__(self, gan: GAN, dataset: Any, *, callbacks: Iterable[Callback] = (),
+    def __init__(self, gan: Trainable, dataset: Any, *, callbacks: Iterable[Callback] = (),
                  log_every: int = DEFAULT_LOG_EVERY, sampling: str = "epoch") -> None:
         host = np.asarray(getattr(dataset, "x", dataset))
         if host.ndim != 2 or host.shape[1] != gan.data_dim:
@@ -244,7 +268,7 @@ class TrainingLoop:
             getattr(callback, hook)(self, *args)
 
 
-def steps_per_epoch(gan: GAN, n_samples: int) -> int:
+def steps_per_epoch(gan: Trainable, n_samples: int) -> int:
     """Full steps (k*B rows each) in one pass over ``n_samples`` samples (at least one)."""
     rows = gan.k * gan.batch_size
     if n_samples < rows:
@@ -260,7 +284,7 @@ def _index_batches(sampling: str, n: int, rows: int,
     return data.random_batches(n, rows, rng)
 
 
-def fit(gan: GAN, dataset: Any, *, epochs: int | None = None, steps: int | None = None,
+def fit(gan: Trainable, dataset: Any, *, epochs: int | None = None, steps: int | None = None,
         callbacks: Iterable[Callback] = (), log_every: int = DEFAULT_LOG_EVERY,
         sampling: str = "epoch") -> History:
     """Train ``gan`` on ``dataset`` (a :class:`fastgan.data.Dataset` or an (N, F) array) for

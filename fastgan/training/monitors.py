@@ -1,7 +1,7 @@
 """Callbacks that keep a run's records: metrics, sample pictures, checkpoints, progress.
 
-Each is a :class:`~fastgan.training.Callback` with one job; :mod:`fastgan.run` puts them
-together for ``fastgan train``, and library users can pass any of them to ``GAN.fit``.
+Each is a :class:`~fastgan.training.loop.Callback` with one job; :mod:`fastgan.runs.folder`
+puts them together for ``fastgan train``, and library users can pass any of them to ``GAN.fit``.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from . import checkpoint, viz
-from .errors import ConfigError
-from .training import Callback, TrainingLoop
+from .. import viz
+from ..errors import ConfigError
+from . import checkpoint
+from .loop import Callback, TrainingLoop
 
 COLLAPSE_THRESHOLD = 0.2
 """Diversity of the fixed-noise samples, relative to real data, a fall below which warns.

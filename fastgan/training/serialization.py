@@ -11,9 +11,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .errors import ConfigError
-from .nn.specs import SPEC_TYPES
-from .optim import SGD, Adam, Constant, InverseTimeDecay, StepDecay
+from ..errors import ConfigError
+from ..nn.optim import SGD, Adam, Constant, InverseTimeDecay, StepDecay
+from ..nn.specs import SPEC_TYPES
 
 RECORD_TYPES: dict[str, type] = {cls.__name__: cls for cls in (
     *SPEC_TYPES, SGD, Adam, Constant, InverseTimeDecay, StepDecay)}

@@ -1,0 +1,71 @@
+"""``fastgan sample``: samples of a checkpoint into a PNG grid or an .npy array."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .common import fail
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add ``fastgan sample``."""
+    parser = subparsers.add_parser(
+        "sample", help="draw samples from a checkpoint into a PNG grid or an .npy array",
+        description="Draw samples from a trained GAN. CHECKPOINT is a checkpoint file or a "
+                    "run folder. A .png output is a grid of images; .npy holds the raw "
+                    "(n, features) float32 samples in [-1, 1].")
+    parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT")
+    parser.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    parser.add_argument("-o", "--output", type=Path, default=Path("samples.png"),
+                        help="output file, .png or .npy (default samples.png)")
+    parser.add_argument("--seed", type=int,
+                        help="seed of the noise (default: the checkpoint's sampling stream)")
+    parser.add_argument("--backend", help="backend to sample on (default: the checkpoint's)")
+    parser.add_argument("--ncols", type=int, help="grid columns (default: a square)")
+    parser.add_argument("--scale", type=int, default=None,
+                        help="enlarge each image this many times (default: about 56 pixels)")
+    parser.set_defaults(run=command)
+
+
+def command(args: argparse.Namespace) -> int:
+    """``fastgan sample``: samples from a checkpoint into a PNG grid or an .npy file."""
+    from .. import viz
+    from ..fileio import write_atomically
+    from ..gan.loading import load
+    from ..training import checkpoint
+
+    suffix = args.output.suffix.lower()
+    if suffix not in (".png", ".npy"):
+        fail(f"the output must end in .png or .npy, not {args.output.name!r}")
+    if args.n < 1:
+        fail(f"-n must be at least 1, got {args.n}")
+    gan = load(args.checkpoint, backend=args.backend)
+    if args.seed is not None:
+        gan.sample_rng = np.random.default_rng(args.seed)
+    samples = gan.sample(args.n)
+    if suffix == ".npy":
+        write_atomically(args.output, lambda file: np.save(file, samples))
+    else:
+        image_shape = _image_shape(checkpoint.read_metadata(args.checkpoint), gan.data_dim)
+        scale = args.scale or max(1, round(56 / max(image_shape)))
+        viz.save_grid(args.output, samples, image_shape, ncols=args.ncols, scale=scale)
+    print(f"fastgan: {args.n} samples written to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _image_shape(metadata: dict[str, Any], features: int) -> tuple[int, int]:
+    """The checkpoint's recorded image shape, else a square one if the features make one."""
+    recorded = metadata.get("extra", {}).get("image_shape")
+    if recorded:
+        return int(recorded[0]), int(recorded[1])
+    side = math.isqrt(features)
+    if side * side != features:
+        fail(f"this model makes samples of {features} features, not images; write "
+                     "them to an .npy file instead")
+    return side, side
