@@ -135,6 +135,9 @@ def cycles(root: Path) -> list[list[str]]:
 
 
 def test_every_part_has_a_rule_and_a_docstring():
+    folders = {path.parent for path in PACKAGE.rglob("*.py")}
+    assert all((folder / "__init__.py").exists() for folder in folders), \
+        "every folder of modules is a package with an __init__.py (no namespace packages)"
     parts = {part(name) for name in modules(PACKAGE)}
     assert parts <= set(ALLOWED) | TOP, sorted(parts - set(ALLOWED) - TOP)
     for package in sorted(p for p in PACKAGE.iterdir() if (p / "__init__.py").exists()):
