@@ -41,9 +41,7 @@ Semantics:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -58,14 +56,12 @@ from ..training import checkpoint
 from ..training.loop import DEFAULT_LOG_EVERY, Callback, History, Shard, TrainingLoop
 from .allreduce import Allreduce, HostAllreduce, NcclAllreduce, StagedAllreduce
 from .devices import nccl_communicator
-from .mpi import agree, failing_fast, import_mpi, world
+from .mpi import agree, failing_fast, import_mpi, same_on_every_rank, world
 
 RANK_STREAMS = ("noise", "generator_dropout", "discriminator_dropout")
 """The random streams each rank has of its own (checkpoint names)."""
 RANK_KEY = 0x72616E6B
 """Spawn-key entry ("rank" in ASCII) under which each rank's streams derive from the seed."""
-CHECKPOINT_KEY = "data_parallel"
-"""Where a checkpoint's ``extra`` holds the world size and every rank's random streams."""
 
 
 def gradient_allreduce(comm: Any, backend: Backend) -> Allreduce:
@@ -239,7 +235,7 @@ class DataParallel:
         gan = self.gan
         description = {"model": checkpoint.model_description(gan), "backend": gan.backend.name,
                        "dtype": gan.dtype.name}
-        _same_on_every_rank(self.comm, description, "model (architecture, optimizers, "
+        same_on_every_rank(self.comm, description, "model (architecture, optimizers, "
                             "batch size, backend or dtype)")
 
     def _broadcast_state(self) -> None:
@@ -308,7 +304,7 @@ class DataParallel:
         host = np.asarray(getattr(dataset, "x", dataset))
         content = getattr(dataset, "sha256", None) or hashlib.sha256(
             np.ascontiguousarray(host).data).hexdigest()
-        _same_on_every_rank(self.comm, {"shape": list(host.shape), "data": content}, "data")
+        same_on_every_rank(self.comm, {"shape": list(host.shape), "data": content}, "data")
         loop = ParallelLoop(self, dataset, callbacks=callbacks, log_every=log_every,
                             sampling=sampling)
         with failing_fast(self.comm, agreed=(DivergedOnEveryRank,)):
@@ -327,7 +323,7 @@ class DataParallel:
             if self.rank != 0:
                 return Path(path)
             record = {"world_size": self.size, "rank_streams": states}
-            return self.gan.save(path, extra={**(extra or {}), CHECKPOINT_KEY: record})
+            return self.gan.save(path, extra={**(extra or {}), checkpoint.DATA_PARALLEL: record})
 
         return agree(self.comm, write)
 
@@ -340,20 +336,15 @@ class DataParallel:
                 return None
             stored = checkpoint.read(path)
             checkpoint.restore(self.gan, stored)
-            return stored.metadata.get("extra", {}).get(CHECKPOINT_KEY)
+            return stored.metadata
 
         saved = self.comm.bcast(agree(self.comm, read), root=0)
         self._broadcast_state()
         self._derive_streams()
-        written_by = 1 if saved is None else saved["world_size"]
-        if written_by != self.size:
-            warnings.warn(f"the checkpoint was written by {written_by} process(es) and "
-                          f"training continues on {self.size}: the parameters and the data "
-                          "order continue, but the noise and dropout streams differ from an "
-                          "uninterrupted run", stacklevel=2)
-        elif saved is not None:
+        if checkpoint.same_processes(saved, self.size) and self.size > 1:
+            streams = saved["extra"][checkpoint.DATA_PARALLEL]["rank_streams"][self.rank]
             for name, (_, set_state) in self._streams().items():
-                set_state(saved["rank_streams"][self.rank][name])
+                set_state(streams[name])
 
     # ------------------------------------------------------------------ sampling
     def sample(self, n: int, noise: np.ndarray | None = None) -> np.ndarray:
@@ -367,13 +358,3 @@ class DataParallel:
     def __repr__(self) -> str:
         return f"DataParallel({self.gan!r}, rank {self.rank} of {self.size})"
 
-
-def _same_on_every_rank(comm: Any, value: Any, what: str) -> None:
-    """Every rank's ``value`` (JSON) must be rank 0's: else the same error on every rank."""
-    digest = hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
-    digests = comm.allgather(digest)
-    odd = [rank for rank, other in enumerate(digests) if other != digests[0]]
-    if odd:
-        raise ConfigError(f"the ranks disagree on the {what}: rank(s) "
-                          f"{', '.join(map(str, odd))} differ from rank 0; start every rank "
-                          "with the same settings and data")

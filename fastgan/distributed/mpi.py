@@ -16,6 +16,8 @@ leave them waiting in the next collective forever, so:
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import sys
 import traceback
@@ -55,13 +57,19 @@ def world() -> Any:
     return comm
 
 
+class AgreedError(ConfigError):
+    """An error every rank raises at the same point (see :func:`agree`), so none is left
+    waiting: the message is the lowest failing rank's, naming it unless it is rank 0."""
+
+
 def agree(comm: Any, action: Callable[[], T], *, root_first: bool = False) -> T:
     """``action()`` on every rank; when it fails on any rank, it fails on every rank.
 
-    A rank whose action raised a :class:`~fastgan.errors.FastganError` or an ``OSError``
-    raises it again; the others raise a ConfigError with the message of the lowest failing
-    rank, naming it. With ``root_first`` rank 0 acts first, alone, and the others only once
-    it succeeded (so that what it downloads or checks, they can rely on).
+    When the action raised a :class:`~fastgan.errors.FastganError` or an ``OSError`` on any
+    rank, every rank raises an :class:`AgreedError` with the message of the lowest failing
+    rank (chained to its own error where it had one). With ``root_first`` rank 0 acts first,
+    alone, and the others only once it succeeded (so that what it downloads or checks, they
+    can rely on).
     """
     result: Any = None
     failure: BaseException | None = None
@@ -74,6 +82,17 @@ def agree(comm: Any, action: Callable[[], T], *, root_first: bool = False) -> T:
     _raise_first(next((m for m in comm.allgather(_message(comm, failure)) if m), None),
                  failure)
     return result
+
+
+def same_on_every_rank(comm: Any, value: Any, what: str) -> None:
+    """Every rank's ``value`` (JSON) must be rank 0's: else the same error on every rank."""
+    digest = hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+    digests = comm.allgather(digest)
+    odd = [rank for rank, other in enumerate(digests) if other != digests[0]]
+    if odd:
+        raise AgreedError(f"the ranks disagree on the {what}: rank(s) "
+                          f"{', '.join(map(str, odd))} differ from rank 0; start every rank "
+                          "with the same settings and data")
 
 
 def _attempt(action: Callable[[], T]) -> tuple[T | None, BaseException | None]:
@@ -91,10 +110,8 @@ def _message(comm: Any, failure: BaseException | None) -> str | None:
 
 
 def _raise_first(message: str | None, own: BaseException | None) -> None:
-    if own is not None:
-        raise own
     if message is not None:
-        raise ConfigError(message)
+        raise AgreedError(message) from own
 
 
 def describe(error: BaseException) -> str:

@@ -214,13 +214,14 @@ class Run:
 
     @classmethod
     def resume(cls, folder: Path, changes: Mapping[str, Any] | None = None, *,
-               write: bool = True, primary: bool = True,
+               write: bool = True, primary: bool = True, restore: bool = True,
                record: Mapping[str, Any] | None = None) -> Run:
         """Reopen the run in ``folder`` at its last checkpoint; ``changes`` may set the
         :data:`RESUMABLE` settings (e.g. more epochs). With ``write=False`` the folder is
-        updated later, by :meth:`write_folder`. A run that is not ``primary`` takes the
-        folder's config.json as ``record`` (rank 0 read it) and reads nothing: its GAN is
-        freshly built, for rank 0's state to be copied into."""
+        updated later, by :meth:`write_folder`; with ``restore=False`` the GAN is left as
+        built, for a data-parallel trainer to restore on every rank. A run that is not
+        ``primary`` takes the folder's config.json as ``record`` (rank 0 read it) and reads
+        nothing."""
         record = read_config(folder) if record is None else record
         changes = dict(changes or {})
         fixed = sorted(set(changes) - set(RESUMABLE))
@@ -236,8 +237,11 @@ class Run:
             raise ConfigError(f"the data of run {folder} ({config.data}) has changed since the "
                               "run started, so resuming would not continue the same run")
         gan = build_gan(config, dataset, backend=record["backend"])
+        if primary and restore:
+            stored = checkpoint.read(folder / checkpoint.CHECKPOINT_NAME)
+            checkpoint.restore(gan, stored)
+            checkpoint.same_processes(stored.metadata, 1)
         if primary:
-            checkpoint.restore(gan, folder / checkpoint.CHECKPOINT_NAME)
             noise = _read_noise(folder / FIXED_NOISE)
         else:
             noise = gan.draw_noise(GRID_SAMPLES if dataset.image_shape else SCATTER_SAMPLES)

@@ -61,6 +61,9 @@ FORMAT_VERSION = 1
 METADATA_KEY = "metadata.json"
 CHECKPOINT_NAME = "checkpoint.npz"
 """The file name :func:`read` looks for when given a folder (a run directory)."""
+DATA_PARALLEL = "data_parallel"
+"""The entry of ``extra`` where a data-parallel trainer records its number of processes
+(``world_size``) and every rank's random streams (``rank_streams``)."""
 
 
 @dataclass(frozen=True)
@@ -254,6 +257,20 @@ def _restore(gan: Checkpointable, stored: Stored) -> None:
             warnings.warn(f"random stream {name!r} of a {meta.get('backend')} checkpoint "
                           f"does not fit the {gan.backend.name} backend; it restarts from "
                           "its seed", stacklevel=3)
+
+
+def same_processes(metadata: Mapping[str, Any], processes: int) -> bool:
+    """Whether the checkpoint was written by ``processes`` processes (1 unless a data-parallel
+    trainer wrote it); when not, a warning says that training continues but its random
+    streams differ from an uninterrupted run's."""
+    record = (metadata.get("extra") or {}).get(DATA_PARALLEL) or {}
+    written_by = int(record.get("world_size", 1))
+    if written_by != processes:
+        warnings.warn(f"the checkpoint was written by {written_by} process(es) and training "
+                      f"continues on {processes}: the parameters and the data order continue, "
+                      "but the noise and dropout streams differ from an uninterrupted run",
+                      stacklevel=3)
+    return written_by == processes
 
 
 def _describe(key: str, value: Any) -> str:
