@@ -9,6 +9,10 @@ Checks:
   replaces the mean of the gradients by their sum, a bug the check must catch.
 * ``replicas``: dropout on and each rank's own noise; after 30 steps every rank's flat buffers
   have the same checksum, while the noise the ranks drew differs.
+* ``resume PATH [--plant]``: 20 steps in one go against 10 steps, a checkpoint at PATH and 10
+  more steps in a fresh trainer restored from it (dropout on, each rank's own noise): the
+  parameters must agree bit for bit. ``--plant`` restores only rank 0's random streams, which
+  the check must catch.
 * ``fail-alone``: rank 1 raises inside training; rank 0, waiting in the next all-reduce, must
   be ended by it (bounded time, non-zero status).
 """
@@ -24,6 +28,7 @@ import fastgan
 from fastgan import GAN, MLP, SGD, Adam, Callback, Dense, Dropout
 from fastgan.distributed import DataParallel
 from fastgan.distributed.allreduce import HostAllreduce
+from fastgan.training import checkpoint
 
 STEPS = 20
 TOLERANCE = 1e-10
@@ -82,6 +87,27 @@ def replicas(comm) -> int:
     return 0 if identical and distinct_noise else 1
 
 
+def resume(comm, path: str) -> int:
+    data = fastgan.data.ring(n=2048, seed=4)
+
+    def trainer() -> DataParallel:
+        return DataParallel(build("adam", 1, comm.size * LOCAL_BATCH, dropout=0.3), comm)
+
+    whole = trainer()
+    whole.fit(data, steps=20, log_every=5)
+    first = trainer()
+    first.fit(data, steps=10, log_every=5)
+    first.save(path)
+    again = trainer()
+    again.restore(path)
+    again.fit(data, steps=10, log_every=5)
+    same = all(checksum(a.params.data) == checksum(b.params.data)
+               for a, b in ((whole.generator, again.generator),
+                            (whole.discriminator, again.discriminator)))
+    print(f"rank {comm.rank}: resumed run bit for bit {same}", flush=True)
+    return 0 if all(comm.allgather(same)) else 1
+
+
 class FailOnRank1(Callback):
     def on_step_end(self, loop) -> None:
         if loop.gan.steps == 3 and loop.trainer.rank == 1:
@@ -93,6 +119,11 @@ def fail_alone(comm) -> int:
     dp.fit(fastgan.data.ring(n=2048, seed=4), steps=1000, callbacks=[FailOnRank1()])
     print(f"rank {comm.rank}: trained on although rank 1 failed", flush=True)
     return 0
+
+
+def plant_fresh_streams() -> None:
+    """Restore no rank's random streams but rank 0's (the bug the resume check must catch)."""
+    checkpoint.same_processes = lambda metadata, processes: False
 
 
 def plant_sum() -> None:
@@ -107,13 +138,15 @@ def main(argv: list[str]) -> int:
     from mpi4py import MPI
 
     comm = MPI.COMM_WORLD
-    if "--plant" in argv:
-        plant_sum()
     check = argv[0]
+    if "--plant" in argv:
+        (plant_fresh_streams if check == "resume" else plant_sum)()
     if check == "equivalence":
         return equivalence(comm, argv[1], int(argv[2]))
     if check == "replicas":
         return replicas(comm)
+    if check == "resume":
+        return resume(comm, argv[1])
     if check == "fail-alone":
         return fail_alone(comm)
     raise SystemExit(f"unknown check {check!r}")

@@ -217,6 +217,15 @@ def test_replicas_stay_identical_with_dropout_and_noise_of_their_own():
 
 
 @needs_mpi
+@pytest.mark.parametrize("planted", [False, True])
+def test_resuming_on_as_many_ranks_continues_bit_for_bit(tmp_path, planted):
+    result = launch_ranks(["distributed_worker.py", "resume", str(tmp_path / "c.npz"),
+                           *(["--plant"] if planted else [])])
+    assert (result.returncode == 0) != planted, result.stdout
+    assert result.stdout.count(f"resumed run bit for bit {not planted}") == 2
+
+
+@needs_mpi
 def test_a_rank_that_fails_alone_ends_every_rank():
     started = time.monotonic()
     result = launch_ranks(["distributed_worker.py", "fail-alone"], timeout=120)
