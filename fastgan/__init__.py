@@ -8,7 +8,7 @@
     >>> gan.save("ring.npz"); fastgan.load("ring.npz").sample(16)  # doctest: +SKIP
 """
 
-from . import data
+from . import data, distributed
 from ._version import __version__
 from .backends import available_backends, get_backend, use_backend
 from .errors import (
@@ -64,6 +64,7 @@ __all__ = [
     "__version__",
     "available_backends",
     "data",
+    "distributed",
     "evaluate",
     "get_backend",
     "load",

@@ -239,6 +239,12 @@ class EmulatedDevice:
             raise RuntimeError("device-to-host copy while capturing a graph")
         return np.array(a).view(np.ndarray)
 
+    def download_into(self, a: Any, out: np.ndarray) -> None:
+        """Device-to-host copy into ``out``; refused while capturing."""
+        if self._recording is not None:
+            raise RuntimeError("device-to-host copy while capturing a graph")
+        np.copyto(out, a)
+
     @contextlib.contextmanager
     def capture(self) -> Iterator[SimpleNamespace]:
         """Record instead of run; the recording is ``captured.graph`` after the block."""

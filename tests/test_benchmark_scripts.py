@@ -53,3 +53,16 @@ def test_time_to_quality_race_runs_both_contenders(monkeypatch, classifier_cache
     assert set(result["ratio_fastgan_to_torch"]) == {1e9, 1e8}
     bench.plot(result, tmp_path / "race.png")
     assert (tmp_path / "race.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_data_parallel_benchmark_launches_every_contender(capsys):
+    if importlib.util.find_spec("mpi4py") is None:
+        pytest.skip("the data-parallel benchmark needs mpi4py and mpiexec: pip install -e '.[mpi]'")
+    bench = _load("bench_data_parallel")
+    bench.main(["--preset", "tiny", "--batches", "8", "--steps", "2", "--warmup", "1",
+                "--rounds", "1", "--timeout", "240"])
+    table = capsys.readouterr().out
+    for contender in ("1 rank x 1 thread", "1 rank x 2 threads", "2 ranks x 1 thread",
+                      "1 rank x 1 thread, batch 4"):
+        assert f"| {contender} |" in table
+    assert "scaling efficiency" in table

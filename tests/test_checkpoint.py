@@ -26,7 +26,7 @@ def small(preset: str, **overrides) -> GAN:
 def state(gan: GAN) -> dict[str, np.ndarray]:
     """Every array of training state, on the host."""
     return {name: gan.backend.to_numpy(array).copy()
-            for name, array in checkpoint._state_arrays(gan).items()}
+            for name, array in checkpoint.state_arrays(gan).items()}
 
 
 def assert_same_state(a: GAN, b: GAN) -> None:

@@ -157,6 +157,11 @@ class Backend:
         """``out[...] = src`` (``src`` may be a host array)."""
         self.xp.copyto(out, self.xp.asarray(src))
 
+    def download(self, a: Any, out: np.ndarray) -> None:
+        """``out[...] = a``: a device array into the host array ``out`` of its shape and dtype
+        (no new array)."""
+        np.copyto(out, a)
+
     def take_rows(self, src: Any, index: Any, out: Any) -> None:
         """``out[i] = src[index[i]]``: gather a batch from a dataset held on the device."""
         self.xp.take(src, index, axis=0, out=out)

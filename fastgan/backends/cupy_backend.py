@@ -171,6 +171,10 @@ class CupyDevice:
         """Device-to-host copy (synchronises)."""
         return self.cupy.asnumpy(a)
 
+    def download_into(self, a: Any, out: np.ndarray) -> None:
+        """Device-to-host copy into the host array ``out`` (synchronises)."""
+        self.cupy.asnumpy(a, out=out)
+
     @contextlib.contextmanager
     def capture(self) -> Iterator[SimpleNamespace]:
         """Capture the GPU work of the block into ``captured.graph`` (a ``cupy.cuda.Graph``)
@@ -342,6 +346,10 @@ class CupyBackend(Backend):
             self.device.copy(src, out)
             return
         self.xp.copyto(out, src)
+
+    def download(self, a: Any, out: np.ndarray) -> None:
+        """``out[...] = a`` for a device array ``a`` and a host array ``out`` (synchronises)."""
+        self.device.download_into(a, out)
 
     def rng(self, seed: int | np.random.SeedSequence) -> Rng:
         """A :class:`DeviceRng`, or a :class:`HostRng` for ``rng="host"``."""

@@ -1,17 +1,23 @@
-"""``fastgan train``: start or resume a run folder and train it to its end; Ctrl-C saves."""
+"""``fastgan train``: start or resume a run folder and train it to its end; Ctrl-C saves.
+
+Started by an MPI launcher as several processes (``mpiexec -n 4 fastgan train ...``), every
+process trains the one model on its share of every batch (:mod:`fastgan.distributed`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import signal
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..errors import FastganError, TrainingDiverged
 from ..training.loop import Callback, TrainingLoop
-from .common import EXIT_INTERRUPTED, fail
+from .common import EXIT_DIVERGED, EXIT_ERROR, EXIT_INTERRUPTED, fail
 
 
 def add_parser(subparsers: Any) -> None:
@@ -87,44 +93,132 @@ def add_parser(subparsers: Any) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
-    """``fastgan train``: start or resume a run, and train it to its end."""
+    """``fastgan train``: start or resume a run, and train it to its end (on every process
+    together when an MPI launcher started several: :func:`parallel_command`)."""
+    from ..distributed.launch import is_parallel
     from ..runs.folder import Run, TrainConfig
 
     settings = {key: tuple(value) if isinstance(value, list) else value
                 for key, value in vars(args).items()
                 if key in TrainConfig.__dataclass_fields__ and value is not None}
+    if is_parallel():
+        return parallel_command(args, settings)
+    check_folders(args)
     if args.resume is not None:
-        if args.out is not None:
-            fail("--out and --resume cannot go together: a resumed run stays in its folder")
         run = Run.resume(args.resume, settings)
     else:
         run = Run.start(TrainConfig(**settings), args.out)
     if run.remaining_steps == 0:
-        print(f"fastgan: {run.folder} is complete at step {run.gan.steps}; give a larger "
-              "--epochs or --steps to train it further", file=sys.stderr)
+        print(complete_message(run), file=sys.stderr)
         return 0
-    print(f"fastgan: {run.gan!r} on {run.dataset.name} ({len(run.dataset)} samples), "
-          f"step {run.gan.steps} -> {run.total_steps}; run folder {run.folder}",
-          file=sys.stderr)
+    print(start_message(run), file=sys.stderr)
     stopper = StopOnInterrupt()
     with stopper.installed():
         history = run.train(progress=not args.no_progress, callbacks=[stopper])
-    if history.outcome == "stopped":
-        print(f"fastgan: interrupted; checkpoint at step {run.gan.steps} saved in "
-              f"{run.checkpoint_path}; continue with: fastgan train --resume {run.folder}",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
-    print(f"fastgan: done at step {run.gan.steps}; see {run.folder}", file=sys.stderr)
-    return 0
+    print(end_message(run, history.outcome), file=sys.stderr)
+    return EXIT_INTERRUPTED if history.outcome == "stopped" else 0
+
+
+def parallel_command(args: argparse.Namespace, settings: dict[str, Any]) -> int:
+    """``fastgan train`` on every rank of an MPI launch together; returns this rank's exit
+    status. Rank 0 alone writes the run folder and prints; the others print nothing unless
+    they fail on their own. An error found on any rank before training (bad settings, ranks
+    that disagree, too few GPUs, a batch the ranks cannot share) is printed once, by rank 0,
+    and every rank exits with 1; a divergence ends every rank with 3; Ctrl-C stops every rank
+    at the same step, rank 0 saves, and every rank exits with 130. A failure on one rank alone
+    ends every rank at once (``MPI_Abort``)."""
+    from ..distributed.launch import detect
+    from ..distributed.mpi import AgreedError, failing_fast, world
+
+    launch = detect()
+    primary = launch is None or launch.rank in (0, None)
+    try:
+        check_folders(args)             # the same on every rank: no rank waits for another
+        comm = world()
+    except FastganError:
+        if primary:
+            raise
+        return EXIT_ERROR
+    primary = comm.rank == 0
+    if not primary:
+        warnings.simplefilter("ignore")  # rank 0 shows the warnings every rank would
+    try:
+        with failing_fast(comm, agreed=(AgreedError, TrainingDiverged)):
+            return train_parallel(args, settings, comm)
+    except TrainingDiverged:
+        if primary:
+            raise
+        return EXIT_DIVERGED
+    except AgreedError:
+        if primary:
+            raise
+        return EXIT_ERROR
+
+
+def train_parallel(args: argparse.Namespace, settings: dict[str, Any], comm: Any) -> int:
+    """Open the run on every rank, train it to its end; returns the exit status."""
+    from ..distributed.runs import open_run
+    from ..runs.folder import TrainConfig
+
+    primary = comm.rank == 0
+    if args.resume is not None:
+        run, trainer = open_run(comm, resume=args.resume, changes=settings)
+    else:
+        run, trainer = open_run(comm, config=TrainConfig(**settings), folder=args.out)
+    if run.remaining_steps == 0:
+        if primary:
+            print(complete_message(run), file=sys.stderr)
+        return 0
+    if primary:
+        print(start_message(run), file=sys.stderr)
+    stopper = StopOnInterrupt("stopping every process at the next log point" if primary
+                              else None)
+    with stopper.installed():
+        history = run.train(progress=primary and not args.no_progress, callbacks=[stopper],
+                            trainer=trainer)
+    if primary:
+        print(end_message(run, history.outcome), file=sys.stderr)
+    return EXIT_INTERRUPTED if history.outcome == "stopped" else 0
+
+
+def check_folders(args: argparse.Namespace) -> None:
+    """``--out`` and ``--resume`` exclude each other."""
+    if args.resume is not None and args.out is not None:
+        fail("--out and --resume cannot go together: a resumed run stays in its folder")
+
+
+def complete_message(run: Any) -> str:
+    """What ``fastgan train`` says of a run that has no step left."""
+    return (f"fastgan: {run.folder} is complete at step {run.gan.steps}; give a larger "
+            "--epochs or --steps to train it further")
+
+
+def start_message(run: Any) -> str:
+    """What ``fastgan train`` says as training starts."""
+    processes = "" if run.world_size == 1 else (
+        f" on {run.world_size} processes (batch {run.gan.batch_size} = {run.world_size} x "
+        f"{run.gan.batch_size // run.world_size})")
+    return (f"fastgan: {run.gan!r} on {run.dataset.name} ({len(run.dataset)} samples)"
+            f"{processes}, step {run.gan.steps} -> {run.total_steps}; run folder {run.folder}")
+
+
+def end_message(run: Any, outcome: str) -> str:
+    """What ``fastgan train`` says when training ended with ``outcome``."""
+    if outcome == "stopped":
+        return (f"fastgan: interrupted; checkpoint at step {run.gan.steps} saved in "
+                f"{run.checkpoint_path}; continue with: fastgan train --resume {run.folder}")
+    return f"fastgan: done at step {run.gan.steps}; see {run.folder}"
 
 
 class StopOnInterrupt(Callback):
     """While installed, the first Ctrl-C (SIGINT) asks training to stop after the current
-    step (then the run saves a checkpoint); a second one interrupts at once."""
+    step (then the run saves a checkpoint) and prints ``notice`` (None: nothing); a second one
+    interrupts at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, notice: str | None = "stopping after this step") -> None:
         self.loop: TrainingLoop | None = None
         self.interrupted = False
+        self.notice = notice
 
     def on_train_begin(self, loop: TrainingLoop) -> None:
         """Remember the loop to stop."""
@@ -136,8 +230,9 @@ class StopOnInterrupt(Callback):
             raise KeyboardInterrupt
         self.interrupted = True
         self.loop.request_stop()
-        print("\nfastgan: stopping after this step (Ctrl-C again to quit at once)",
-              file=sys.stderr, flush=True)
+        if self.notice is not None:
+            print(f"\nfastgan: {self.notice} (Ctrl-C again to quit at once)", file=sys.stderr,
+                  flush=True)
 
     @contextmanager
     def installed(self) -> Iterator[None]:

@@ -43,6 +43,13 @@ def latent_noise(rng: np.random.Generator, kind: str, n: int, latent_dim: int) -
     return rng.uniform(-1.0, 1.0, (n, latent_dim))
 
 
+def stats_record(stats: np.ndarray) -> dict[str, float]:
+    """The named statistics of a step from the six values of ``GAN.stats`` (host array)."""
+    s = np.asarray(stats, dtype=float)
+    return {"d_loss": float(s[0] + s[2]), "g_loss": float(s[4]), "d_real": float(s[1]),
+            "d_fake": float(s[3])}
+
+
 class GAN:
     """A generator/discriminator pair with their optimizers and training rule.
 
@@ -195,9 +202,7 @@ class GAN:
 
     def last_stats(self) -> dict[str, float]:
         """Losses and mean D outputs of the last step (one small device-to-host read)."""
-        s = self.backend.to_numpy(self.stats).astype(float)
-        return {"d_loss": float(s[0] + s[2]), "g_loss": float(s[4]), "d_real": float(s[1]),
-                "d_fake": float(s[3])}
+        return stats_record(self.backend.to_numpy(self.stats))
 
     def train_step(self, real_batch: Any) -> dict[str, float]:
         """One training step; returns ``d_loss``, ``g_loss``, ``d_real`` = mean D(x) and
@@ -216,10 +221,11 @@ class GAN:
         return loop.fit(self, dataset, epochs=epochs, steps=steps, callbacks=callbacks,
                             log_every=log_every, sampling=sampling)
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write a checkpoint (see :func:`fastgan.training.checkpoint.save`);
-        ``fastgan.load`` reads it."""
-        return checkpoint.save(self, path)
+    def save(self, path: str | os.PathLike[str], *,
+             extra: dict[str, Any] | None = None) -> Path:
+        """Write a checkpoint, with the caller's ``extra`` JSON values (see
+        :func:`fastgan.training.checkpoint.save`); ``fastgan.load`` reads it."""
+        return checkpoint.save(self, path, extra=extra)
 
     # ------------------------------------------------------------------ sampling
     def draw_noise(self, n: int) -> np.ndarray:

@@ -167,12 +167,22 @@ def build_gan(config: TrainConfig, dataset: data.Dataset, backend: str | None = 
 
 class Run:
     """A run folder with everything training in it needs: its config, data, GAN and the
-    fixed noise of its sample pictures."""
+    fixed noise of its sample pictures.
+
+    A data-parallel run (:mod:`fastgan.distributed`) opens one Run per process: rank 0's is
+    the ``primary``, the only one that reads and writes the folder; the others (``primary``
+    False) hold the same configuration, data and model, get their state from rank 0, and keep
+    no records. ``world_size`` processes share every batch.
+    """
 
     def __init__(self, folder: Path, config: TrainConfig, dataset: data.Dataset, gan: GAN,
-                 noise: np.ndarray) -> None:
+                 noise: np.ndarray, *, primary: bool = True, started: str | None = None,
+                 resumed: bool = False) -> None:
         self.folder, self.config, self.dataset, self.gan = folder, config, dataset, gan
         self.noise = noise
+        self.primary = primary
+        self.started, self.resumed = started, resumed
+        self.world_size = 1
         self.steps_per_epoch = steps_per_epoch(gan, len(dataset))
         self.total_steps = config.total_steps(self.steps_per_epoch)
 
@@ -183,28 +193,36 @@ class Run:
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def start(cls, config: TrainConfig, folder: Path | None = None) -> Run:
+    def start(cls, config: TrainConfig, folder: Path | None = None, *, write: bool = True,
+              primary: bool = True) -> Run:
         """A new run in ``folder`` (default ``runs/<time>-<preset>``), which must not exist or
-        be empty. Everything is checked before the folder is made."""
+        be empty. Everything is checked before the folder is made. With ``write=False`` the
+        folder is made later, by :meth:`write_folder`; a run that is not ``primary`` neither
+        checks nor writes it."""
         _check_tensorboard(config)
         folder = _new_folder(config) if folder is None else folder
-        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        if primary and folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
             raise ConfigError(f"{folder} already exists; choose another --out, or continue "
                               f"that run with --resume {folder}")
         dataset = load_data(config)
         gan = build_gan(config, dataset)
         noise = gan.draw_noise(GRID_SAMPLES if dataset.image_shape else SCATTER_SAMPLES)
-        run = cls(folder, config, dataset, gan, noise)
-        (folder / SAMPLES).mkdir(parents=True, exist_ok=True)
-        write_atomically(folder / FIXED_NOISE, lambda file: np.save(file, run.noise))
-        run.write_config()
+        run = cls(folder, config, dataset, gan, noise, primary=primary)
+        if write:
+            run.write_folder()
         return run
 
     @classmethod
-    def resume(cls, folder: Path, changes: Mapping[str, Any] | None = None) -> Run:
+    def resume(cls, folder: Path, changes: Mapping[str, Any] | None = None, *,
+               write: bool = True, primary: bool = True, restore: bool = True,
+               record: Mapping[str, Any] | None = None) -> Run:
         """Reopen the run in ``folder`` at its last checkpoint; ``changes`` may set the
-        :data:`RESUMABLE` settings (e.g. more epochs)."""
-        record = read_config(folder)
+        :data:`RESUMABLE` settings (e.g. more epochs). With ``write=False`` the folder is
+        updated later, by :meth:`write_folder`; with ``restore=False`` the GAN is left as
+        built, for a data-parallel trainer to restore on every rank. A run that is not
+        ``primary`` takes the folder's config.json as ``record`` (rank 0 read it) and reads
+        nothing."""
+        record = read_config(folder) if record is None else record
         changes = dict(changes or {})
         fixed = sorted(set(changes) - set(RESUMABLE))
         if fixed:
@@ -219,17 +237,38 @@ class Run:
             raise ConfigError(f"the data of run {folder} ({config.data}) has changed since the "
                               "run started, so resuming would not continue the same run")
         gan = build_gan(config, dataset, backend=record["backend"])
-        checkpoint.restore(gan, folder / checkpoint.CHECKPOINT_NAME)
-        noise = _read_noise(folder / FIXED_NOISE)
-        run = cls(folder, config, dataset, gan, noise)
-        run.forget_metrics_after(gan.steps)
-        run.write_config(started=record.get("started"))
+        if primary and restore:
+            stored = checkpoint.read(folder / checkpoint.CHECKPOINT_NAME)
+            checkpoint.restore(gan, stored)
+            checkpoint.same_processes(stored.metadata, 1)
+        if primary:
+            noise = _read_noise(folder / FIXED_NOISE)
+        else:
+            noise = gan.draw_noise(GRID_SAMPLES if dataset.image_shape else SCATTER_SAMPLES)
+        run = cls(folder, config, dataset, gan, noise, primary=primary,
+                  started=record.get("started"), resumed=True)
+        if write:
+            run.write_folder()
         return run
 
-    def write_config(self, started: str | None = None) -> None:
+    def write_folder(self) -> None:
+        """Make the folder of a new run (samples/, the fixed noise, config.json), or bring a
+        resumed one up to date (metric lines past the checkpoint dropped, config.json
+        rewritten). Only the primary run writes."""
+        if not self.primary:
+            raise ConfigError("only the primary run (rank 0) writes the run folder")
+        if not self.resumed:
+            (self.folder / SAMPLES).mkdir(parents=True, exist_ok=True)
+            write_atomically(self.folder / FIXED_NOISE, lambda file: np.save(file, self.noise))
+        else:
+            self.forget_metrics_after(self.gan.steps)
+        self.write_config()
+
+    def write_config(self) -> None:
         """Write config.json: the settings, what they resolved to, versions, the command."""
         gan, dataset = self.gan, self.dataset
         now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.started = self.started or now
         record = {
             "config": self.config.to_json(),
             "backend": gan.backend.name,
@@ -241,11 +280,13 @@ class Run:
                      else list(dataset.image_shape), "sha256": dataset.sha256},
             "steps_per_epoch": self.steps_per_epoch,
             "total_steps": self.total_steps,
+            "processes": {"world_size": self.world_size, "global_batch": gan.batch_size,
+                          "batch_per_process": gan.batch_size // self.world_size},
             "model": {"preset": gan.preset.name if gan.preset else None,
                       **checkpoint.model_description(gan)},
             "versions": environment.versions(),
             "command": sys.argv,
-            "started": started or now,
+            "started": self.started,
             "updated": now,
         }
         _write_text(self.folder / CONFIG, json.dumps(record, indent=2) + "\n")
@@ -264,22 +305,27 @@ class Run:
         """Steps left until the run's end (0 when it is complete)."""
         return max(self.total_steps - self.gan.steps, 0)
 
-    def train(self, *, progress: bool = True, callbacks: Iterable[Callback] = ()) -> History:
+    def train(self, *, progress: bool = True, callbacks: Iterable[Callback] = (),
+              trainer: Any = None) -> History:
         """Train up to the run's total steps, keeping its records; returns fit's history.
 
-        A divergence is re-raised naming the last good checkpoint."""
+        ``trainer`` trains in the GAN's place when given: a
+        :class:`fastgan.distributed.DataParallel` of it, on every rank of a data-parallel run
+        (each rank checkpoints through the trainer, which saves on rank 0; only the primary
+        run keeps records). A divergence is re-raised naming the last good checkpoint."""
         config = self.config
         extra = {"image_shape": None if self.dataset.image_shape is None
                  else list(self.dataset.image_shape), "data": config.data,
                  "classes": None if config.classes is None else list(config.classes)}
         checkpoints = Checkpoints(self.checkpoint_path, config.checkpoint_every, extra)
+        keepers = self.record_keepers(progress) if self.primary else []
+        trainer = self.gan if trainer is None else trainer
         try:
             if config.threads is not None:
                 set_num_threads(config.threads)
-            return self.gan.fit(self.dataset, steps=self.remaining_steps,
-                                    callbacks=[*self.record_keepers(progress), checkpoints,
-                                               *callbacks],
-                                    log_every=config.log_every, sampling=config.sampling)
+            return trainer.fit(self.dataset, steps=self.remaining_steps,
+                               callbacks=[*keepers, checkpoints, *callbacks],
+                               log_every=config.log_every, sampling=config.sampling)
         except TrainingDiverged as exc:
             kept = ("No checkpoint had been written yet." if checkpoints.saved_step is None
                     else f"The last good checkpoint (step {checkpoints.saved_step}) is kept: "

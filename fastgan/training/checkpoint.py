@@ -61,6 +61,9 @@ FORMAT_VERSION = 1
 METADATA_KEY = "metadata.json"
 CHECKPOINT_NAME = "checkpoint.npz"
 """The file name :func:`read` looks for when given a folder (a run directory)."""
+DATA_PARALLEL = "data_parallel"
+"""The entry of ``extra`` where a data-parallel trainer records its number of processes
+(``world_size``) and every rank's random streams (``rank_streams``)."""
 
 
 @dataclass(frozen=True)
@@ -89,17 +92,31 @@ def save(gan: Checkpointable, path: str | os.PathLike[str], *,
         "preset": None if gan.preset is None else {
             "name": gan.preset.name, "source": gan.preset.source,
             "overrides": serialization.encode(gan.preset_overrides)},
-        "progress": {
-            "steps": gan.steps, "epoch": gan.epoch,
-            "g_optimizer_steps": gan.g_optimizer.steps,
-            "d_optimizer_steps": gan.d_optimizer.steps,
-            "data_order": gan.data_order.get_state()},
-        "rng": {name: get_state() for name, (get_state, _) in _random_streams(gan).items()},
+        "progress": progress(gan),
+        "rng": {name: get_state() for name, (get_state, _) in random_streams(gan).items()},
         "extra": dict(extra or {}),
     }
-    arrays = {name: gan.backend.to_numpy(array) for name, array in _state_arrays(gan).items()}
+    arrays = {name: gan.backend.to_numpy(array) for name, array in state_arrays(gan).items()}
     arrays[METADATA_KEY] = np.frombuffer(json.dumps(metadata).encode("utf-8"), dtype=np.uint8)
     return write_atomically(path, lambda file: np.savez(file, **arrays))
+
+
+def progress(gan: Trainable) -> dict[str, Any]:
+    """Where training stands, as JSON values: the step, epoch and optimizer counters and the
+    position in the data."""
+    return {"steps": gan.steps, "epoch": gan.epoch,
+            "g_optimizer_steps": gan.g_optimizer.steps,
+            "d_optimizer_steps": gan.d_optimizer.steps,
+            "data_order": gan.data_order.get_state()}
+
+
+def set_progress(gan: Trainable, values: Mapping[str, Any]) -> None:
+    """Put ``gan`` where :func:`progress` said training stood (KeyError, TypeError or
+    ValueError for a damaged record)."""
+    gan.steps, gan.epoch = int(values["steps"]), int(values["epoch"])
+    gan.g_optimizer.steps = int(values["g_optimizer_steps"])
+    gan.d_optimizer.steps = int(values["d_optimizer_steps"])
+    gan.data_order.set_state(values["data_order"])
 
 
 def model_description(gan: Checkpointable) -> dict[str, Any]:
@@ -117,7 +134,7 @@ def model_description(gan: Checkpointable) -> dict[str, Any]:
     }
 
 
-def _state_arrays(gan: Checkpointable) -> dict[str, Any]:
+def state_arrays(gan: Checkpointable) -> dict[str, Any]:
     """Every array of training state, by its name in the file (device arrays)."""
     arrays = {"generator.params": gan.generator.params.data,
               "discriminator.params": gan.discriminator.params.data,
@@ -135,7 +152,7 @@ def _state_arrays(gan: Checkpointable) -> dict[str, Any]:
     return arrays
 
 
-def _random_streams(gan: Checkpointable) -> dict[str, tuple[Any, Any]]:
+def random_streams(gan: Checkpointable) -> dict[str, tuple[Any, Any]]:
     """Each random stream's (get_state, set_state) pair, by name."""
     def numpy_stream(generator: np.random.Generator) -> tuple[Any, Any]:
         bit_generator = generator.bit_generator
@@ -212,7 +229,7 @@ def read(path: str | os.PathLike[str]) -> Stored:
 def _restore(gan: Checkpointable, stored: Stored) -> None:
     """Copy the stored arrays, counters and random states into ``gan``."""
     path, meta, arrays = stored.path, stored.metadata, stored.arrays
-    targets = _state_arrays(gan)
+    targets = state_arrays(gan)
     missing, unexpected = sorted(set(targets) - set(arrays)), sorted(set(arrays) - set(targets))
     if missing or unexpected:
         raise CheckpointError(f"{path} does not fit this model: arrays missing "
@@ -224,17 +241,13 @@ def _restore(gan: Checkpointable, stored: Stored) -> None:
     for name, target in targets.items():
         gan.backend.copy(arrays[name].astype(gan.dtype, copy=False), target)
     try:
-        progress = meta["progress"]
-        gan.steps, gan.epoch = int(progress["steps"]), int(progress["epoch"])
-        gan.g_optimizer.steps = int(progress["g_optimizer_steps"])
-        gan.d_optimizer.steps = int(progress["d_optimizer_steps"])
-        gan.data_order.set_state(progress["data_order"])
+        set_progress(gan, meta["progress"])
         rng_states = meta["rng"]
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: the checkpoint's progress record is damaged "
                               f"({exc!r})") from None
     same_backend = meta.get("backend") == gan.backend.name
-    for name, (_, set_state) in _random_streams(gan).items():
+    for name, (_, set_state) in random_streams(gan).items():
         try:
             set_state(rng_states[name])
         except (KeyError, TypeError, ValueError) as exc:
@@ -244,6 +257,20 @@ def _restore(gan: Checkpointable, stored: Stored) -> None:
             warnings.warn(f"random stream {name!r} of a {meta.get('backend')} checkpoint "
                           f"does not fit the {gan.backend.name} backend; it restarts from "
                           "its seed", stacklevel=3)
+
+
+def same_processes(metadata: Mapping[str, Any], processes: int) -> bool:
+    """Whether the checkpoint was written by ``processes`` processes (1 unless a data-parallel
+    trainer wrote it); when not, a warning says that training continues but its random
+    streams differ from an uninterrupted run's."""
+    record = (metadata.get("extra") or {}).get(DATA_PARALLEL) or {}
+    written_by = int(record.get("world_size", 1))
+    if written_by != processes:
+        warnings.warn(f"the checkpoint was written by {written_by} process(es) and training "
+                      f"continues on {processes}: the parameters and the data order continue, "
+                      "but the noise and dropout streams differ from an uninterrupted run",
+                      stacklevel=3)
+    return written_by == processes
 
 
 def _describe(key: str, value: Any) -> str:

@@ -11,6 +11,9 @@ and drives the learning-rate schedules. Losses are read back only every ``log_ev
 Where the loop stands in the data is part of the GAN (:class:`DataOrder`): each epoch's order
 is derived from one seed and the epoch number, and the position within the epoch is saved in
 checkpoints, so a resumed run sees exactly the batches an uninterrupted one would.
+
+A process of a data-parallel run trains on one :class:`Shard` of every batch: the loop orders
+the epoch by whole batches as a single process would, then keeps this process's share of each.
 """
 
 from __future__ import annotations
@@ -57,6 +60,32 @@ class DataOrder:
         """Restore a state returned by :meth:`get_state`."""
         self.seed = np.random.SeedSequence(state["entropy"], spawn_key=tuple(state["spawn_key"]))
         self.batch = int(state["batch"])
+
+
+@dataclass(frozen=True)
+class Shard:
+    """The part of every batch one process trains on: share ``index`` of ``count`` equal,
+    contiguous shares (rows ``index * b`` to ``(index + 1) * b`` of each batch, ``b`` = batch
+    size / ``count``). The whole batch is share 0 of 1."""
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.count, int) and isinstance(self.index, int)
+                and 0 <= self.index < self.count):
+            raise ConfigError(f"a shard is share index of count with 0 <= index < count, got "
+                              f"{self.index} of {self.count}")
+
+    def rows(self, order: np.ndarray, batch_size: int) -> np.ndarray:
+        """This share of ``order``, a run of whole batches of ``batch_size`` indices each."""
+        if self.count == 1:
+            return order
+        return order.reshape(-1, self.count, batch_size // self.count)[:, self.index].ravel()
+
+
+WHOLE = Shard()
+"""The whole of every batch: what a single process trains on."""
 
 
 class Trainable(Protocol):
@@ -123,7 +152,8 @@ class TrainingLoop:
     """One ``fit`` call: the dataset on the device, the batch buffer, callbacks and history."""
 
     def __init__(self, gan: Trainable, dataset: Any, *, callbacks: Iterable[Callback] = (),
-                 log_every: int = DEFAULT_LOG_EVERY, sampling: str = "epoch") -> None:
+                 log_every: int = DEFAULT_LOG_EVERY, sampling: str = "epoch",
+                 shard: Shard = WHOLE) -> None:
         host = np.asarray(getattr(dataset, "x", dataset))
         if host.ndim != 2 or host.shape[1] != gan.data_dim:
             raise ConfigError(f"the data must be rows of {gan.data_dim} features for this GAN, "
@@ -132,11 +162,15 @@ class TrainingLoop:
             raise ConfigError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
         if not (isinstance(log_every, int) and log_every >= 1):
             raise ConfigError(f"log_every must be a positive number of steps, got {log_every!r}")
+        if gan.batch_size % shard.count:
+            raise ConfigError(f"a batch of {gan.batch_size} cannot be cut into {shard.count} "
+                              "equal shares")
         self.gan = gan
         self.callbacks = tuple(callbacks)
         self.log_every = log_every
         self.sampling = sampling
-        self.rows = gan.k * gan.batch_size
+        self.shard = shard
+        self.rows = gan.k * gan.batch_size // shard.count     # this process's rows per step
         self.n_samples = host.shape[0]
         self.steps_per_epoch = steps_per_epoch(gan, self.n_samples)
         backend = gan.backend
@@ -203,13 +237,15 @@ class TrainingLoop:
         gan.data_order.batch += 1
 
     def _epoch_order(self) -> Any:
-        """This epoch's sample indices, all its batches end to end, on the device."""
-        epoch = self.gan.epoch
+        """This epoch's sample indices, all its batches end to end (this shard's share of
+        each), on the device."""
+        gan, epoch = self.gan, self.gan.epoch
         if self._order_epoch != epoch:
-            batches = _index_batches(self.sampling, self.n_samples, self.rows,
-                                     self.gan.data_order.rng(epoch))
+            batches = _index_batches(self.sampling, self.n_samples, gan.k * gan.batch_size,
+                                     gan.data_order.rng(epoch))
             host = np.concatenate(list(islice(batches, self.steps_per_epoch)))
-            self._order, self._order_epoch = self.gan.backend.asarray(host), epoch
+            host = self.shard.rows(host, gan.batch_size)
+            self._order, self._order_epoch = gan.backend.asarray(host), epoch
         return self._order
 
     def _end_epoch(self) -> None:

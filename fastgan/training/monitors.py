@@ -17,7 +17,6 @@ import numpy as np
 
 from .. import viz
 from ..errors import ConfigError
-from . import checkpoint
 from .loop import Callback, TrainingLoop
 
 COLLAPSE_THRESHOLD = 0.2
@@ -200,9 +199,10 @@ class Checkpoints(Callback):
             self.save(loop)
 
     def save(self, loop: TrainingLoop) -> None:
-        """Check the state is finite, then write it atomically."""
+        """Check the state is finite, then write it atomically (with the trainer's own
+        ``save``: a data-parallel trainer saves one replica and every rank's random state)."""
         loop.checked_stats()
-        checkpoint.save(loop.gan, self.path, extra=self.extra)
+        loop.gan.save(self.path, extra=self.extra)
         self.saved_step = loop.gan.steps
 
 

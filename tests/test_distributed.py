@@ -1,0 +1,338 @@
+"""Data-parallel training (fastgan.distributed): the parts that need no MPI, then the real thing
+under ``mpiexec -n 2`` in a subprocess.
+
+Every launch has a timeout and runs in its own session, so that a hang fails the test (and the
+launcher and its ranks are ended) instead of holding CI. The launched tests skip, saying why,
+where mpi4py or mpiexec is missing (``pip install -e ".[mpi]"`` brings both).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import cuda_emulator
+import numpy as np
+import pytest
+
+import fastgan
+from fastgan.distributed import devices, launch
+from fastgan.errors import ConfigError
+from fastgan.training.loop import Shard
+
+TESTS = Path(__file__).parent
+LAUNCH_TIMEOUT = 240     # seconds for one mpiexec run (a busy 2-core machine runs 2 ranks)
+
+
+def _mpiexec() -> str | None:
+    beside = Path(sys.executable).parent / "mpiexec"    # the environment's (fastgan[mpi])
+    return str(beside) if beside.exists() else shutil.which("mpiexec")
+
+
+MPIEXEC = _mpiexec()
+needs_mpi = pytest.mark.skipif(
+    importlib.util.find_spec("mpi4py") is None or MPIEXEC is None,
+    reason="needs mpi4py and mpiexec: pip install -e '.[mpi]'")
+
+
+def launch_ranks(arguments: list[str], *, ranks: int = 2, cwd: Path = TESTS,
+                 timeout: float = LAUNCH_TIMEOUT) -> subprocess.CompletedProcess:
+    """``mpiexec -n ranks python ARGUMENTS`` (ARGUMENTS may hold ``:``-separated parts of an
+    MPMD launch); fails the test, ending the launch, if it outlives ``timeout``."""
+    command = [MPIEXEC, "-n", str(ranks), sys.executable, *arguments]
+    with subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, start_new_session=True) as process:
+        try:
+            output, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            end_session(process)
+            pytest.fail(f"mpiexec {' '.join(arguments)} did not end within {timeout} s")
+    return subprocess.CompletedProcess(command, process.returncode, output, "")
+
+
+def end_session(process: subprocess.Popen) -> None:
+    """Stop a launch: SIGTERM to mpiexec (it ends its ranks), then SIGKILL if it lingers."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(timeout=10)
+            return
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            continue
+
+
+# ---------------------------------------------------------------- without MPI
+def test_import_fastgan_and_distributed_never_import_mpi4py():
+    code = ("import sys, fastgan, fastgan.distributed as d; "
+            "print('mpi4py' in sys.modules, d.rank(), d.world_size())")
+    environment = {k: v for k, v in os.environ.items() if k not in launch.SIZE_VARIABLES
+                   and k not in launch.RANK_VARIABLES}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=environment, timeout=120, check=True)
+    assert result.stdout.split() == ["False", "0", "1"]
+
+
+@pytest.mark.parametrize("environ, expected", [
+    ({}, None),
+    ({"PMI_SIZE": "4", "PMI_RANK": "2"}, launch.Launch(2, 4, "PMI_SIZE")),
+    ({"OMPI_COMM_WORLD_SIZE": "3", "OMPI_COMM_WORLD_RANK": "0"},
+     launch.Launch(0, 3, "OMPI_COMM_WORLD_SIZE")),
+    ({"PMIX_RANK": "1"}, launch.Launch(1, None, "PMIX_RANK")),
+    ({"SLURM_STEP_NUM_TASKS": "8", "SLURM_PROCID": "5"},
+     launch.Launch(5, 8, "SLURM_STEP_NUM_TASKS")),
+    ({"SLURM_NTASKS": "8"}, None),          # a batch script, not one of srun's tasks
+])
+def test_the_launcher_is_read_from_the_environment(environ, expected):
+    assert launch.detect(environ) == expected
+    assert launch.is_parallel(environ) == (expected is not None and expected.size != 1)
+
+
+def test_shards_are_contiguous_shares_of_every_batch():
+    order = np.arange(24)                     # 3 batches of 8
+    assert Shard(0, 2).rows(order, 8).tolist() == [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19]
+    assert Shard(1, 2).rows(order, 8).tolist() == [4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23]
+    assert Shard().rows(order, 8) is order
+    with pytest.raises(ConfigError, match="share"):
+        Shard(2, 2)
+
+
+def test_a_missing_mpi4py_is_an_error_naming_the_extra(tmp_path):
+    code = ("import sys; sys.modules['mpi4py'] = None; from fastgan.cli.main import main; "
+            f"sys.exit(main(['train', '--out', {str(tmp_path / 'run')!r}]))")
+    for rank, printed in (("0", True), ("1", False)):
+        environment = {**os.environ, "PMI_SIZE": "2", "PMI_RANK": rank}
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                env=environment, timeout=120)
+        assert result.returncode == 1
+        assert ("fastgan[mpi]" in result.stderr) == printed, result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("local_rank, local_size, visible, device", [
+    (0, 2, 2, 0), (1, 2, 2, 1), (1, 2, 4, 1),      # every process sees every GPU
+    (1, 2, 1, 0),                                   # the launcher gave each process its own
+])
+def test_each_local_rank_drives_its_own_gpu(local_rank, local_size, visible, device):
+    assert devices.device_for(local_rank, local_size, visible) == device
+
+
+def test_fewer_gpus_than_processes_is_an_error():
+    with pytest.raises(ConfigError, match="start at most 2 processes per machine"):
+        devices.device_for(2, 3, 2)
+    with pytest.raises(ConfigError, match="no GPU is visible"):
+        devices.device_for(0, 1, 0)
+    devices.check_distinct(["0000:01:00.0", "0000:02:00.0"], "node1")
+    with pytest.raises(ConfigError, match="processes 0 and 1 on node1 would share the GPU"):
+        devices.check_distinct(["0000:01:00.0", "0000:01:00.0"], "node1")
+
+
+class OneMoreRank:
+    """An MPI communicator of size 2 seen from rank 0, the other rank contributing ``other``
+    to every sum (a stand-in for testing the staging around the all-reduce)."""
+
+    size, rank = 2, 0
+
+    def __init__(self, other: np.ndarray) -> None:
+        self.other = other
+
+    def Allreduce(self, send, buffer, op) -> None:    # mpi4py's name and arguments
+        buffer += self.other
+
+
+@pytest.fixture
+def emulated_gpu():
+    if not cuda_emulator.compiler_available():
+        pytest.skip("g++ is not available to build the CPU emulation of the CUDA kernels")
+    from fastgan.backends.cupy_backend import CupyBackend
+
+    return CupyBackend(device=cuda_emulator.EmulatedDevice(cuda_emulator.build()))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None,
+                    reason="needs mpi4py: pip install -e '.[mpi]'")
+def test_gradients_without_nccl_are_averaged_through_host_memory(emulated_gpu):
+    from fastgan.distributed.allreduce import StagedAllreduce
+
+    rng = np.random.default_rng(0)
+    mine, other = rng.standard_normal(1000), rng.standard_normal(1000)
+    buffer = emulated_gpu.asarray(mine)
+    allreduce = StagedAllreduce(OneMoreRank(other), emulated_gpu)
+    allreduce.mean(buffer)
+    assert emulated_gpu.device.is_device_array(buffer)
+    np.testing.assert_allclose(emulated_gpu.to_numpy(buffer), (mine + other) / 2, rtol=1e-15)
+    staging = allreduce._staging[(1000, buffer.dtype.str)]
+    allreduce.mean(buffer)                         # the host buffer is made once, then reused
+    assert allreduce._staging[(1000, buffer.dtype.str)] is staging
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None,
+                    reason="needs mpi4py: pip install -e '.[mpi]'")
+def test_too_few_gpus_stops_every_rank_before_cupy_is_used(monkeypatch):
+    from mpi4py import MPI
+
+    used: list[int] = []
+    runtime = SimpleNamespace(getDeviceCount=lambda: 0, deviceGetPCIBusId=lambda i: f"bus{i}")
+    fake_cupy = SimpleNamespace(cuda=SimpleNamespace(
+        runtime=runtime, Device=lambda i: SimpleNamespace(use=lambda: used.append(i))))
+    monkeypatch.setitem(sys.modules, "cupy", fake_cupy)
+    with pytest.raises(ConfigError, match="no GPU is visible"):
+        devices.use_local_gpu(MPI.COMM_SELF)
+    runtime.getDeviceCount = lambda: 2
+    assert devices.use_local_gpu(MPI.COMM_SELF) == 0
+    assert used == [0]
+
+
+# ---------------------------------------------------------------- two ranks
+@needs_mpi
+@pytest.mark.parametrize("optimizer, k", [("sgd", 1), ("adam", 2)])
+def test_two_ranks_take_the_steps_of_one_process_at_the_global_batch(optimizer, k):
+    result = launch_ranks(["distributed_worker.py", "equivalence", optimizer, str(k)])
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.count("worst difference over 20 steps") == 2
+
+
+@needs_mpi
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_the_equivalence_check_catches_a_sum_in_place_of_the_mean(optimizer):
+    result = launch_ranks(["distributed_worker.py", "equivalence", optimizer, "1", "--plant"])
+    assert result.returncode != 0, result.stdout
+    worst = [float(line.rsplit(" ", 1)[1]) for line in result.stdout.splitlines()
+             if "worst difference" in line]
+    assert worst and min(worst) > 1e-10
+
+
+@needs_mpi
+def test_replicas_stay_identical_with_dropout_and_noise_of_their_own():
+    result = launch_ranks(["distributed_worker.py", "replicas"])
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.count("replicas identical True, noise distinct True") == 2
+
+
+@needs_mpi
+@pytest.mark.parametrize("planted", [False, True])
+def test_resuming_on_as_many_ranks_continues_bit_for_bit(tmp_path, planted):
+    result = launch_ranks(["distributed_worker.py", "resume", str(tmp_path / "c.npz"),
+                           *(["--plant"] if planted else [])])
+    assert (result.returncode == 0) != planted, result.stdout
+    assert result.stdout.count(f"resumed run bit for bit {not planted}") == 2
+
+
+@needs_mpi
+def test_a_rank_that_fails_alone_ends_every_rank():
+    started = time.monotonic()
+    result = launch_ranks(["distributed_worker.py", "fail-alone"], timeout=120)
+    assert result.returncode != 0
+    assert "planted failure on rank 1" in result.stdout
+    assert "error on rank 1 of 2" in result.stdout
+    assert "trained on although" not in result.stdout
+    assert time.monotonic() - started < 120
+
+
+# ---------------------------------------------------------------- fastgan train, two ranks
+def train_ranks(folder: Path, *arguments: str, parts: list[list[str]] | None = None,
+                ) -> subprocess.CompletedProcess:
+    """``mpiexec -n 2 fastgan train ...`` with every rank's stderr and status kept in
+    ``folder`` (``parts``: one argument list per rank, an MPMD launch)."""
+    folder.mkdir(exist_ok=True)
+    runner = [str(TESTS / "distributed_cli.py"), str(folder), "train"]
+    if parts is None:
+        return launch_ranks([*runner, *arguments], cwd=folder)
+    mpmd = [*runner, *parts[0], ":", "-n", "1", sys.executable, *runner, *parts[1]]
+    return launch_ranks(mpmd, ranks=1, cwd=folder)
+
+
+def rank_records(folder: Path) -> tuple[list[str], list[str]]:
+    """Each rank's exit status and standard error, rank 0 first."""
+    status = [(folder / f"status.{rank}").read_text() for rank in range(2)]
+    stderr = [(folder / f"stderr.{rank}").read_text() for rank in range(2)]
+    return status, stderr
+
+
+RESUMED = ("--threads", "1", "--no-progress", "--log-every", "10")
+QUICK = ("--backend", "numpy", *RESUMED)
+
+
+@needs_mpi
+def test_train_resume_on_two_ranks(tmp_path):
+    run = tmp_path / "run"
+    result = train_ranks(tmp_path, "--steps", "40", "--checkpoint-every", "20",
+                         "--out", str(run), *QUICK)
+    status, stderr = rank_records(tmp_path)
+    assert result.returncode == 0 and status == ["0", "0"], result.stdout + "".join(stderr)
+    assert "on 2 processes (batch 128 = 2 x 64)" in stderr[0]
+    assert stderr[1] == ""                                   # the other rank prints nothing
+    config = json.loads((run / "config.json").read_text())
+    assert config["processes"] == {"world_size": 2, "global_batch": 128,
+                                   "batch_per_process": 64}
+    assert fastgan.load(run).steps == 40
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "run", "status.0", "status.1", "stderr.0", "stderr.1"]   # one run folder
+
+    result = train_ranks(tmp_path, "--resume", str(run), "--steps", "60", *RESUMED)
+    status, stderr = rank_records(tmp_path)
+    assert result.returncode == 0 and status == ["0", "0"], result.stdout + "".join(stderr)
+    assert "warning" not in stderr[0]                        # same number of ranks
+    assert fastgan.load(run).steps == 60
+
+
+@needs_mpi
+def test_ctrl_c_stops_every_rank_at_one_step_and_saves(tmp_path):
+    run = tmp_path / "run"
+    runner = [str(TESTS / "distributed_cli.py"), str(tmp_path), "train"]
+    command = [MPIEXEC, "-n", "2", sys.executable, *runner, "--steps", "1000000",
+               "--out", str(run), *QUICK]
+    with subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True,
+                          start_new_session=True) as process:
+        try:
+            deadline = time.monotonic() + LAUNCH_TIMEOUT
+            metrics = run / "metrics.jsonl"
+            while not (metrics.exists() and '"log"' in metrics.read_text()):
+                assert process.poll() is None and time.monotonic() < deadline, \
+                    "training did not start"
+                time.sleep(0.2)
+            os.killpg(process.pid, signal.SIGINT)            # Ctrl-C: the terminal's signal
+            output, _ = process.communicate(timeout=LAUNCH_TIMEOUT)
+        finally:
+            if process.poll() is None:
+                end_session(process)
+    status, stderr = rank_records(tmp_path)
+    assert process.returncode == 130 and status == ["130", "130"], output + "".join(stderr)
+    assert "interrupted; checkpoint at step" in stderr[0]
+    end = json.loads(metrics.read_text().splitlines()[-1])
+    assert end["event"] == "end" and end["outcome"] == "stopped"
+    assert fastgan.load(run).steps == end["step"]
+
+
+@needs_mpi
+def test_a_batch_the_ranks_cannot_share_is_one_error_and_no_folder(tmp_path):
+    run = tmp_path / "run"
+    result = train_ranks(tmp_path, "--batch-size", "33", "--steps", "5", "--out", str(run),
+                         *QUICK)
+    status, stderr = rank_records(tmp_path)
+    assert result.returncode == 1 and status == ["1", "1"]
+    assert stderr[0].count("fastgan: error: the batch size 33 cannot be shared by 2") == 1
+    assert stderr[1] == ""
+    assert not run.exists()
+
+
+@needs_mpi
+def test_ranks_that_disagree_on_the_preset_stop_before_writing(tmp_path):
+    run = tmp_path / "run"
+    common = ["--steps", "5", "--out", str(run), *QUICK]
+    result = train_ranks(tmp_path, parts=[["--preset", "tiny", *common],
+                                          ["--preset", "keras-mlp", *common]])
+    status, stderr = rank_records(tmp_path)
+    assert result.returncode == 1 and status == ["1", "1"], result.stdout + "".join(stderr)
+    assert "the ranks disagree on the run's configuration" in stderr[0]
+    assert "rank(s) 1 differ" in stderr[0]
+    assert stderr[1] == ""
+    assert not run.exists()
