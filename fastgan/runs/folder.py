@@ -34,12 +34,14 @@ from typing import Any
 
 import numpy as np
 
-from ..training import checkpoint
 from .. import data, environment
-from ..gan import presets
 from ..errors import ConfigError, TrainingDiverged
 from ..fileio import write_atomically
+from ..gan import presets
 from ..gan.model import GAN
+from ..threads import set_num_threads
+from ..training import checkpoint
+from ..training.loop import DEFAULT_LOG_EVERY, Callback, History, steps_per_epoch
 from ..training.monitors import (
     TENSORBOARD_MISSING,
     Checkpoints,
@@ -49,8 +51,6 @@ from ..training.monitors import (
     TensorBoardLog,
 )
 from ..training.monitors import read_records as read_metrics
-from ..threads import set_num_threads
-from ..training.loop import DEFAULT_LOG_EVERY, Callback, History, steps_per_epoch
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
