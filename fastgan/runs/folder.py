@@ -250,6 +250,14 @@ class Run:
         }
         _write_text(self.folder / CONFIG, json.dumps(record, indent=2) + "\n")
 
+    def end_here(self) -> None:
+        """Make the step the GAN stands at the run's end, in config.json too: a run stopped
+        early (by a wall-time budget) is then complete, and resuming it with a larger
+        ``steps`` extends it."""
+        self.config = dataclasses.replace(self.config, epochs=None, steps=self.gan.steps)
+        self.total_steps = self.gan.steps
+        self.write_config(started=read_config(self.folder).get("started"))
+
     def forget_metrics_after(self, step: int) -> None:
         """Drop metric lines past ``step`` (written after the checkpoint a run resumes from)."""
         path = self.folder / METRICS
