@@ -136,6 +136,7 @@ def test_ranking_puts_failures_last_either_way_round():
                                             "be in [0, 1)"),
     (("--grid", "ema=0.999,2"), "setting ema=2: EMA decay must be in (0, 1)"),
     (("--grid", "lr=-1"), "learning rate"),
+    (("--grid", "beta1=0.5,1.5"), "setting beta1=1.5: Adam beta1 must be in [0, 1)"),
     (("--grid", "batch_size=100000"), "fewer than one step takes"),
     (("--grid", "preset=dcgan-9000"), "unknown preset 'dcgan-9000'"),
     (("--random", "lr=1e-3:1e-4"), "low < high"),

@@ -40,6 +40,7 @@ from ..gan import presets
 from ..errors import ConfigError, TrainingDiverged
 from ..fileio import write_atomically
 from ..gan.model import GAN
+from ..nn.optim import Adam
 from ..training.monitors import (
     TENSORBOARD_MISSING,
     Checkpoints,
@@ -92,6 +93,7 @@ class TrainConfig:
     lr: float | None = None
     g_lr: float | None = None
     d_lr: float | None = None
+    beta1: float | None = None
     k: int | None = None
     label_smoothing: float | None = None
     ema: float | None = None
@@ -155,11 +157,18 @@ def build_gan(config: TrainConfig, dataset: data.Dataset, backend: str | None = 
                                  for key in ("latent_dim", "g_hidden", "d_hidden", "lr",
                                              "batch_size", "k", "label_smoothing")
                                  if getattr(config, key) is not None}
-    if config.g_lr is not None or config.d_lr is not None:
+    changes = {key: {name: value for name, value in (("lr", lr), ("beta1", config.beta1))
+                     if value is not None}
+               for key, lr in (("g_optimizer", config.g_lr), ("d_optimizer", config.d_lr))}
+    if any(changes.values()):
         base = presets.get(config.preset, dataset.n_features, **overrides)
-        for key, lr in (("g_optimizer", config.g_lr), ("d_optimizer", config.d_lr)):
-            if lr is not None:
-                overrides[key] = dataclasses.replace(getattr(base, key), lr=lr)
+        for key, change in changes.items():
+            optimizer = getattr(base, key)
+            if "beta1" in change and not isinstance(optimizer, Adam):
+                raise ConfigError(f"beta1 is Adam's; preset {config.preset} trains with "
+                                  f"{type(optimizer).__name__}")
+            if change:
+                overrides[key] = dataclasses.replace(optimizer, **change)
     return GAN.from_preset(config.preset, backend=backend or config.backend, dtype=config.dtype,
                            seed=config.seed, data_dim=dataset.n_features,
                            ema_decay=config.ema, **overrides)

@@ -29,6 +29,7 @@ from .plan import DEFAULT_EVAL_N, Plan, Trial, make_plan
 from .pools import Pool, open_pool
 from .results import Results, segments, setting_scores, trial_rows
 from .space import Space
+from .trial import evaluator_for
 
 SWEEP_FILE = "sweep.json"
 RESULTS = "results.jsonl"
@@ -76,8 +77,13 @@ def run(space: Space | dict[str, Sequence[Any]], out: str | Path, *,
         opened: list[Pool] = []
 
         def pool() -> Pool:
-            """The pool, opened the first time a trial needs it."""
+            """The pool, opened the first time a trial needs it (after the evaluation
+            classifiers are cached, so that workers do not each train one)."""
             if not opened:
+                if plan.evaluation is not None:
+                    for trial in {(t.config.data, t.config.classes, t.config.image_size): t
+                                  for t in plan.trials}.values():
+                        evaluator_for(trial.config, plan.evaluation.n, notify=say)
                 opened.append(stack.enter_context(open_pool(workers, scheduler, client)))
             return opened[0]
 

@@ -159,17 +159,25 @@ def _open(task: TrialTask) -> Run:
     return Run.start(config, folder)
 
 
+def evaluator_for(config: TrainConfig, n: int,
+                  notify: Callable[[str], None] | None = None) -> Evaluator:
+    """This process's evaluator of ``config``'s data on ``n`` samples, built once
+    (``notify`` is told if its classifier has to be trained first)."""
+    key = (config.data, config.classes, config.image_size, n)
+    if key not in _evaluators:
+        _evaluators[key] = Evaluator.for_dataset(config.data, n=n, classes=config.classes,
+                                                 image_size=config.image_size, seed=EVAL_SEED,
+                                                 notify=notify)
+    return _evaluators[key]
+
+
 def _evaluation(task: TrialTask, run: Run) -> Callable[[GAN], dict[str, Any]] | None:
     """A function scoring the run's GAN (every metric and its real-vs-real value), which also
     writes each score into the run's metrics.jsonl, or None without an evaluation plan."""
     if task.evaluation is None:
         return None
-    config, n = run.config, task.evaluation.n
-    key = (config.data, config.classes, config.image_size, n)
-    if key not in _evaluators:
-        _evaluators[key] = Evaluator.for_dataset(config.data, n=n, classes=config.classes,
-                                                 image_size=config.image_size, seed=EVAL_SEED)
-    evaluator, log = _evaluators[key], MetricsLog(run.folder / runs.METRICS)
+    evaluator = evaluator_for(run.config, task.evaluation.n)
+    log = MetricsLog(run.folder / runs.METRICS)
 
     def evaluate(gan: GAN) -> dict[str, Any]:
         report = evaluator.evaluate(gan)
