@@ -88,6 +88,16 @@ def test_grid_values_take_the_type_trainconfig_declares():
         Space(grid={"steps": [10]})
 
 
+def test_points_are_whole_settings_each_combined_with_the_grid():
+    space = Space(points=[{"g_lr": "2e-4", "d_lr": 1e-4}, {"g_lr": 4e-4, "d_lr": 2e-4}],
+                  grid={"ema": [None, 0.999]})
+    assert space.settings() == [
+        {"g_lr": 2e-4, "d_lr": 1e-4, "ema": None}, {"g_lr": 2e-4, "d_lr": 1e-4, "ema": 0.999},
+        {"g_lr": 4e-4, "d_lr": 2e-4, "ema": None}, {"g_lr": 4e-4, "d_lr": 2e-4, "ema": 0.999}]
+    with pytest.raises(ConfigError, match="set by the points and also by the grid"):
+        Space(points=[{"lr": 1e-3}], grid={"lr": [2e-3]})
+
+
 def test_random_draws_stay_in_range_repeat_with_the_seed_and_combine_with_the_grid():
     space = Space(grid={"ema": [None, 0.999]},
                   random={"lr": Range(1e-4, 1e-2, log=True), "batch_size": Range(16, 256)},
@@ -221,7 +231,8 @@ def test_a_time_budget_ends_the_run_folder_where_its_clock_stopped(tmp_path):
 def test_a_toml_file_describes_the_same_sweep_as_the_options(tmp_path, capsys):
     study = tmp_path / "study.toml"
     study.write_text('preset = "tiny"\ndata = "ring"\nbackend = "numpy"\nbudget = 5\n'
-                     'workers = 1\nseeds = 2\n[grid]\nlr = [1e-3, 2e-3]\nema = ["none"]\n')
+                     'workers = 1\nseeds = 2\n[grid]\nema = ["none"]\n'
+                     '[[points]]\nlr = 1e-3\n[[points]]\nlr = "2e-3"\n')
     assert cli.main(["sweep", "--config", str(study), "--no-progress",
                      "--out", str(tmp_path / "a")]) == 0
     assert cli.main([*RING, "--grid", "lr=1e-3,2e-3", "--grid", "ema=none", "--budget", "5",

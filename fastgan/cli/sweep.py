@@ -15,7 +15,7 @@ FILE_KEYS = ("preset", "data", "backend", "dtype", "seeds", "budget", "eval_ever
              "metric", "halving", "min_budget", "workers", "scheduler", "threads", "out",
              "samples", "search_seed")
 """Options a --config file may set (by the option's name with underscores), beside its
-[grid] and [random] tables."""
+[grid], [random] and [[points]] tables."""
 
 
 def add_parser(subparsers: Any) -> None:
@@ -32,8 +32,9 @@ def add_parser(subparsers: Any) -> None:
     arg = parser.add_argument
     arg("--config", type=Path, metavar="FILE.toml",
         help="read options from a TOML file: keys named like the options (eval_every = "
-             "\"60s\"), a [grid] table (lr = [1e-4, 2e-4]) and a [random] table "
-             "(lr = \"1e-4:1e-3:log\"); options on the command line win")
+             "\"60s\"), a [grid] table (lr = [1e-4, 2e-4]), a [random] table "
+             "(lr = \"1e-4:1e-3:log\") and [[points]] tables (whole settings, e.g. an "
+             "earlier sweep's best); options on the command line win")
     arg("--preset", help="the preset every trial starts from (default tiny)")
     arg("--data", help="the dataset (default digits)")
     arg("--backend", help="numpy, numba, cupy or auto (default auto)")
@@ -79,7 +80,8 @@ def command(args: argparse.Namespace) -> int:
     from ..sweep import Space, run
     from ..sweep.space import coerce, parse_grid, parse_random
 
-    options, grid, ranges = _read_file(args.config) if args.config else ({}, {}, {})
+    options, grid, ranges, points = (_read_file(args.config) if args.config
+                                     else ({}, {}, {}, []))
     options.update({key: value for key in FILE_KEYS
                     if (value := getattr(args, key, None)) is not None})
     for text in args.grid:
@@ -95,7 +97,7 @@ def command(args: argparse.Namespace) -> int:
                           for key in ("preset", "data", "backend", "dtype") if key in options},
                        threads=options.get("threads", 1))
     space = Space(grid=grid, random=ranges, samples=options.get("samples", 0),
-                  seed=options.get("search_seed", 0))
+                  seed=options.get("search_seed", 0), points=points)
     out = Path(options["out"])
 
     def note(message: str) -> None:
@@ -119,20 +121,24 @@ def command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, list[Any]], dict[str, Any]]:
-    """The options, grid and random ranges of a --config TOML file."""
+def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, list[Any]], dict[str, Any],
+                                    list[dict[str, Any]]]:
+    """The options, grid, random ranges and points of a --config TOML file."""
     try:
         table = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         fail(f"cannot read the sweep file {path}: {exc}")
     grid, ranges = table.pop("grid", {}), table.pop("random", {})
+    points = table.pop("points", [])
     unknown = sorted(set(table) - set(FILE_KEYS))
     if unknown:
         fail(f"{path}: unknown keys {', '.join(unknown)}; a sweep file takes "
-             f"{', '.join(FILE_KEYS)}, [grid] and [random]")
-    if not (isinstance(grid, dict) and isinstance(ranges, dict)):
-        fail(f"{path}: [grid] and [random] must be tables")
-    return table, grid, {name: _range(path, name, spec) for name, spec in ranges.items()}
+             f"{', '.join(FILE_KEYS)}, [grid], [random] and [[points]]")
+    if not (isinstance(grid, dict) and isinstance(ranges, dict) and isinstance(points, list)
+            and all(isinstance(point, dict) for point in points)):
+        fail(f"{path}: [grid] and [random] must be tables, [[points]] an array of tables")
+    return (table, grid, {name: _range(path, name, spec) for name, spec in ranges.items()},
+            points)
 
 
 def _range(path: Path, name: str, spec: Any) -> Any:

@@ -131,17 +131,26 @@ def _is_integer(name: str) -> bool:
 
 @dataclass(frozen=True)
 class Space:
-    """A grid (name -> values: every combination is tried) and random ranges (name -> Range:
-    ``samples`` draws, each combined with every grid point); ``seed`` seeds the draws."""
+    """A grid (name -> values: every combination is tried), random ranges (name -> Range:
+    ``samples`` draws, each combined with every grid point) and explicit ``points`` (settings
+    given whole, e.g. the winners of an earlier sweep, each combined with the rest); ``seed``
+    seeds the draws."""
 
     grid: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     random: Mapping[str, Range] = field(default_factory=dict)
     samples: int = 0
     seed: int = 0
+    points: Sequence[Mapping[str, Any]] = ()
 
     def __post_init__(self) -> None:
         grid = {name: tuple(coerce(name, v) for v in _values(name, values))
                 for name, values in self.grid.items()}
+        points = tuple({name: coerce(name, value) for name, value in point.items()}
+                       for point in self.points)
+        for name in {name for point in points for name in point}:
+            if name in grid or name in self.random:
+                raise ConfigError(f"{name} is set by the points and also by the grid or a "
+                                  "range; choose one")
         for name in self.random:
             check_name(name)
             if name in grid:
@@ -153,19 +162,19 @@ class Space:
         if self.samples and not self.random:
             raise ConfigError(f"{self.samples} random samples asked, but no range to draw from")
         object.__setattr__(self, "grid", grid)
+        object.__setattr__(self, "points", points)
 
     def settings(self) -> list[dict[str, Any]]:
-        """Every setting, in a fixed order: grid points (the last name varying fastest), each
-        with every random draw."""
+        """Every setting, in a fixed order: each point (or none), with each grid combination
+        (the last name varying fastest), with each random draw."""
         names = list(self.grid)
-        points = [dict(zip(names, values, strict=True))
-                  for values in itertools.product(*self.grid.values())]
-        if not self.random:
-            return points
+        combinations = [dict(zip(names, values, strict=True))
+                        for values in itertools.product(*self.grid.values())]
         rng = np.random.default_rng(self.seed)
         draws = [{name: spec.draw(rng, name) for name, spec in self.random.items()}
-                 for _ in range(self.samples)]
-        return [{**point, **draw} for point in points for draw in draws]
+                 for _ in range(self.samples)] or [{}]
+        return [{**point, **combination, **draw} for point in self.points or [{}]
+                for combination in combinations for draw in draws]
 
 
 def _values(name: str, values: Any) -> Sequence[Any]:
