@@ -34,6 +34,7 @@ from .trial import evaluator_for
 SWEEP_FILE = "sweep.json"
 RESULTS = "results.jsonl"
 
+
 def run(space: Space | dict[str, Sequence[Any]], out: str | Path, *,
         budget: Amount | str | int, base: TrainConfig | None = None,
         seeds: int | Sequence[int] = 1, metric: str | None = None,
