@@ -137,6 +137,22 @@ def test_ranking_puts_failures_last_either_way_round():
     assert halving.ranked(scores, lower_is_better=False) == ["a", "d", "c", "b"]
 
 
+def test_the_trial_clock_evaluates_at_multiples_and_stops_at_the_target():
+    gan = fastgan.GAN.from_preset("tiny", data_dim=2, backend="numpy")
+    clock = trial.TrialClock(Amount(10, "steps"), Amount(4, "steps"),
+                             lambda gan: {"at": gan.steps})
+    history = gan.fit(fastgan.data.ring(1024), steps=100, callbacks=[clock])
+    assert history.outcome == "stopped" and gan.steps == clock.step == 10
+    assert [(r["step"], r["at"]) for r in clock.records] == [(4, 4), (8, 8), (10, 10)]
+    seconds = [r["seconds"] for r in clock.records]
+    assert seconds == sorted(seconds) and seconds[0] >= 0
+    resumed = trial.TrialClock(Amount(14, "steps"), Amount(4, "steps"),
+                               lambda gan: {"at": gan.steps}, seconds=clock.seconds)
+    gan.fit(fastgan.data.ring(1024), steps=100, callbacks=[resumed])
+    assert [r["step"] for r in resumed.records] == [12, 14]
+    assert resumed.records[0]["seconds"] >= clock.seconds
+
+
 # ---------------------------------------------------------------- bad input, one line, nothing made
 @pytest.mark.parametrize(("extra", "expected"), [
     (("--grid", "steps=10,20"), "'steps' is not a hyper-parameter a sweep can vary; choose from "

@@ -63,7 +63,9 @@ class TrialTask:
 class TrialClock(Callback):
     """Counts a trial's training seconds (evaluations, checkpoints and pictures excluded),
     calls ``evaluate`` every ``every`` and where training ends, and stops training once
-    ``target`` is used up. ``seconds`` counts on from the seconds trained before."""
+    ``target`` is used up. ``seconds`` counts on from the seconds trained before; the clock
+    starts after the first step, which on a fresh worker also loads the compiled kernels
+    (seconds, on a busy machine), so that every trial is timed alike."""
 
     def __init__(self, target: Amount, every: Amount | None,
                  evaluate: Callable[[GAN], dict[str, Any]] | None, seconds: float = 0.0) -> None:
@@ -71,19 +73,24 @@ class TrialClock(Callback):
         self.seconds = self._before = seconds
         self.step = 0
         self.records: list[dict[str, Any]] = []
-        self._started = self._paused = 0.0
+        self._started: float | None = None
+        self._paused = 0.0
         self._next = math.inf
 
     def on_train_begin(self, loop: TrainingLoop) -> None:
-        """Start the clock; the first evaluation falls on the next multiple of ``every``."""
-        self._started = time.perf_counter()
+        """Note the step; the first evaluation falls on the next multiple of ``every``."""
+        self._started = None
         self.step = loop.gan.steps
         if self.every is not None and self.evaluate is not None:
             self._next = self._next_multiple(self.every)
 
     def on_step_end(self, loop: TrainingLoop) -> None:
-        """Advance the clock; stop at the target, else evaluate when one is due."""
-        self.seconds = self._before + time.perf_counter() - self._started - self._paused
+        """Advance the clock (started by the first step); stop at the target, else evaluate
+        when one is due."""
+        now = time.perf_counter()
+        if self._started is None:
+            self._started = now
+        self.seconds = self._before + now - self._started - self._paused
         self.step = loop.gan.steps
         if self.target.reached(self.seconds, self.step):
             loop.request_stop()          # the evaluation where training ends follows
