@@ -133,7 +133,8 @@ def claim(out: Path, plan: Plan) -> None:
         differs = [key for key in identity if recorded.get(key) != identity[key]]
         if differs:
             raise ConfigError(f"{out} holds a different sweep (its {', '.join(differs)} "
-                              "differ); choose another --out, or repeat that sweep's command")
+                              f"{'differs' if len(differs) == 1 else 'differ'}); choose another "
+                              "--out, or repeat that sweep's command")
         return
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"{out} exists and is not a sweep folder; choose another --out")

@@ -103,7 +103,11 @@ class Plan:
 
 
 def _base_of(config: TrainConfig) -> dict[str, Any]:
-    return {key: value for key, value in config.to_json().items() if key != "seed"}
+    """The settings every trial shares, less the seed: preset, data and those not at their
+    default (so that a setting added to TrainConfig later leaves old sweeps the same)."""
+    defaults = TrainConfig().to_json()
+    return {key: value for key, value in config.to_json().items()
+            if key in ("preset", "data") or (key != "seed" and value != defaults[key])}
 
 
 def make_plan(space: Space, out: Path, *, base: TrainConfig, budget: Amount,
