@@ -306,7 +306,7 @@ class Run:
         ``steps`` extends it."""
         self.config = dataclasses.replace(self.config, epochs=None, steps=self.gan.steps)
         self.total_steps = self.gan.steps
-        self.write_config(started=read_config(self.folder).get("started"))
+        self.write_config()
 
     def forget_metrics_after(self, step: int) -> None:
         """Drop metric lines past ``step`` (written after the checkpoint a run resumes from)."""
