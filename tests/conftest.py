@@ -47,9 +47,9 @@ def dtype(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def tiny_recipe():
     """An evaluation-classifier recipe that trains in a blink: for plumbing tests, not accuracy."""
-    from fastgan.evaluation.classifier import ClassifierConfig
+    from learning_runs import QUICK_RECIPE
 
-    return ClassifierConfig(hidden=(16,), epochs=2, batch_size=50, lr=1e-2)
+    return QUICK_RECIPE
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
+from learning_runs import collapsed_reports, digits_gan_reports, real_against_real
 
 from fastgan import GAN, data
 from fastgan.evaluation.metrics import Evaluator
@@ -39,13 +39,6 @@ def test_digits_classifier_reaches_95_percent(digits_evaluator):
     assert digits_evaluator.classifier.test_accuracy >= 0.95
 
 
-def real_against_real(evaluator: Evaluator, name: str, n: int) -> dict:
-    """The report of test images [n, 2n) against a reference of train images [0, n), whose
-    real-vs-real value comes from test images [0, n): real data scored as if generated."""
-    train, test = data.load(name), data.load(name, split="test")
-    return Evaluator(evaluator.classifier, train.x[:n], test.x[:n]).report(test.x[n:2 * n])
-
-
 def test_real_test_digits_score_like_real_data(digits_evaluator):
     """Two disjoint halves of the test split (148 each) against one train sample.
 
@@ -67,9 +60,7 @@ def test_a_collapsed_generator_scores_one_class_and_no_diversity(digits_evaluato
     coverage <= 0.017. A blank white image is also off the data manifold: precision 0.
     (A repeated *real* digit is on it, so its precision may well be 1: fidelity without
     diversity.)"""
-    real_digit, white = data.load("digits", split="test").x[0], np.ones(64, np.float32)
-    results = [digits_evaluator.report(np.repeat(image[None], digits_evaluator.n, axis=0))
-               for image in (real_digit, white)]
+    results = collapsed_reports(digits_evaluator)
     for result in results:
         assert result["classes_covered"] == 1
         assert result["inception_score"] == pytest.approx(1.0)
@@ -79,13 +70,11 @@ def test_a_collapsed_generator_scores_one_class_and_no_diversity(digits_evaluato
     assert results[1]["precision"] < 0.05
 
 
-def assert_learns(gan: GAN, dataset: data.Dataset, evaluator: Evaluator, steps: int,
-                  untrained_above: float, trained_below: float) -> None:
-    """``gan`` starts far from the data (Fréchet distance above ``untrained_above``) and after
-    ``steps`` steps of ``fit`` comes close (below ``trained_below``) with >= 9 of 10 classes."""
-    before = evaluator.evaluate(gan)
-    gan.fit(dataset, steps=steps)
-    after = evaluator.evaluate(gan)
+def assert_learned(before: dict, after: dict, untrained_above: float,
+                   trained_below: float) -> None:
+    """The reports ``before`` and ``after`` training: the GAN started far from the data
+    (Fréchet distance above ``untrained_above``) and came close (below ``trained_below``)
+    with >= 9 of 10 classes."""
     assert before["frechet_distance"] > untrained_above, before
     assert after["frechet_distance"] < trained_below, after
     assert after["classes_covered"] >= 9, after
@@ -97,10 +86,8 @@ def test_tiny_gan_learns_digits(backend, digits_evaluator):
     Measured with seeds 0-3: untrained FD 411-462 (6-9 classes); after 3000 steps FD 47.8,
     46.6, 59.1, 60.5 with 10/10 classes, against 38.7 real-vs-real. Threshold: 90.
     """
-    digits = data.load("digits")
-    gan = GAN.from_preset("tiny", data_dim=digits.n_features, backend=backend, seed=0)
-    assert_learns(gan, digits, digits_evaluator, steps=3000, untrained_above=300,
-                  trained_below=90)
+    before, after = digits_gan_reports(backend, 0, digits_evaluator)
+    assert_learned(before, after, untrained_above=300, trained_below=90)
 
 
 # ------------------------------------------------------------------ Fashion-MNIST (Debian files)
@@ -141,5 +128,7 @@ def test_a_widened_tiny_gan_learns_fashion(fashion_evaluator):
     fashion = data.load("fashion-mnist")
     gan = GAN.from_preset("tiny", data_dim=fashion.n_features, backend="auto", seed=0,
                           latent_dim=64, g_hidden=(256, 512), d_hidden=(512, 256))
-    assert_learns(gan, fashion, fashion_evaluator, steps=2000, untrained_above=250,
-                  trained_below=150)
+    before = fashion_evaluator.evaluate(gan)
+    gan.fit(fashion, steps=2000)
+    assert_learned(before, fashion_evaluator.evaluate(gan), untrained_above=250,
+                   trained_below=150)
