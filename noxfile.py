@@ -120,7 +120,7 @@ def tests_oldest(session: nox.Session) -> None:
     that fit: a minimum that no longer works fails here, not on a user's machine.
     """
     session.install("uv")
-    session.run("uv", "pip", "install", "--python", str(Path(session.bin, "python")),
-                "--resolution", "lowest-direct", "-e", ".[dev]")
+    session.run_install("uv", "pip", "install", "--python", str(Path(session.bin, "python")),
+                        "--resolution", "lowest-direct", "-e", ".[dev]")
     session.run("fastgan", "info")                         # the versions under test
     session.run("python", "-m", "pytest", *session.posargs)

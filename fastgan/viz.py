@@ -6,8 +6,8 @@ previous file or nothing, never a truncated picture.
 
 Pillow draws the grids and the GIF. matplotlib draws the plots; it is imported only when a plot
 is asked for, and where it cannot be imported (an install without dependencies) the plotting
-functions return ``None`` and warn once per process. They draw on a bare ``Figure`` with the Agg canvas, so they
-never touch pyplot's global state or the user's interactive backend.
+functions return ``None`` and warn once per process. They draw on a bare ``Figure`` with the
+Agg canvas, so they never touch pyplot's global state or the user's interactive backend.
 """
 
 from __future__ import annotations

@@ -150,6 +150,9 @@ def measure_quick_classifier(backend: str, seeds: range, recipe: ClassifierConfi
 
 def measure_torch_blob(seeds: range) -> None:
     """Per seed: the PyTorch peer's distance ratio and its final D outputs."""
+    from fastgan.benchmarking.torch_peer import set_threads
+
+    set_threads(1)                                       # as test_torch_peer.py does
     ratios, starts, d_gaps = [], [], []
     for seed in seeds:
         start, end, stats = runs.torch_blob_run(seed)
