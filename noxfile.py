@@ -105,7 +105,7 @@ def tests_cpus(session: nox.Session) -> None:
             session.error(f"OPENBLAS_CORETYPE={label} runs the {kernel} kernel, not "
                           f"{' or '.join(sorted(accepted))}")
         session.log(f"OPENBLAS_CORETYPE={label}: OpenBLAS runs its {kernel} kernel")
-        session.run("python", "-m", "pytest", "-q", *PORTABILITY_TESTS, *session.posargs,
+        session.run("python", "-m", "pytest", *PORTABILITY_TESTS, *session.posargs,
                     env={"OPENBLAS_CORETYPE": core_type or None})
     if skipped:
         session.log(f"kernels this CPU cannot run, not tried: {', '.join(skipped)}")

@@ -11,6 +11,14 @@ import fastgan
 from fastgan import backends
 
 
+def pytest_report_header() -> str:
+    """Which OpenBLAS kernel the tests run on: it sets the rounding of every GEMM, and so each
+    training trajectory (docs/testing-portability.md)."""
+    from learning_runs import openblas_kernel
+
+    return f"OpenBLAS kernel: {openblas_kernel()}"
+
+
 @functools.cache
 def _reasons() -> dict[str, str | None]:
     return fastgan.available_backends()

@@ -8,16 +8,28 @@ margin, for every seed and kernel the script measured (figures in each test's do
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_info
 
 from fastgan import GAN, data
 from fastgan.evaluation import classifier
 from fastgan.evaluation.metrics import Evaluator
 
 MODES = data.ring_modes()
+
+
+def openblas_kernel() -> str:
+    """The kernel of each loaded OpenBLAS (numpy's, and scipy's once imported), as
+    threadpoolctl reads it back, and OPENBLAS_CORETYPE: an unknown forced name falls back
+    silently to the CPU's own kernel."""
+    names = sorted({i.get("architecture", "?") for i in threadpool_info()
+                    if i.get("internal_api") == "openblas"})
+    forced = os.environ.get("OPENBLAS_CORETYPE", "unset")
+    return f"{', '.join(names) or 'no OpenBLAS loaded'} (OPENBLAS_CORETYPE={forced})"
 
 RING_STEPS = 3000
 RING_CHECK_EVERY = 250

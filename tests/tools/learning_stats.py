@@ -16,7 +16,6 @@ threadpoolctl (an unknown ``OPENBLAS_CORETYPE`` silently falls back to the CPU's
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -26,7 +25,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_info
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -36,13 +34,6 @@ from fastgan import data
 from fastgan.evaluation import classifier
 from fastgan.evaluation.classifier import ClassifierConfig
 from fastgan.evaluation.metrics import Evaluator
-
-
-def openblas_kernels() -> str:
-    """The kernel names of the loaded OpenBLAS libraries (numpy's and scipy's)."""
-    names = sorted({i.get("architecture", "?") for i in threadpool_info()
-                    if i.get("internal_api") == "openblas"})
-    return ", ".join(names) or "no OpenBLAS loaded"
 
 
 def summarize(label: str, values: Sequence[float]) -> str:
@@ -176,9 +167,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--backends", nargs="+", default=["numpy", "numba"])
     args = parser.parse_args(argv)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    print(f"== {args.test}: OpenBLAS kernel {openblas_kernels()} "
-          f"(OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}), "
-          f"numpy {np.__version__}", flush=True)
+    print(f"== {args.test}: OpenBLAS kernel {runs.openblas_kernel()}, numpy {np.__version__}",
+          flush=True)
     started = time.perf_counter()
     jobs: dict[str, Callable[[str], None]] = {
         "ring": lambda b: measure_ring(b, seeds),
