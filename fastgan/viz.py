@@ -4,10 +4,10 @@ Every file is written atomically: into a temporary file in the destination folde
 disk, then renamed over the destination with ``os.replace``. A failure half-way leaves either the
 previous file or nothing, never a truncated picture.
 
-Pillow draws the grids and the GIF. matplotlib draws the plots; it is optional (the ``plot``
-extra) and imported only when a plot is asked for. Without it the plotting functions return
-``None`` and warn once per process. They draw on a bare ``Figure`` with the Agg canvas, so they
-never touch pyplot's global state or the user's interactive backend.
+Pillow draws the grids and the GIF. matplotlib draws the plots; it is imported only when a plot
+is asked for, and where it cannot be imported (an install without dependencies) the plotting
+functions return ``None`` and warn once per process. They draw on a bare ``Figure`` with the
+Agg canvas, so they never touch pyplot's global state or the user's interactive backend.
 """
 
 from __future__ import annotations
@@ -373,7 +373,7 @@ def _new_figure(figsize: tuple[float, float]) -> Any:
             _warned_no_matplotlib = True
             warnings.warn(
                 "matplotlib is not installed, so fastgan draws no plots (loss curves, scatter "
-                "plots); install it with: pip install 'fastgan[plot]'",
+                "plots); install it with: pip install matplotlib",
                 stacklevel=3,
             )
         return None

@@ -11,6 +11,14 @@ import fastgan
 from fastgan import backends
 
 
+def pytest_report_header() -> str:
+    """Which OpenBLAS kernel the tests run on: it sets the rounding of every GEMM, and so each
+    training trajectory (docs/testing-portability.md)."""
+    from learning_runs import openblas_kernel
+
+    return f"OpenBLAS kernel: {openblas_kernel()}"
+
+
 @functools.cache
 def _reasons() -> dict[str, str | None]:
     return fastgan.available_backends()
@@ -47,9 +55,9 @@ def dtype(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def tiny_recipe():
     """An evaluation-classifier recipe that trains in a blink: for plumbing tests, not accuracy."""
-    from fastgan.evaluation.classifier import ClassifierConfig
+    from learning_runs import QUICK_RECIPE
 
-    return ClassifierConfig(hidden=(16,), epochs=2, batch_size=50, lr=1e-2)
+    return QUICK_RECIPE
 
 
 @pytest.fixture(scope="session")

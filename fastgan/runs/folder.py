@@ -11,7 +11,7 @@ A run folder holds::
                        every --sample-every epochs (by default at most 100 pictures)
     samples/final.png  the same for the state training ended in
     training.gif       the sample pictures in order, made when training ends
-    loss_curves.png    D and G losses, D(x) and D(G(z)) over the steps (needs matplotlib)
+    loss_curves.png    D and G losses, D(x) and D(G(z)) over the steps (drawn with matplotlib)
     checkpoint.npz     the latest checkpoint (every --checkpoint-every steps, and at the end)
     tensorboard/       TensorBoard event files, with --tensorboard
 
