@@ -10,9 +10,10 @@ which are compiled once and cached on disk.
 
 Threads: one knob sets both BLAS's pool and Numba's (:func:`fastgan.threads.set_num_threads`, or the
 ``FASTGAN_NUM_THREADS`` environment variable read when the backend is created; the default
-is the number of physical cores). The kernels themselves are serial: between OpenBLAS
-calls a second busy pool oversubscribes the cores, and one core already streams them at
-memory speed.
+is the number of physical cores). An elementwise job over at least
+:data:`PARALLEL_MIN_ELEMENTS` values (Adam over a flat buffer, a large activation's epilogue,
+dropout) is split over Numba's threads (its ``*_parallel`` kernel, bit-identical to the serial
+one); smaller ones stay serial, where waking the pool would cost more than it saves.
 
 Random numbers stay NumPy's PCG64 on the host (the reference's stream), so noise and
 dropout masks for a seed are identical to the NumPy backend's whatever the thread count.
@@ -28,13 +29,26 @@ from .. import threads
 from .base import Backend, ConvGeometry, Rng
 
 try:
-    import numba  # noqa: F401 - its absence is the reason this backend is unavailable
+    import numba
 
     from . import numba_kernels as kernels
 except ImportError as exc:  # the backend registry reports this as the reason
     _IMPORT_ERROR: ImportError | None = exc
 else:
     _IMPORT_ERROR = None
+
+PARALLEL_MIN_ELEMENTS = 1 << 17
+"""Arrays of at least this many values get their elementwise kernels split over Numba's
+threads (when more than one is set); smaller ones run serially."""
+
+
+def chunks_for(size: int) -> int:
+    """How many parts an elementwise job over ``size`` values is split into: Numba's thread
+    count from :data:`PARALLEL_MIN_ELEMENTS` values on, else 1 (serial)."""
+    if size < PARALLEL_MIN_ELEMENTS:
+        return 1
+    return numba.get_num_threads()
+
 
 def unavailable_reason() -> str | None:
     """None when numba imports, else what is missing and how to get it."""
@@ -52,7 +66,11 @@ class NumbaRng(Rng):
         keep = 1.0 - rate
         self.generator.random(out=out, dtype=out.dtype)
         scalar = out.dtype.type
-        kernels.dropout_mask(out, scalar(keep), scalar(1.0 / keep))
+        chunks = chunks_for(out.size)
+        if chunks > 1:
+            kernels.dropout_mask_parallel(out, scalar(keep), scalar(1.0 / keep), chunks)
+        else:
+            kernels.dropout_mask(out, scalar(keep), scalar(1.0 / keep))
 
 
 class NumbaBackend(Backend):
@@ -92,11 +110,27 @@ class NumbaBackend(Backend):
 
     def bias_act(self, y: Any, bias: Any, act: int, alpha: float) -> None:
         """Dense epilogue, in place: ``y = act(y + bias)``, one pass."""
-        kernels.bias_act(y, bias, act, y.dtype.type(alpha))
+        chunks = chunks_for(y.size)
+        if chunks > 1:
+            kernels.bias_act_parallel(y, bias, act, y.dtype.type(alpha), chunks)
+        else:
+            kernels.bias_act(y, bias, act, y.dtype.type(alpha))
 
     def act_backward(self, dy: Any, y: Any, act: int, alpha: float, dbias: Any = None) -> None:
         """``dy *= act'(.)`` and ``dbias = sum(dy, axis=0)``, one pass."""
-        kernels.act_backward(dy, y, act, y.dtype.type(alpha), dbias)
+        chunks = chunks_for(dy.size)
+        if chunks > 1:
+            kernels.act_backward_parallel(dy, y, act, y.dtype.type(alpha), dbias, chunks)
+        else:
+            kernels.act_backward(dy, y, act, y.dtype.type(alpha), dbias)
+
+    def multiply(self, a: Any, b: Any, out: Any) -> None:
+        """``out = a * b``: NumPy's SIMD loop, split over Numba's threads when large."""
+        chunks = chunks_for(out.size)
+        if chunks > 1 and out.ndim == 2:
+            kernels.multiply_parallel(a, b, out, chunks)
+        else:
+            np.multiply(a, b, out=out)
 
     # ------------------------------------------------------------ loss
     def bce_with_logits(self, logits: Any, target: float, scale: float, grad: Any,
@@ -163,7 +197,11 @@ class NumbaBackend(Backend):
                     beta2: float, eps: float, step: int) -> None:
         """Bias-corrected Adam in one pass over the flat buffer."""
         scalar = param.dtype.type
-        kernels.adam_update(param, grad, m, v, scalar(beta1), scalar(1.0 - beta1),
-                            scalar(beta2), scalar(1.0 - beta2),
-                            scalar(lr / (1.0 - beta1**step)), scalar(np.sqrt(1.0 - beta2**step)),
-                            scalar(eps))
+        scalars = (scalar(beta1), scalar(1.0 - beta1), scalar(beta2), scalar(1.0 - beta2),
+                   scalar(lr / (1.0 - beta1**step)), scalar(np.sqrt(1.0 - beta2**step)),
+                   scalar(eps))
+        chunks = chunks_for(param.size)
+        if chunks > 1:
+            kernels.adam_update_parallel(param, grad, m, v, *scalars, chunks)
+        else:
+            kernels.adam_update(param, grad, m, v, *scalars)

@@ -7,10 +7,13 @@ own precision (float32 stays float32: constants are made with ``dtype.type``).
 
 Rules every kernel follows (measured on a 2-core machine, see the backend's docstring):
 
-* serial loops. Between OpenBLAS calls a second thread pool oversubscribes the cores (the
-  issue's prototype ran its whole step 25 % slower so; here, on a shared machine, a
-  2-thread Adam took 6.5 ms against 1.2 ms serial); the inner loops vectorize (AVX2) and
-  are bound by memory, not by arithmetic.
+* one loop body, two launchers. Each elementwise job is written once, as a loop over a
+  range of columns (or of a flat buffer); the serial kernel runs it over the whole array,
+  and its ``*_parallel`` twin splits the range into ``chunks`` contiguous parts, one per
+  thread of Numba's pool (``prange``). Splitting columns keeps every column's sum in row
+  order, so both launchers give bit-identical results. The backend picks the parallel one
+  only for arrays large enough to repay waking the pool (see :mod:`.numba_backend`); the
+  inner loops vectorize (AVX2) and are bound by memory, not by arithmetic.
 * no fastmath: every sum here runs down columns (independent lanes), so the loops
   vectorize without reassociation, and infinities must survive (BCE of huge logits).
 * no allocation: kernels are compiled without Numba's runtime (``_nrt=False``), so one
@@ -26,7 +29,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, types, uint64
+from numba import njit, prange, types, uint64
 from numba.extending import overload
 
 from .base import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
@@ -35,6 +38,13 @@ from .base import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
 # (Python's ZeroDivisionError check would also stop every loop with a division from
 # vectorizing).
 kernel = njit(cache=True, _nrt=False, error_model="numpy")
+parallel_kernel = njit(cache=True, _nrt=False, error_model="numpy", parallel=True)
+
+
+@njit(inline="always")
+def _part(size, chunks, chunk):
+    """The ``chunk``-th of ``chunks`` contiguous parts of ``range(size)``: (first, last)."""
+    return chunk * size // chunks, (chunk + 1) * size // chunks
 
 
 # ---------------------------------------------------------------------- tanh
@@ -123,44 +133,69 @@ def _derivative(y, act, alpha, zero, one):
 # once, outside the loops, and calls an inlined loop with the code as a constant: every
 # loop is then compiled for one activation. (With the code as a runtime value inside the
 # loop, LLVM vectorized the backward loop with all five cases blended: 69 us instead of
-# 31 us for 200x1024.)
+# 31 us for 200x1024.) The loops cover the columns [first, last).
 @njit(inline="always", error_model="numpy")
-def _bias_act_loop(y, bias, act, alpha):
+def _bias_act_loop(y, bias, act, alpha, first, last):
     zero, one = y.dtype.type(0), y.dtype.type(1)
-    rows, cols = y.shape
-    for i in range(rows):
-        for j in range(cols):
+    for i in range(y.shape[0]):
+        for j in range(first, last):
             y[i, j] = _activate(y[i, j] + bias[j], act, alpha, zero, one)
 
 
 @njit(inline="always", error_model="numpy")
-def _act_backward_loop(dy, y, act, alpha, dbias):
+def _act_backward_loop(dy, y, act, alpha, dbias, first, last):
     zero, one = y.dtype.type(0), y.dtype.type(1)
-    rows, cols = dy.shape
     if dbias is not None:
-        for j in range(cols):
+        for j in range(first, last):
             dbias[j] = 0
-    for i in range(rows):
-        for j in range(cols):
+    for i in range(dy.shape[0]):
+        for j in range(first, last):
             dz = dy[i, j] * _derivative(y[i, j], act, alpha, zero, one)
             dy[i, j] = dz
             if dbias is not None:
                 dbias[j] += dz
 
 
+@njit(inline="always", error_model="numpy")
+def _bias_act_columns(y, bias, act, alpha, first, last):
+    if act == RELU:
+        _bias_act_loop(y, bias, RELU, alpha, first, last)
+    elif act == LEAKY_RELU:
+        _bias_act_loop(y, bias, LEAKY_RELU, alpha, first, last)
+    elif act == TANH:
+        _bias_act_loop(y, bias, TANH, alpha, first, last)
+    elif act == SIGMOID:
+        _bias_act_loop(y, bias, SIGMOID, alpha, first, last)
+    else:
+        _bias_act_loop(y, bias, IDENTITY, alpha, first, last)
+
+
+@njit(inline="always", error_model="numpy")
+def _act_backward_columns(dy, y, act, alpha, dbias, first, last):
+    if act == RELU:
+        _act_backward_loop(dy, y, RELU, alpha, dbias, first, last)
+    elif act == LEAKY_RELU:
+        _act_backward_loop(dy, y, LEAKY_RELU, alpha, dbias, first, last)
+    elif act == TANH:
+        _act_backward_loop(dy, y, TANH, alpha, dbias, first, last)
+    elif act == SIGMOID:
+        _act_backward_loop(dy, y, SIGMOID, alpha, dbias, first, last)
+    else:
+        _act_backward_loop(dy, y, IDENTITY, alpha, dbias, first, last)
+
+
 @kernel
 def bias_act(y, bias, act, alpha):
     """Dense epilogue in place: ``y[i, j] = act(y[i, j] + bias[j])``."""
-    if act == RELU:
-        _bias_act_loop(y, bias, RELU, alpha)
-    elif act == LEAKY_RELU:
-        _bias_act_loop(y, bias, LEAKY_RELU, alpha)
-    elif act == TANH:
-        _bias_act_loop(y, bias, TANH, alpha)
-    elif act == SIGMOID:
-        _bias_act_loop(y, bias, SIGMOID, alpha)
-    else:
-        _bias_act_loop(y, bias, IDENTITY, alpha)
+    _bias_act_columns(y, bias, act, alpha, 0, y.shape[1])
+
+
+@parallel_kernel
+def bias_act_parallel(y, bias, act, alpha, chunks):
+    """:func:`bias_act` over ``chunks`` column blocks at once."""
+    for chunk in prange(chunks):
+        first, last = _part(y.shape[1], chunks, chunk)
+        _bias_act_columns(y, bias, act, alpha, first, last)
 
 
 @kernel
@@ -173,16 +208,16 @@ def act_backward(dy, y, act, alpha, dbias):
     because b is added to every row. Rows outer, columns inner: each column sums in its
     own SIMD lane, in the same order as NumPy's ``sum(axis=0)``.
     """
-    if act == RELU:
-        _act_backward_loop(dy, y, RELU, alpha, dbias)
-    elif act == LEAKY_RELU:
-        _act_backward_loop(dy, y, LEAKY_RELU, alpha, dbias)
-    elif act == TANH:
-        _act_backward_loop(dy, y, TANH, alpha, dbias)
-    elif act == SIGMOID:
-        _act_backward_loop(dy, y, SIGMOID, alpha, dbias)
-    else:
-        _act_backward_loop(dy, y, IDENTITY, alpha, dbias)
+    _act_backward_columns(dy, y, act, alpha, dbias, 0, dy.shape[1])
+
+
+@parallel_kernel
+def act_backward_parallel(dy, y, act, alpha, dbias, chunks):
+    """:func:`act_backward` over ``chunks`` column blocks at once (each column's sum still
+    runs down its rows in order: the same bits as the serial kernel)."""
+    for chunk in prange(chunks):
+        first, last = _part(dy.shape[1], chunks, chunk)
+        _act_backward_columns(dy, y, act, alpha, dbias, first, last)
 
 
 # ---------------------------------------------------------------------- loss
@@ -213,16 +248,38 @@ def bce_with_logits(logits, target, scale, grad, stats):
 
 
 # ---------------------------------------------------------------------- dropout
+@njit(inline="always", error_model="numpy")
+def _dropout_mask_loop(uniform, keep, inv_keep, first, last):
+    one, zero = uniform.dtype.type(1), uniform.dtype.type(0)
+    for i in range(uniform.shape[0]):
+        for j in range(first, last):
+            uniform[i, j] = inv_keep if uniform[i, j] + keep >= one else zero
+
+
 @kernel
 def dropout_mask(uniform, keep, inv_keep):
     """Uniform draws ``u`` in [0, 1) -> inverted-dropout mask, in place:
     ``floor(u + keep) / keep``, i.e. ``1/keep`` where ``u + keep >= 1`` (probability keep)."""
-    one = uniform.dtype.type(1)
-    zero = uniform.dtype.type(0)
-    rows, cols = uniform.shape
-    for i in range(rows):
-        for j in range(cols):
-            uniform[i, j] = inv_keep if uniform[i, j] + keep >= one else zero
+    _dropout_mask_loop(uniform, keep, inv_keep, 0, uniform.shape[1])
+
+
+@parallel_kernel
+def dropout_mask_parallel(uniform, keep, inv_keep, chunks):
+    """:func:`dropout_mask` over ``chunks`` column blocks at once."""
+    for chunk in prange(chunks):
+        first, last = _part(uniform.shape[1], chunks, chunk)
+        _dropout_mask_loop(uniform, keep, inv_keep, first, last)
+
+
+@parallel_kernel
+def multiply_parallel(a, b, out, chunks):
+    """``out = a * b`` (a value or gradient times its dropout mask) over ``chunks`` column
+    blocks at once; small arrays stay with NumPy's own SIMD loop."""
+    for chunk in prange(chunks):
+        first, last = _part(out.shape[1], chunks, chunk)
+        for i in range(out.shape[0]):
+            for j in range(first, last):
+                out[i, j] = a[i, j] * b[i, j]
 
 
 # ---------------------------------------------------------------------- batch norm
@@ -410,6 +467,16 @@ def ema_update(average, value, decay, one_minus_decay):
         average[i] = decay * average[i] + one_minus_decay * value[i]
 
 
+@njit(inline="always", error_model="numpy")
+def _adam_loop(param, grad, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size,
+               sqrt_bias2, eps, first, last):
+    for i in range(first, last):
+        g = grad[i]
+        m[i] = beta1 * m[i] + one_minus_beta1 * g
+        v[i] = beta2 * v[i] + one_minus_beta2 * g * g
+        param[i] -= step_size * m[i] / (math.sqrt(v[i]) / sqrt_bias2 + eps)
+
+
 @kernel
 def adam_update(param, grad, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2,
                 step_size, sqrt_bias2, eps):
@@ -419,8 +486,15 @@ def adam_update(param, grad, m, v, beta1, one_minus_beta1, beta2, one_minus_beta
     ``p -= step_size m / (sqrt(v)/sqrt_bias2 + eps)`` with ``step_size = lr/(1-b1^t)`` and
     ``sqrt_bias2 = sqrt(1-b2^t)``: that is ``lr mhat / (sqrt(vhat) + eps)``.
     """
-    for i in range(param.size):
-        g = grad[i]
-        m[i] = beta1 * m[i] + one_minus_beta1 * g
-        v[i] = beta2 * v[i] + one_minus_beta2 * g * g
-        param[i] -= step_size * m[i] / (math.sqrt(v[i]) / sqrt_bias2 + eps)
+    _adam_loop(param, grad, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size,
+               sqrt_bias2, eps, 0, param.size)
+
+
+@parallel_kernel
+def adam_update_parallel(param, grad, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                         step_size, sqrt_bias2, eps, chunks):
+    """:func:`adam_update` over ``chunks`` contiguous parts of the buffer at once."""
+    for chunk in prange(chunks):
+        first, last = _part(param.size, chunks, chunk)
+        _adam_loop(param, grad, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                   step_size, sqrt_bias2, eps, first, last)
