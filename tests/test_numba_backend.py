@@ -266,12 +266,6 @@ def test_parallel_kernels_give_the_serial_kernels_bits(shape, chunks, dtype):
             if dbias is not None:
                 np.testing.assert_array_equal(pair[1][1], pair[0][1])
 
-    uniform = rng.random(shape).astype(dtype)
-    serial, parallel = uniform.copy(), uniform.copy()
-    numba_kernels.dropout_mask(serial, dtype(0.7), dtype(1 / 0.7))
-    numba_kernels.dropout_mask_parallel(parallel, dtype(0.7), dtype(1 / 0.7), chunks)
-    np.testing.assert_array_equal(parallel, serial)
-
     a, b = rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape).astype(dtype)
     out = np.full(shape, np.nan, dtype)
     numba_kernels.multiply_parallel(a, b, out, chunks)
@@ -333,3 +327,42 @@ def test_the_backend_splits_only_jobs_at_the_threshold_or_above(monkeypatch, two
     else:
         assert set(launched) == {f"{name}_parallel" for name in expected} | {
             "multiply_parallel"}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(7, 13), (15, 7), (64, 33)])
+@pytest.mark.parametrize("buffered", [False, True])
+def test_split_dropout_masks_are_the_reference_stream(monkeypatch, two_threads, dtype, shape,
+                                                      buffered):
+    """A mask drawn in parts on two or three threads equals the NumPy reference's serial mask,
+    and the generator ends in the reference's state (the next draws agree too), for float32
+    with and without a buffered 32-bit half at the start, and for float64."""
+    monkeypatch.setattr(numba_backend, "PARALLEL_MIN_ELEMENTS", 10)
+    launched: list[int] = []
+    real = numba_kernels.dropout_mask_parallel
+    monkeypatch.setattr(numba_kernels, "dropout_mask_parallel",
+                        lambda draw, states, *args: launched.append(len(states))
+                        or real(draw, states, *args))
+    for parts in (2, 3):
+        monkeypatch.setattr(numba_backend, "chunks_for", lambda size, parts=parts: parts)
+        streams = {}
+        for backend in (fastgan.get_backend("numpy"), fastgan.get_backend("numba")):
+            rng = backend.rng(11)
+            if buffered:                              # an odd count of float32 draws before
+                rng.generator.random(3, dtype=np.float32)
+            masks = [backend.empty(shape, dtype) for _ in range(2)]
+            for mask in masks:
+                rng.dropout_mask(mask, 0.3)
+            after = backend.empty((5,), dtype)
+            rng.uniform(after)
+            streams[backend.name] = [*masks, after, rng.get_state()]
+        for actual, expected in zip(streams["numba"][:3], streams["numpy"][:3], strict=True):
+            np.testing.assert_array_equal(actual, expected)
+        assert streams["numba"][3] == streams["numpy"][3]
+    assert launched == [2, 2, 3, 3]
+
+
+def test_a_dropout_mask_must_be_contiguous():
+    rng = fastgan.get_backend("numba").rng(0)
+    with pytest.raises(ConfigError, match="C-contiguous"):
+        rng.dropout_mask(np.zeros((8, 6), np.float32)[:, ::2], 0.5)

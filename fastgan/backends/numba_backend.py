@@ -21,11 +21,13 @@ dropout masks for a seed are identical to the NumPy backend's whatever the threa
 
 from __future__ import annotations
 
+import ctypes
 from typing import Any
 
 import numpy as np
 
 from .. import threads
+from ..errors import ConfigError
 from .base import Backend, ConvGeometry, Rng
 
 try:
@@ -59,18 +61,81 @@ def unavailable_reason() -> str | None:
 
 # ---------------------------------------------------------------------- backend
 class NumbaRng(Rng):
-    """The reference PCG64 stream; the dropout mask is thresholded in one fused pass."""
+    """The reference PCG64 stream; each dropout mask is drawn and thresholded in one pass.
+
+    The draws are NumPy's own (its bit generator's C function, called from the kernel), so
+    masks equal the reference's. A mask of at least :data:`PARALLEL_MIN_ELEMENTS` values is
+    split into one contiguous part per thread, each drawn by a generator of its own standing
+    where the one stream is at the part's first value (PCG64 jumps ahead in O(log n) steps:
+    ``advance``); the mask and the generator's state afterwards are the serial draw's, bit for
+    bit, whatever the thread count.
+    """
+
+    def __init__(self, backend: Backend, seed: int | np.random.SeedSequence) -> None:
+        super().__init__(backend, seed)
+        self._helpers: list[np.random.Generator] = []        # parts 2, 3, ...
+        self._interfaces = [self.generator.bit_generator.ctypes]  # keeps the pointers alive
+        self._draw = {np.dtype(np.float32): _address(self._interfaces[0].next_uint32),
+                      np.dtype(np.float64): _address(self._interfaces[0].next_double)}
+        self._states = np.array([self._interfaces[0].state_address], np.uintp)
+        self._starts = np.zeros(2, np.int64)
+        self._one_state = self._states.copy()
+        self._one_part = np.zeros(2, np.int64)
 
     def dropout_mask(self, out: Any, rate: float) -> None:
         """Fill ``out`` with an inverted-dropout mask: 1/(1-rate) with prob. 1-rate, else 0."""
+        if not out.flags.c_contiguous:
+            raise ConfigError("a dropout mask must be a C-contiguous array")
         keep = 1.0 - rate
-        self.generator.random(out=out, dtype=out.dtype)
         scalar = out.dtype.type
-        chunks = chunks_for(out.size)
-        if chunks > 1:
-            kernels.dropout_mask_parallel(out, scalar(keep), scalar(1.0 / keep), chunks)
-        else:
-            kernels.dropout_mask(out, scalar(keep), scalar(1.0 / keep))
+        mask, draw = out.reshape(-1), self._draw[out.dtype]
+        parts = min(chunks_for(out.size), out.size // 2)
+        if parts <= 1:
+            self._one_part[1] = out.size
+            kernels.dropout_mask(draw, self._one_state, mask, scalar(keep), scalar(1.0 / keep),
+                                 self._one_part)
+            return
+        before = self._split_stream(out.size, out.dtype, parts)
+        kernels.dropout_mask_parallel(draw, self._states, mask, scalar(keep),
+                                      scalar(1.0 / keep), self._starts)
+        after = self._helpers[-1].bit_generator.state
+        if out.dtype != np.float32:        # float64 draws leave a buffered 32-bit half alone
+            after = {**after, "has_uint32": before["has_uint32"],
+                     "uinteger": before["uinteger"]}
+        self.generator.bit_generator.state = after
+
+    def _split_stream(self, size: int, dtype: np.dtype, parts: int) -> dict:
+        """Bounds of ``parts`` parts of the next ``size`` uniform draws of ``dtype`` in
+        ``self._starts``, and a generator standing at the start of each part but the first;
+        returns the stream's state before the draws.
+
+        A float64 draw takes one 64-bit output; float32 draws take its two 32-bit halves in
+        turn, the second kept in the state (``has_uint32``). A part other than the first
+        therefore starts on a fresh output (``advance`` also empties the buffer): at an even
+        count of float32 values after any buffered half, ``(start - buffered) / 2`` outputs
+        ahead.
+        """
+        if len(self._helpers) != parts - 1:
+            self._helpers = [np.random.Generator(np.random.PCG64()) for _ in range(parts - 1)]
+            self._interfaces[1:] = [h.bit_generator.ctypes for h in self._helpers]
+            self._states = np.array([i.state_address for i in self._interfaces], np.uintp)
+            self._starts = np.zeros(parts + 1, np.int64)
+        state = self.generator.bit_generator.state
+        halves = dtype == np.float32
+        buffered = state["has_uint32"] if halves else 0
+        self._starts[parts] = size
+        for part, helper in enumerate(self._helpers, 1):
+            start = part * size // parts
+            start += (start - buffered) % 2 if halves else 0
+            self._starts[part] = start
+            helper.bit_generator.state = state
+            helper.bit_generator.advance((start - buffered) // 2 if halves else start)
+        return state
+
+
+def _address(function: Any) -> int:
+    """The address of a ctypes function pointer, as an integer."""
+    return ctypes.cast(function, ctypes.c_void_p).value
 
 
 class NumbaBackend(Backend):

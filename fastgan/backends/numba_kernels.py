@@ -29,8 +29,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange, types, uint64
-from numba.extending import overload
+from llvmlite import ir
+from numba import njit, prange, types, uint32, uint64
+from numba.extending import intrinsic, overload
 
 from .base import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
 
@@ -248,27 +249,72 @@ def bce_with_logits(logits, target, scale, grad, stats):
 
 
 # ---------------------------------------------------------------------- dropout
+# The uniform draws come from NumPy's own generator code: the C function its bit generator
+# exposes (``bit_generator.ctypes``: ``next_uint32`` for float32, ``next_double`` for
+# float64), called at its address on the generator's state. A float32 draw is
+# ``(next_uint32 >> 8) 2^-24``, as NumPy's ``random(dtype=float32)`` computes it, so masks
+# equal the NumPy reference's, value for value. (Passing the Generator object itself into
+# compiled code leaks a reference per call in Numba 0.68.)
+@intrinsic
+def _call_uint32(typingctx, function, state):
+    """``function(state)`` for a C function ``uint32_t f(void *)`` at address ``function``."""
+    def codegen(context, builder, signature, args):
+        pointer = ir.IntType(8).as_pointer()
+        called = builder.inttoptr(args[0], ir.FunctionType(ir.IntType(32), [pointer])
+                                  .as_pointer())
+        return builder.call(called, [builder.inttoptr(args[1], pointer)])
+    return types.uint32(types.uintp, types.uintp), codegen
+
+
+@intrinsic
+def _call_double(typingctx, function, state):
+    """``function(state)`` for a C function ``double f(void *)`` at address ``function``."""
+    def codegen(context, builder, signature, args):
+        pointer = ir.IntType(8).as_pointer()
+        called = builder.inttoptr(args[0], ir.FunctionType(ir.DoubleType(), [pointer])
+                                  .as_pointer())
+        return builder.call(called, [builder.inttoptr(args[1], pointer)])
+    return types.float64(types.uintp, types.uintp), codegen
+
+
+def uniform(function, state, like):
+    """One draw in [0, 1) from the bit generator at ``state``, in ``like``'s precision."""
+    return function, state, like
+
+
+@overload(uniform)
+def _uniform_for_type(function, state, like):
+    if like == types.float32:
+        scale = np.float32(2.0**-24)
+        return lambda function, state, like: np.float32(
+            _call_uint32(function, state) >> uint32(8)) * scale
+    return lambda function, state, like: _call_double(function, state)
+
+
 @njit(inline="always", error_model="numpy")
-def _dropout_mask_loop(uniform, keep, inv_keep, first, last):
-    one, zero = uniform.dtype.type(1), uniform.dtype.type(0)
-    for i in range(uniform.shape[0]):
-        for j in range(first, last):
-            uniform[i, j] = inv_keep if uniform[i, j] + keep >= one else zero
+def _dropout_mask_loop(function, state, mask, keep, inv_keep, first, last):
+    one, zero = mask.dtype.type(1), mask.dtype.type(0)
+    for e in range(first, last):
+        mask[e] = inv_keep if uniform(function, state, keep) + keep >= one else zero
 
 
 @kernel
-def dropout_mask(uniform, keep, inv_keep):
-    """Uniform draws ``u`` in [0, 1) -> inverted-dropout mask, in place:
-    ``floor(u + keep) / keep``, i.e. ``1/keep`` where ``u + keep >= 1`` (probability keep)."""
-    _dropout_mask_loop(uniform, keep, inv_keep, 0, uniform.shape[1])
+def dropout_mask(function, states, mask, keep, inv_keep, starts):
+    """Draw ``u`` in [0, 1) for each value of the flat ``mask`` and write the inverted-dropout
+    mask in the same pass: ``floor(u + keep) / keep``, i.e. ``1/keep`` where ``u + keep >= 1``
+    (probability keep). Part ``c``, ``mask[starts[c]:starts[c+1]]``, draws from the bit
+    generator state at address ``states[c]`` with ``function`` (see above)."""
+    for part in range(states.size):
+        _dropout_mask_loop(function, states[part], mask, keep, inv_keep, starts[part],
+                           starts[part + 1])
 
 
 @parallel_kernel
-def dropout_mask_parallel(uniform, keep, inv_keep, chunks):
-    """:func:`dropout_mask` over ``chunks`` column blocks at once."""
-    for chunk in prange(chunks):
-        first, last = _part(uniform.shape[1], chunks, chunk)
-        _dropout_mask_loop(uniform, keep, inv_keep, first, last)
+def dropout_mask_parallel(function, states, mask, keep, inv_keep, starts):
+    """:func:`dropout_mask` with its parts on Numba's threads at once."""
+    for part in prange(states.size):
+        _dropout_mask_loop(function, states[part], mask, keep, inv_keep, starts[part],
+                           starts[part + 1])
 
 
 @parallel_kernel
