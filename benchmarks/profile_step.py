@@ -32,6 +32,7 @@ import numpy as np
 from fastgan import GAN
 from fastgan.backends.base import Backend, Rng
 from fastgan.benchmarking.floor import gemm_operands, step_gemms
+from fastgan.environment import gemm_library
 from fastgan.gan import presets
 
 KERNELS = [name for name, value in vars(Backend).items()
@@ -139,7 +140,8 @@ def profile(preset: str, batch: int, backend: str, steps: int, threads: int | No
     mean_ms = 1e3 * sum(step_seconds) / steps
     flops = sum(g.flops for g in step_gemms(preset_spec, batch))
     return {"preset": preset, "batch": batch, "backend": backend,
-            "threads": fastgan.threads.get_num_threads(), "steps": steps,
+            "threads": {"numba": fastgan.threads.get_num_threads()["numba"],
+                        "numpy's blas": (gemm_library() or {}).get("threads")}, "steps": steps,
             "clock": "cpu" if clock is time.thread_time else "wall",
             "step_ms": 1e3 * statistics.median(step_seconds), "mean_ms": mean_ms,
             "kernels": {name: {"calls": counts[name] / steps, "ms": 1e3 * seconds / steps}
