@@ -10,8 +10,9 @@ How a figure is made:
   figures are medians over the repetitions, with the quartiles and min/max as the spread.
 * The step's GEMMs alone (:func:`fastgan.benchmarking.floor.gemm_operands`, back to back into
   preallocated outputs) are one more contender: their GFLOP/s is this machine's GEMM peak at the
-  step's own shapes, and their time plus the optimizers' memory traffic at measured bandwidth is
-  the step's floor (:mod:`fastgan.benchmarking.floor`). Each contender is reported as a % of
+  step's own shapes, and their time plus the optimizers' memory traffic at the bandwidth
+  measured on as many threads as the contenders get is the step's floor
+  (:mod:`fastgan.benchmarking.floor`). Each contender is reported as a % of
   both.
 
 Import heavy dependencies (torch, matplotlib) inside functions: ``fastgan`` must start quickly.
@@ -516,7 +517,7 @@ def run(settings: Settings, *, plot: Path | None = None,
         raise BackendUnavailable("none of the asked-for backends or peers can run here")
     report: dict[str, Any] = {"machine": machine(), "settings": dataclasses.asdict(settings),
                               "skipped": skipped}
-    bandwidth = measure_bandwidth(dtype=settings.dtype)
+    bandwidth = measure_bandwidth(dtype=settings.dtype, threads=settings.threads)
     report["bandwidth_gbs"] = bandwidth / 1e9
     cases = settings.cases()
     if settings.window is not None:
