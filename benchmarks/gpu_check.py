@@ -3,8 +3,10 @@ benchmark, then a short table.
 
     python benchmarks/gpu_check.py [--out DIR] [--skip-bench]
 
-Writes ``DIR/tests.txt``, ``DIR/bench_gpu.json`` and ``DIR/table.md`` (DIR defaults to $OUT,
-else ./gpu-check); exits non-zero when a test failed.
+Writes ``DIR/tests.txt``, ``DIR/bench.txt``, ``DIR/bench_gpu.json`` and ``DIR/table.md``
+(DIR defaults to $OUT, else ./gpu-check); exits non-zero when a test failed. The benchmark
+runs in two phases, torch.compile last (its compilations take minutes), and the table is
+written after each: a session stopped by its time limit during the compiles keeps the rest.
 """
 
 from __future__ import annotations
@@ -20,18 +22,21 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_pytest(args: list[str], log: Path) -> int:
-    """Run pytest from the project root, echo and save its output; return its exit code."""
+    """Run pytest from the project root with its output appended to ``log`` as it comes (kept
+    if the session is killed), then echo the end of it; return pytest's exit code."""
     paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
-    result = subprocess.run([sys.executable, "-m", "pytest", *args], cwd=ROOT, env=env,
-                            capture_output=True, text=True)
-    output = result.stdout + result.stderr
-    log.write_text(output)
-    print(output[-6000:])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "PYTHONUNBUFFERED": "1"}
+    start = log.stat().st_size if log.exists() else 0
+    with log.open("a") as file:
+        result = subprocess.run([sys.executable, "-m", "pytest", *args], cwd=ROOT, env=env,
+                                stdout=file, stderr=subprocess.STDOUT)
+    print(log.read_text()[start:][-6000:], flush=True)
     return result.returncode
 
 
 IMPLEMENTATIONS = ["cupy-eager", "cupy-graph", "cublas-only", "torch-eager", "torch-compile"]
+BENCH_PHASES = [("eager", "not torch-compile"), ("compiled", "torch-compile")]
+"""The benchmark's phases: a name and the pytest ``-k`` selection of each."""
 
 
 def _cells(found: dict[str, dict]) -> list[str]:
@@ -81,18 +86,30 @@ def main() -> int:
     options = parser.parse_args()
     out = options.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
+    for log in ("tests.txt", "bench.txt"):
+        (out / log).unlink(missing_ok=True)
     print("== gpu-marked tests")
-    failed = run_pytest(["-m", "gpu", "-q", "-rs", "tests"], out / "tests.txt")
+    failed = run_pytest(["-m", "gpu", "-q", "-rs", "--durations=15", "tests"],
+                        out / "tests.txt")
     if options.skip_bench:
         return failed
-    print("== GPU benchmark")
-    json_path = out / "bench_gpu.json"
-    run_pytest(["benchmarks/bench_gpu.py", "-q", "-rs", f"--benchmark-json={json_path}",
-                "--benchmark-columns=median,iqr,rounds"], out / "bench.txt")
-    if json_path.exists():
-        text = table(json.loads(json_path.read_text()))
+    merged: dict = {"benchmarks": []}
+    for phase, selection in BENCH_PHASES:
+        print(f"== GPU benchmark: {phase}", flush=True)
+        json_path = out / f"bench_gpu.{phase}.json"
+        run_pytest(["benchmarks/bench_gpu.py", "-q", "-rs", "-k", selection,
+                    f"--benchmark-json={json_path}", "--benchmark-columns=median,iqr,rounds"],
+                   out / "bench.txt")
+        if not json_path.exists():
+            continue
+        phase_report = json.loads(json_path.read_text())
+        json_path.unlink()
+        merged = {**phase_report, "benchmarks": merged["benchmarks"] +
+                  phase_report["benchmarks"]}
+        (out / "bench_gpu.json").write_text(json.dumps(merged, indent=1))
+        text = table(merged)
         (out / "table.md").write_text(text)
-        print(text)
+        print(text, flush=True)
     return failed
 
 

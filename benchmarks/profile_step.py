@@ -12,6 +12,8 @@ time shows how much of the step its worker spins. Usage::
     PYTHONPATH=. python benchmarks/profile_step.py pytorch-vanilla 100 --backend numba --threads 2
 
 On a busy machine, ``--threads 1 --clock cpu`` counts only the time the step's thread ran.
+On a GPU, ``--backend cupy --clock gpu`` waits for the GPU around each kernel, so each one's
+time is its own, launch to end (the synchronisations slow the step as a whole).
 """
 
 from __future__ import annotations
@@ -42,7 +44,16 @@ DRAWS = ["normal", "uniform", "dropout_mask"]
 GEMM_KINDS = {(False, False): "gemm forward", (True, False): "gemm grad_weight",
               (False, True): "gemm grad_input"}
 
-CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
+def _gpu_clock() -> float:
+    """The wall clock once the GPU has finished the work queued so far: each kernel is then
+    timed from its launch to its end."""
+    import cupy
+
+    cupy.cuda.get_current_stream().synchronize()
+    return time.perf_counter()
+
+
+CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time, "gpu": _gpu_clock}
 clock = CLOCKS["wall"]
 
 
@@ -182,7 +193,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--clock", choices=list(CLOCKS), default="wall",
-                        help="cpu: the calling thread's CPU time (use with --threads 1)")
+                        help="cpu: the calling thread's CPU time (use with --threads 1); "
+                        "gpu: wall time with the GPU synchronised around each kernel")
     args = parser.parse_args()
     global clock
     clock = CLOCKS[args.clock]

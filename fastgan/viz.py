@@ -4,10 +4,10 @@ Every file is written atomically: into a temporary file in the destination folde
 disk, then renamed over the destination with ``os.replace``. A failure half-way leaves either the
 previous file or nothing, never a truncated picture.
 
-Pillow draws the grids and the GIF. matplotlib draws the plots; it is optional (the ``plot``
-extra) and imported only when a plot is asked for. Without it the plotting functions return
-``None`` and warn once per process. They draw on a bare ``Figure`` with the Agg canvas, so they
-never touch pyplot's global state or the user's interactive backend.
+Pillow draws the grids and the GIF. matplotlib draws the plots; it is imported only when a plot
+is asked for, and where it cannot be imported (an install without dependencies) the plotting
+functions return ``None`` and warn once per process. They draw on a bare ``Figure`` with the
+Agg canvas, so they never touch pyplot's global state or the user's interactive backend.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from PIL import Image
 from fastgan.errors import ConfigError
 from fastgan.fileio import write_atomically
 
-__all__ = ["image_grid", "save_gif", "save_grid", "save_loss_curves", "scatter_2d"]
+__all__ = ["contact_sheet", "image_grid", "save_contact_sheet", "save_gif", "save_grid",
+           "save_loss_curves", "save_metric_curves", "scatter_2d"]
 
 BACKGROUND = 128
 """Grey level of the padding and of empty cells: mid-grey, so both black and white tile edges
@@ -208,6 +209,100 @@ def scatter_2d(path: str | os.PathLike[str], real: np.ndarray, fake: np.ndarray)
     return _save_figure(path, figure)
 
 
+def save_metric_curves(
+    path: str | os.PathLike[str],
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    highlight: str | None = None,
+    xlabel: str = "seconds",
+    ylabel: str = "metric",
+    title: str | None = None,
+) -> Path | None:
+    """Plot one line per named curve, ``name -> (x values, y values)``, into a PNG (atomically).
+
+    The curve named ``highlight`` (e.g. a sweep's best trial) is drawn thick, on top and in the
+    legend; the others thin and faint, so that many trials stay readable. Returns the path, or
+    ``None`` (after warning once) if matplotlib is not installed.
+    """
+    path = _require_suffix(path, ".png")
+    lines = {name: (np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
+             for name, (x, y) in curves.items()}
+    for name, (x, y) in lines.items():
+        if x.ndim != 1 or x.shape != y.shape:
+            raise ConfigError(f"curve {name!r} needs x and y of one equal length; got "
+                              f"{x.shape} and {y.shape}")
+    if highlight is not None and highlight not in lines:
+        raise ConfigError(f"the curve to highlight, {highlight!r}, is not among the curves")
+    figure = _new_figure(figsize=(8, 5))
+    if figure is None:
+        return None
+    axes = figure.subplots()
+    for name, (x, y) in lines.items():
+        if name != highlight:
+            axes.plot(x, y, color="tab:blue", alpha=0.35, linewidth=1, marker=".", markersize=3)
+    if highlight is not None:
+        x, y = lines[highlight]
+        axes.plot(x, y, color="tab:red", linewidth=2.5, marker="o", markersize=4,
+                  label=f"best: {highlight}")
+        axes.legend(loc="best")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.grid(alpha=0.3)
+    if title is not None:
+        axes.set_title(title)
+    return _save_figure(path, figure)
+
+
+def contact_sheet(
+    pictures: Sequence[str | os.PathLike[str]],
+    labels: Sequence[str],
+    *,
+    ncols: int | None = None,
+    padding: int = 6,
+) -> np.ndarray:
+    """Tile picture files, each under its one-line label, into one RGB uint8 array.
+
+    Pictures of different sizes are placed in cells of the largest size, top-left; the layout
+    is :func:`image_grid`'s (``ncols`` default ``ceil(sqrt(N))``) on a white background.
+    """
+    from PIL import ImageDraw, ImageFont
+
+    if len(pictures) != len(labels) or not pictures:
+        raise ConfigError(f"a contact sheet needs one label per picture and at least one "
+                          f"picture; got {len(pictures)} pictures and {len(labels)} labels")
+    ncols = math.ceil(math.sqrt(len(pictures))) if ncols is None else ncols
+    _require_int("ncols", ncols, minimum=1)
+    _require_int("padding", padding, minimum=0)
+    images = [_as_picture(picture).convert("RGB") for picture in pictures]
+    font = ImageFont.load_default()
+    caption = max(font.getbbox(label)[3] for label in labels) + 4
+    cell_w = max(image.width for image in images)
+    cell_h = max(image.height for image in images) + caption
+    nrows = math.ceil(len(images) / ncols)
+    sheet = Image.new("RGB", (ncols * cell_w + (ncols + 1) * padding,
+                              nrows * cell_h + (nrows + 1) * padding), "white")
+    draw = ImageDraw.Draw(sheet)
+    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
+        left = padding + (index % ncols) * (cell_w + padding)
+        top = padding + (index // ncols) * (cell_h + padding)
+        draw.text((left, top), label, fill="black", font=font)
+        sheet.paste(image, (left, top + caption))
+    return np.asarray(sheet)
+
+
+def save_contact_sheet(
+    path: str | os.PathLike[str],
+    pictures: Sequence[str | os.PathLike[str]],
+    labels: Sequence[str],
+    **sheet_options: Any,
+) -> Path:
+    """Write :func:`contact_sheet` of ``pictures`` and ``labels`` as a PNG at ``path``
+    (atomically); ``sheet_options`` (ncols, padding) are passed on."""
+    path = _require_suffix(path, ".png")
+    picture = Image.fromarray(contact_sheet(pictures, labels, **sheet_options))
+    return write_atomically(path, lambda file: picture.save(file, format="PNG"))
+
+
 def _as_tiles(images: np.ndarray, image_shape: tuple[int, int] | None) -> np.ndarray:
     """Check ``images`` against ``image_shape`` and return them as an (N, H, W) float array."""
     if image_shape is None:
@@ -278,7 +373,7 @@ def _new_figure(figsize: tuple[float, float]) -> Any:
             _warned_no_matplotlib = True
             warnings.warn(
                 "matplotlib is not installed, so fastgan draws no plots (loss curves, scatter "
-                "plots); install it with: pip install 'fastgan[plot]'",
+                "plots); install it with: pip install matplotlib",
                 stacklevel=3,
             )
         return None

@@ -11,6 +11,14 @@ import fastgan
 from fastgan import backends
 
 
+def pytest_report_header() -> str:
+    """Which OpenBLAS kernel the tests run on: it sets the rounding of every GEMM, and so each
+    training trajectory (docs/testing-portability.md)."""
+    from learning_runs import openblas_kernel
+
+    return f"OpenBLAS kernel: {openblas_kernel()}"
+
+
 @functools.cache
 def _reasons() -> dict[str, str | None]:
     return fastgan.available_backends()
@@ -29,13 +37,26 @@ def backend(request: pytest.FixtureRequest) -> backends.Backend:
     return fastgan.get_backend(request.param)
 
 
+@functools.cache
+def _comparable(name: str) -> backends.Backend:
+    """Backend ``name`` drawing its noise and dropout masks as the NumPy reference does. The
+    cupy backend's own streams (Philox on the device) differ from NumPy's by design; with
+    ``rng="host"`` it draws NumPy's values and uploads them."""
+    if name == "cupy":
+        from fastgan.backends.cupy_backend import CupyBackend
+
+        return CupyBackend(rng="host")
+    return fastgan.get_backend(name)
+
+
 @pytest.fixture(params=[_param(n) for n in backends.names() if n != "numpy"])
 def fast_backend(request: pytest.FixtureRequest) -> backends.Backend:
-    """Each optimized backend that can run here (compared with the NumPy reference)."""
+    """Each optimized backend that can run here, with the reference's random streams
+    (compared with the NumPy reference value for value)."""
     reason = _reasons()[request.param]
     if reason is not None:
         pytest.skip(f"backend {request.param} unavailable: {reason}")
-    return fastgan.get_backend(request.param)
+    return _comparable(request.param)
 
 
 @pytest.fixture(params=["float32", "float64"])
@@ -47,9 +68,9 @@ def dtype(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def tiny_recipe():
     """An evaluation-classifier recipe that trains in a blink: for plumbing tests, not accuracy."""
-    from fastgan.evaluation.classifier import ClassifierConfig
+    from learning_runs import QUICK_RECIPE
 
-    return ClassifierConfig(hidden=(16,), epochs=2, batch_size=50, lr=1e-2)
+    return QUICK_RECIPE
 
 
 @pytest.fixture(scope="session")

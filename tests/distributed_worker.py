@@ -35,14 +35,15 @@ TOLERANCE = 1e-10
 LOCAL_BATCH = 16
 
 
-def build(optimizer: str, k: int, batch: int, dropout: float = 0.0) -> GAN:
+def build(optimizer: str, k: int, batch: int, dropout: float = 0.0,
+          backend: str = "numpy") -> GAN:
     """A small float64 GAN on 2-D data, the same on every rank for one seed."""
     config = SGD(lr=0.05, momentum=0.5) if optimizer == "sgd" else Adam(lr=2e-3, beta1=0.5)
     generator = MLP([Dense(32, "relu"), *([Dropout(dropout)] if dropout else []),
-                     Dense(2, "tanh")], in_features=4, dtype="float64", seed=1)
+                     Dense(2, "tanh")], in_features=4, backend=backend, dtype="float64", seed=1)
     discriminator = MLP([Dense(32, "leaky_relu", alpha=0.2),
                          *([Dropout(dropout)] if dropout else []), Dense(1)],
-                        in_features=2, dtype="float64", seed=2)
+                        in_features=2, backend=backend, dtype="float64", seed=2)
     return GAN(generator, discriminator, config, config, k=k, batch_size=batch, seed=3)
 
 
@@ -54,8 +55,8 @@ class Trace(Callback):
 
     def on_step_end(self, loop) -> None:
         gan = loop.gan
-        self.params.append(np.concatenate([gan.generator.params.data,
-                                           gan.discriminator.params.data]))
+        self.params.append(np.concatenate([gan.backend.to_numpy(gan.generator.params.data),
+                                           gan.backend.to_numpy(gan.discriminator.params.data)]))
 
 
 def equivalence(comm, optimizer: str, k: int) -> int:

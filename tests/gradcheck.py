@@ -13,13 +13,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+from tolerances import GRADIENT
 
 
 def check_gradient(loss: Callable[[], float], theta: Any, analytic: Any, backend: Any, *,
-                   names: Mapping[str, slice] | None = None, eps: float = 1e-6,
-                   rtol: float = 1e-5, atol: float = 1e-8, directions: int = 6,
+                   names: Mapping[str, slice] | None = None, directions: int = 6,
                    coordinates: int = 12, seed: int = 0) -> None:
-    """Assert that ``analytic`` is the gradient of ``loss`` w.r.t. ``theta`` (both float64)."""
+    """Assert that ``analytic`` is the gradient of ``loss`` w.r.t. ``theta`` (both float64),
+    within tolerances.GRADIENT."""
+    eps, rtol, atol = GRADIENT["eps"], GRADIENT["rtol"], GRADIENT["atol"]
     host_theta = backend.to_numpy(theta).copy()
     grad = backend.to_numpy(analytic).astype(np.float64).ravel().copy()
     assert host_theta.dtype == np.float64, "finite differences need float64"

@@ -31,6 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "runs": {"evaluation", "gan", "training", "nn", "backends", "environment", *LEAVES},
     "distributed": {"runs", "evaluation", "gan", "training", "nn", "backends", "environment",
                     *LEAVES},
+    "sweep": {"runs", "evaluation", "gan", "training", "nn", "backends", "environment", *LEAVES},
 }
 """Part -> the parts it may import (besides itself). The command line (``cli``) and the
 package root (``fastgan/__init__.py``, the public API) may import every part; nothing imports

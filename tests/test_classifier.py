@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import tolerances
 from gradcheck import check_gradient, slot_names
 
 from fastgan import MLP, Dense, Dropout, data
@@ -43,11 +44,11 @@ def test_softmax_cross_entropy_values(backend, dtype):
     backend.softmax_cross_entropy(logits, labels, 0.125, grad, stats)
     host, y = backend.to_numpy(logits).astype(np.float64), backend.to_numpy(labels)
     probs = np.exp(host) / np.exp(host).sum(axis=1, keepdims=True)
-    rtol = 1e-5 if dtype == "float32" else 1e-12
+    tol = tolerances.kernel(dtype)
     np.testing.assert_allclose(backend.to_numpy(stats)[0], -np.log(probs[np.arange(8), y]).mean(),
-                               rtol=rtol)
+                               **tol)
     assert backend.to_numpy(stats)[1] == pytest.approx((host.argmax(axis=1) == y).mean())
-    np.testing.assert_allclose(backend.to_numpy(grad), (probs - np.eye(4)[y]) / 8, atol=rtol)
+    np.testing.assert_allclose(backend.to_numpy(grad), (probs - np.eye(4)[y]) / 8, **tol)
 
 
 def test_softmax_cross_entropy_is_stable_for_large_logits(backend):
@@ -86,6 +87,10 @@ def digits_splits() -> tuple[data.Dataset, data.Dataset]:
 
 
 def test_training_reduces_the_loss_and_scores_the_test_split(digits_splits, tiny_recipe):
+    """The quick recipe (2 epochs), measured over seeds 0-9 on numpy and numba
+    (tests/tools/learning_stats.py quick-classifier): test accuracy 0.78-0.85, the second
+    epoch's loss 0.72-1.04 below the first. Rule: the loss falls, accuracy > 0.5 (chance 0.1).
+    """
     losses = []
     trained = classifier.train(*digits_splits, tiny_recipe,
                                progress=lambda epoch, loss, accuracy: losses.append(loss))

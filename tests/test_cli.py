@@ -105,6 +105,18 @@ def test_resume_through_the_cli_is_bit_for_bit(tmp_path):
     assert config["model"]["latent_dim"] == 4 and config["model"]["g_optimizer"]["lr"] == 2e-3
 
 
+def test_beta1_sets_adams_beta1_of_both_networks_and_is_checked(tmp_path):
+    result = fastgan_command(*TINY_RING, "--steps", "3", "--beta1", "0.7", "--out", "run",
+                             cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    model = json.loads((tmp_path / "run/config.json").read_text())["model"]
+    assert model["g_optimizer"]["beta1"] == model["d_optimizer"]["beta1"] == 0.7
+    for args, expected in ((("--beta1", "1.5"), "Adam beta1 must be in [0, 1)"),
+                           (("--beta1", "0.5", "--preset", "numpy-mlp"), "trains with SGD")):
+        result = fastgan_command(*TINY_RING, "--steps", "3", *args, "--out", "new", cwd=tmp_path)
+        assert result.returncode == 1 and expected in result.stderr
+
+
 def test_ctrl_c_saves_a_checkpoint_and_exits_130_and_the_run_resumes(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "fastgan", *TINY_RING, "--steps", "1000000", "--log-every", "10",

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+import tolerances
 
 from fastgan import GAN, MLP, ConfigError, data, load
 from fastgan.backends.base import ConvGeometry
@@ -57,7 +58,7 @@ def test_conv2d_is_tensorflow_same_convolution(backend, image, kernel, stride):
                             backend.to_numpy(conv.b), stride)
     out = backend.to_numpy(net.forward(backend.asarray(x)))
     assert net.out_shape == expected.shape[1:]
-    np.testing.assert_allclose(out, expected.reshape(4, -1), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out, expected.reshape(4, -1), **tolerances.kernel("float64"))
 
 
 def test_slicing_the_batch_for_im2col_changes_nothing(backend, monkeypatch):
@@ -74,7 +75,7 @@ def test_slicing_the_batch_for_im2col_changes_nothing(backend, monkeypatch):
         results.append((y, backend.to_numpy(dx).copy(), backend.to_numpy(net.params.grad).copy()))
         assert net.layers[1]._workspaces[5].chunk == (5 if limit is None else 1)
     for whole, sliced in zip(*results, strict=True):
-        np.testing.assert_allclose(sliced, whole, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(sliced, whole, **tolerances.kernel("float64"))
 
 
 def test_discriminator_step_makes_no_input_gradient_for_its_images():
@@ -109,10 +110,12 @@ def test_batchnorm_after_a_spatial_layer_normalises_each_channel(backend):
     conv_out = backend.to_numpy(net.layers[1].forward(x, training=True)).reshape(-1, 2)
     out = backend.to_numpy(net.forward(x)).reshape(-1, 2)       # (5 * 3 * 4, channels)
     mean, var = conv_out.mean(axis=0), conv_out.var(axis=0)
-    np.testing.assert_allclose(out, (conv_out - mean) / np.sqrt(var + 1e-3), atol=1e-12)
+    np.testing.assert_allclose(out, (conv_out - mean) / np.sqrt(var + 1e-3),
+                               **tolerances.kernel("float64"))
     norm = net.layers[2]
     assert norm.gamma.shape == (2,) and norm.running_mean.shape == (2,)
-    np.testing.assert_allclose(backend.to_numpy(norm.running_mean), 0.2 * mean)
+    np.testing.assert_allclose(backend.to_numpy(norm.running_mean), 0.2 * mean,
+                               **tolerances.kernel("float64"))
     np.testing.assert_allclose(backend.to_numpy(norm.running_var), 0.8 + 0.2 * var)
     evaluated = backend.to_numpy(net.forward(x, training=False)).reshape(-1, 2)
     np.testing.assert_allclose(evaluated, (conv_out - 0.2 * mean) / np.sqrt(0.8 + 0.2 * var

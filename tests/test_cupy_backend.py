@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import cuda_emulator
 import numpy as np
 import pytest
+import tolerances
 from test_parity import DCGAN_SGD, GEOMETRIES
 
 import fastgan
@@ -27,7 +28,6 @@ from fastgan.backends.cupy_backend import CupyBackend, DeviceRng
 from fastgan.errors import BackendUnavailable, ConfigError, FastganError
 from fastgan.gan.cuda_graph import GraphedStep
 
-TOLERANCE = {np.float32: {"rtol": 2e-5, "atol": 2e-6}, np.float64: {"rtol": 1e-12, "atol": 1e-13}}
 DTYPES = [np.float32, np.float64]
 
 
@@ -164,7 +164,7 @@ def test_gemm_arguments_drive_a_column_major_blas_to_the_row_major_product(trans
     g = gemm_arguments(a, b, out, trans_a, trans_b)
     _colmajor_gemm(g, b.ravel(), a.ravel(), padded.ravel())
     np.testing.assert_allclose(out, (a.T if trans_a else a) @ (b.T if trans_b else b),
-                               rtol=1e-12)
+                               **tolerances.kernel("float64"))
     assert g.trans_first == (OP_T if trans_b else OP_N) and g.ld_out == (n + 3 if m > 1 else n)
 
 
@@ -254,7 +254,7 @@ def run_both(backend, method: str, dtype, *args):
 
 def assert_same(pairs, dtype, scale: float = 1.0):
     for i, (expected, actual) in enumerate(pairs):
-        tol = TOLERANCE[dtype]
+        tol = tolerances.device_kernel(dtype)
         np.testing.assert_allclose(actual, expected, rtol=tol["rtol"], atol=tol["atol"] * scale,
                                    err_msg=f"array argument {i}")
 
@@ -510,8 +510,6 @@ PRESETS = {
     "keras-dcgan": {"data_dim": 64, "latent_dim": 4, "g_filters": (6, 4, 3),
                     "d_filters": (3, 4, 6), **DCGAN_SGD},
 }
-STEP_TOLERANCE = {np.float32: {"rtol": 1e-4, "atol": 1e-5}, np.float64: {"rtol": 1e-10,
-                                                                          "atol": 1e-12}}
 
 
 def _batches(gan, count: int, batch: int = 16, seed: int = 0):
@@ -545,7 +543,7 @@ def test_twenty_steps_match_numpy(make_cuda, preset, dtype):
     expected, actual = _state(reference), _state(gan)
     for name in expected:
         np.testing.assert_allclose(actual[name], expected[name], err_msg=name,
-                                   **STEP_TOLERANCE[dtype])
+                                   **tolerances.device_steps(dtype))
 
 
 # ---------------------------------------------------------------- CUDA-graph replay

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 import fastgan
+from fastgan.backends import cupy_backend
 from fastgan.distributed import devices, launch
 from fastgan.errors import ConfigError
 from fastgan.training.loop import Shard
@@ -147,30 +148,60 @@ class OneMoreRank:
         buffer += self.other
 
 
-@pytest.fixture
-def emulated_gpu():
+CUPY_REASON = cupy_backend.unavailable_reason()
+needs_cuda = pytest.mark.skipif(CUPY_REASON is not None, reason=f"cupy unavailable: {CUPY_REASON}")
+
+
+@pytest.fixture(params=["emulated", pytest.param("cuda", marks=[pytest.mark.gpu, needs_cuda])])
+def gpu(request: pytest.FixtureRequest) -> cupy_backend.CupyBackend:
+    """The cupy backend on the CPU emulation of its CUDA source, and on a real GPU."""
+    if request.param == "cuda":
+        return cupy_backend.CupyBackend()
     if not cuda_emulator.compiler_available():
         pytest.skip("g++ is not available to build the CPU emulation of the CUDA kernels")
-    from fastgan.backends.cupy_backend import CupyBackend
-
-    return CupyBackend(device=cuda_emulator.EmulatedDevice(cuda_emulator.build()))
+    return cupy_backend.CupyBackend(device=cuda_emulator.EmulatedDevice(cuda_emulator.build()))
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None,
                     reason="needs mpi4py: pip install -e '.[mpi]'")
-def test_gradients_without_nccl_are_averaged_through_host_memory(emulated_gpu):
+def test_gradients_without_nccl_are_averaged_through_host_memory(gpu):
     from fastgan.distributed.allreduce import StagedAllreduce
 
     rng = np.random.default_rng(0)
     mine, other = rng.standard_normal(1000), rng.standard_normal(1000)
-    buffer = emulated_gpu.asarray(mine)
-    allreduce = StagedAllreduce(OneMoreRank(other), emulated_gpu)
+    buffer = gpu.asarray(mine)
+    allreduce = StagedAllreduce(OneMoreRank(other), gpu)
     allreduce.mean(buffer)
-    assert emulated_gpu.device.is_device_array(buffer)
-    np.testing.assert_allclose(emulated_gpu.to_numpy(buffer), (mine + other) / 2, rtol=1e-15)
+    assert gpu.device.is_device_array(buffer)
+    np.testing.assert_allclose(gpu.to_numpy(buffer), (mine + other) / 2, rtol=1e-15)
     staging = allreduce._staging[(1000, buffer.dtype.str)]
     allreduce.mean(buffer)                         # the host buffer is made once, then reused
     assert allreduce._staging[(1000, buffer.dtype.str)] is staging
+
+
+@needs_mpi
+@pytest.mark.gpu
+@needs_cuda
+def test_one_rank_on_a_gpu_trains_as_one_process():
+    """DataParallel on one GPU, through NCCL where CuPy has it (else staged through host
+    memory): the mean over one rank leaves every step as ``GAN.fit`` takes it, bit for bit."""
+    from distributed_worker import Trace, build
+    from mpi4py import MPI
+
+    from fastgan.distributed import DataParallel
+    from fastgan.distributed.allreduce import NcclAllreduce, StagedAllreduce
+
+    assert devices.use_local_gpu(MPI.COMM_SELF) == 0
+    data = fastgan.data.ring(n=2048, seed=4)
+    single, parallel = Trace(), Trace()
+    build("adam", 2, 32, dropout=0.3, backend="cupy").fit(data, steps=20, callbacks=[single])
+    dp = DataParallel(build("adam", 2, 32, dropout=0.3, backend="cupy"), MPI.COMM_SELF)
+    nccl = devices.nccl_communicator(MPI.COMM_SELF) is not None
+    assert type(dp.allreduce) is (NcclAllreduce if nccl else StagedAllreduce)
+    dp.fit(data, steps=20, callbacks=[parallel], log_every=5)
+    assert len(parallel.params) == 20
+    for expected, found in zip(single.params, parallel.params, strict=True):
+        np.testing.assert_array_equal(found, expected)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None,
@@ -320,6 +351,24 @@ def test_a_batch_the_ranks_cannot_share_is_one_error_and_no_folder(tmp_path):
     status, stderr = rank_records(tmp_path)
     assert result.returncode == 1 and status == ["1", "1"]
     assert stderr[0].count("fastgan: error: the batch size 33 cannot be shared by 2") == 1
+    assert stderr[1] == ""
+    assert not run.exists()
+
+
+@needs_mpi
+@pytest.mark.gpu
+@needs_cuda
+def test_two_ranks_on_one_gpu_are_one_error_and_no_folder(tmp_path):
+    import cupy
+
+    if cupy.cuda.runtime.getDeviceCount() != 1:
+        pytest.skip("needs a machine with exactly one GPU")
+    run = tmp_path / "run"
+    result = train_ranks(tmp_path, "--backend", "cupy", "--steps", "5", "--out", str(run),
+                         *RESUMED)
+    status, stderr = rank_records(tmp_path)
+    assert result.returncode == 1 and status == ["1", "1"], result.stdout + "".join(stderr)
+    assert "processes 0 and 1 on" in stderr[0] and "would share the GPU" in stderr[0]
     assert stderr[1] == ""
     assert not run.exists()
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
+from learning_runs import collapsed_reports, digits_gan_reports, real_against_real
 
 from fastgan import GAN, data
 from fastgan.evaluation.metrics import Evaluator
@@ -33,17 +33,13 @@ def digits_evaluator(classifier_cache) -> Evaluator:
     return Evaluator.for_dataset("digits", cache_dir=classifier_cache)
 
 
-def test_digits_classifier_reaches_95_percent(digits_evaluator):
-    """Measured over classifier seeds 0-2 (297 test images, the last of the set): 95.6, 96.0,
-    96.0 % trained on the numba backend; 95.6, 95.6, 96.3 % on numpy."""
-    assert digits_evaluator.classifier.test_accuracy >= 0.95
-
-
-def real_against_real(evaluator: Evaluator, name: str, n: int) -> dict:
-    """The report of test images [n, 2n) against a reference of train images [0, n), whose
-    real-vs-real value comes from test images [0, n): real data scored as if generated."""
-    train, test = data.load(name), data.load(name, split="test")
-    return Evaluator(evaluator.classifier, train.x[:n], test.x[:n]).report(test.x[n:2 * n])
+def test_digits_classifier_reaches_94_percent(digits_evaluator):
+    """Measured (297 test images, the last of the set) over classifier seeds 0-9 on numba
+    (tests/tools/learning_stats.py digits-classifier): 95.6-96.0 %, median 95.8 %; seeds 0-2
+    on numpy earlier: 95.6, 95.6, 96.3 %. Rule: >= 94 %, 5 images below the worst (the
+    measured spread is 2 images); chance is 10 %.
+    """
+    assert digits_evaluator.classifier.test_accuracy >= 0.94
 
 
 def test_real_test_digits_score_like_real_data(digits_evaluator):
@@ -51,13 +47,18 @@ def test_real_test_digits_score_like_real_data(digits_evaluator):
 
     Measured over four random splits: Fréchet distances 49-70 against real-vs-real 44-69 (ratio
     at most 1.31); precision, recall, coverage within 0.08 of their real values; KL <= 0.11.
+    Over classifier seeds 0-9 (numba, tests/tools/learning_stats.py digits-classifier): ratio
+    1.27-1.37; precision within 0.142, recall 0.095, coverage 0.068; KL <= 0.018; inception
+    score within 3.2 %. With 148 samples and 3 neighbours these scores are noisy, so the rule
+    leaves room (ratio < 2, each within 0.25): a collapsed generator is 11x off in FD and
+    0.8 off in recall and coverage.
     """
     result = real_against_real(digits_evaluator, "digits", 148)
     ratio = result["frechet_distance"] / result["frechet_distance_real"]
-    assert 1 / 1.6 < ratio < 1.6, result
+    assert 1 / 2 < ratio < 2, result
     assert result["classes_covered"] == result["classes_covered_real"] == 10
     for name in ("precision", "recall", "coverage"):
-        assert abs(result[name] - result[f"{name}_real"]) < 0.15, (name, result)
+        assert abs(result[name] - result[f"{name}_real"]) < 0.25, (name, result)
     assert result["class_kl"] < 0.2
     assert result["inception_score"] == pytest.approx(result["inception_score_real"], rel=0.1)
 
@@ -66,41 +67,39 @@ def test_a_collapsed_generator_scores_one_class_and_no_diversity(digits_evaluato
     """One repeated image. Measured: FD 600-1500 against 38.7 real; 1 class; recall 0;
     coverage <= 0.017. A blank white image is also off the data manifold: precision 0.
     (A repeated *real* digit is on it, so its precision may well be 1: fidelity without
-    diversity.)"""
-    real_digit, white = data.load("digits", split="test").x[0], np.ones(64, np.float32)
-    results = [digits_evaluator.report(np.repeat(image[None], digits_evaluator.n, axis=0))
-               for image in (real_digit, white)]
+    diversity.) Over classifier seeds 0-9 (numba, against the first 297 train images): FD
+    11.1-17.6 times real-vs-real, 1 class, recall and coverage 0, class KL 2.33 (= log 10).
+    Rule: FD > 5x real."""
+    results = collapsed_reports(digits_evaluator)
     for result in results:
         assert result["classes_covered"] == 1
         assert result["inception_score"] == pytest.approx(1.0)
         assert result["recall"] < 0.05 and result["coverage"] < 0.05
         assert result["class_kl"] > 1.0
-        assert result["frechet_distance"] > 10 * result["frechet_distance_real"]
+        assert result["frechet_distance"] > 5 * result["frechet_distance_real"]
     assert results[1]["precision"] < 0.05
 
 
-def assert_learns(gan: GAN, dataset: data.Dataset, evaluator: Evaluator, steps: int,
-                  untrained_above: float, trained_below: float) -> None:
-    """``gan`` starts far from the data (Fréchet distance above ``untrained_above``) and after
-    ``steps`` steps of ``fit`` comes close (below ``trained_below``) with >= 9 of 10 classes."""
-    before = evaluator.evaluate(gan)
-    gan.fit(dataset, steps=steps)
-    after = evaluator.evaluate(gan)
+def assert_learned(before: dict, after: dict, untrained_above: float,
+                   trained_below: float) -> None:
+    """The reports ``before`` and ``after`` training: the GAN started far from the data
+    (Fréchet distance above ``untrained_above``) and came close (below ``trained_below``)
+    with >= 9 of 10 classes."""
     assert before["frechet_distance"] > untrained_above, before
     assert after["frechet_distance"] < trained_below, after
     assert after["classes_covered"] >= 9, after
 
 
 def test_tiny_gan_learns_digits(backend, digits_evaluator):
-    """The `tiny` preset, 3000 steps of 128 on the 1500 training digits (numpy backend).
+    """The `tiny` preset, 3000 steps of 128 on the 1500 training digits (seed 0).
 
-    Measured with seeds 0-3: untrained FD 411-462 (6-9 classes); after 3000 steps FD 47.8,
-    46.6, 59.1, 60.5 with 10/10 classes, against 38.7 real-vs-real. Threshold: 90.
+    Measured (tests/tools/learning_stats.py digits-gan, real-vs-real FD 38.7): numpy seeds
+    0-9: untrained FD 371-522 (5-9 classes), trained FD 42.9-71.6 (median 48.8), 10/10 classes
+    every time; numba seeds 0-9: untrained the same, trained FD 39.8-70.2 (median 48.9), 10/10
+    classes. Rule: untrained FD > 300, trained FD < 90 (18 above the worst) with >= 9 classes.
     """
-    digits = data.load("digits")
-    gan = GAN.from_preset("tiny", data_dim=digits.n_features, backend=backend, seed=0)
-    assert_learns(gan, digits, digits_evaluator, steps=3000, untrained_above=300,
-                  trained_below=90)
+    before, after = digits_gan_reports(backend, 0, digits_evaluator)
+    assert_learned(before, after, untrained_above=300, trained_below=90)
 
 
 # ------------------------------------------------------------------ Fashion-MNIST (Debian files)
@@ -141,5 +140,7 @@ def test_a_widened_tiny_gan_learns_fashion(fashion_evaluator):
     fashion = data.load("fashion-mnist")
     gan = GAN.from_preset("tiny", data_dim=fashion.n_features, backend="auto", seed=0,
                           latent_dim=64, g_hidden=(256, 512), d_hidden=(512, 256))
-    assert_learns(gan, fashion, fashion_evaluator, steps=2000, untrained_above=250,
-                  trained_below=150)
+    before = fashion_evaluator.evaluate(gan)
+    gan.fit(fashion, steps=2000)
+    assert_learned(before, fashion_evaluator.evaluate(gan), untrained_above=250,
+                   trained_below=150)

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import tolerances
 
 from fastgan import SGD, Adam, ConfigError, Constant, InverseTimeDecay, StepDecay
 from fastgan.nn.params import FlatParams
@@ -19,10 +20,6 @@ def _params(backend, dtype, values, grads):
     return params
 
 
-def _tol(dtype):
-    return {"rtol": 1e-6 if dtype == "float32" else 1e-12}
-
-
 def test_adam_bias_correction_steps_one_and_two(backend, dtype):
     params = _params(backend, dtype, [1.0, -2.0], [0.5, -1.0])
     opt = Adam(lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8).bind(params)
@@ -30,7 +27,7 @@ def test_adam_bias_correction_steps_one_and_two(backend, dtype):
     # step 1: m = 0.1 g, v = 0.001 g^2, mhat = g, vhat = g^2 -> p -= lr * g/(|g| + eps)
     g = np.array([0.5, -1.0])
     expected = np.array([1.0, -2.0]) - 0.1 * g / (np.abs(g) + 1e-8)
-    np.testing.assert_allclose(backend.to_numpy(params.data), expected, **_tol(dtype))
+    np.testing.assert_allclose(backend.to_numpy(params.data), expected, **tolerances.kernel(dtype))
     backend.copy(np.array([1.0, 1.0]), params.grad)
     opt.step()
     g2 = np.array([1.0, 1.0])
@@ -38,22 +35,24 @@ def test_adam_bias_correction_steps_one_and_two(backend, dtype):
     v = 0.999 * 0.001 * g**2 + 0.001 * g2**2
     mhat, vhat = m / (1 - 0.9**2), v / (1 - 0.999**2)
     expected = expected - 0.1 * mhat / (np.sqrt(vhat) + 1e-8)
-    np.testing.assert_allclose(backend.to_numpy(params.data), expected, **_tol(dtype))
-    np.testing.assert_allclose(backend.to_numpy(opt.state["m"]), m, **_tol(dtype))
-    np.testing.assert_allclose(backend.to_numpy(opt.state["v"]), v, **_tol(dtype))
+    np.testing.assert_allclose(backend.to_numpy(params.data), expected, **tolerances.kernel(dtype))
+    np.testing.assert_allclose(backend.to_numpy(opt.state["m"]), m, **tolerances.kernel(dtype))
+    np.testing.assert_allclose(backend.to_numpy(opt.state["v"]), v, **tolerances.kernel(dtype))
 
 
 def test_sgd_plain_and_with_momentum(backend, dtype):
     params = _params(backend, dtype, [1.0, 2.0], [0.5, -1.0])
     SGD(lr=0.1).bind(params).step()
-    np.testing.assert_allclose(backend.to_numpy(params.data), [0.95, 2.1], **_tol(dtype))
+    np.testing.assert_allclose(backend.to_numpy(params.data), [0.95, 2.1],
+                               **tolerances.kernel(dtype))
 
     params = _params(backend, dtype, [1.0, 2.0], [0.5, -1.0])
     opt = SGD(lr=0.1, momentum=0.9).bind(params)
     opt.step()                       # v = g                 -> p = p - 0.1 g
     opt.step()                       # v = 0.9 g + g = 1.9 g  -> p -= 0.19 g
     np.testing.assert_allclose(backend.to_numpy(params.data),
-                               np.array([1.0, 2.0]) - 0.29 * np.array([0.5, -1.0]), **_tol(dtype))
+                               np.array([1.0, 2.0]) - 0.29 * np.array([0.5, -1.0]),
+                               **tolerances.kernel(dtype))
 
 
 def test_schedules():

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from learning_runs import torch_blob_run
 
 from fastgan.errors import BackendUnavailable, ConfigError, FastganError
 from fastgan.gan import presets
@@ -178,24 +179,18 @@ def test_uniform_noise_for_uniform_presets():
 
 
 def test_tiny_preset_learns_a_2d_blob():
-    """200 steps on a 2-D Gaussian blob pull the generated mean onto it, and D ends near the
-    equilibrium D(x) = D(G(z)) = 1/2, where it can no longer tell real from fake."""
-    torch.manual_seed(0)
-    peer = TorchGAN(presets.get("tiny", data_dim=2), seed=0)
-    centre = torch.tensor([0.5, -0.4])
+    """200 steps on a 2-D Gaussian blob (std 0.05) pull the generated mean onto it, and D ends
+    near the equilibrium D(x) = D(G(z)) = 1/2, where it can no longer tell real from fake.
 
-    def distance_to_centre() -> float:
-        with torch.no_grad():
-            fakes = peer.generator(torch.randn(2000, peer.preset.latent_dim))
-        return (fakes.mean(0) - centre).norm().item()
-
-    start = distance_to_centre()
-    for _ in range(200):
-        peer.step(centre + 0.05 * torch.randn(peer.preset.batch_size, 2))
-    stats = peer.stats()
-    assert start > 0.5
-    assert distance_to_centre() < 0.3 * start
-    assert abs(stats["d_real"] - 0.5) < 0.15 and abs(stats["d_fake"] - 0.5) < 0.15
+    Measured over seeds 0-11 (tests/tools/learning_stats.py torch-blob): the mean ends 0.015-
+    0.087 from the centre (median 0.038), and |D - 1/2| <= 0.071. Untrained, it starts
+    0.18-1.52 away (0.91 for seed 0, the negative control). Rule: within 0.15 (3 std of the
+    blob) and |D - 1/2| < 0.15.
+    """
+    start, end, stats = torch_blob_run(seed=0)
+    assert start > 0.15, f"the untrained generator is already on the blob: {start}"
+    assert end < 0.15, f"generated mean {end:.3f} from the centre"
+    assert abs(stats["d_real"] - 0.5) < 0.15 and abs(stats["d_fake"] - 0.5) < 0.15, stats
 
 
 def test_same_seed_same_training():

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import tolerances
 
 from fastgan import GAN, Callback, ConfigError, TrainingDiverged, data
 
@@ -155,7 +156,7 @@ def test_ema_averages_generator_weights_and_sampling_uses_them(backend):
     gan.fit(numbered_rows(48), steps=1)
     after = backend.to_numpy(gan.generator.params.data).copy()
     np.testing.assert_allclose(backend.to_numpy(gan.ema.average), 0.5 * before + 0.5 * after,
-                               rtol=1e-6)
+                               **tolerances.kernel(gan.dtype))
     noise = np.random.default_rng(0).standard_normal((16, gan.latent_dim))
     averaged = gan.sample(16, noise=noise)
     np.testing.assert_array_equal(backend.to_numpy(gan.generator.params.data), after)  # restored

@@ -209,7 +209,44 @@ def test_without_matplotlib_plots_are_skipped_with_one_warning(tmp_path, monkeyp
         warnings.simplefilter("always")
         assert viz.save_loss_curves(tmp_path / "losses.png", history(10)) is None
         assert viz.scatter_2d(tmp_path / "points.png", np.zeros((3, 2)), np.zeros((3, 2))) is None
+        assert viz.save_metric_curves(tmp_path / "fd.png", {"a": ([1.0], [2.0])}) is None
     assert len(caught) == 1
     assert "matplotlib is not installed" in str(caught[0].message)
     assert "pip install" in str(caught[0].message)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_save_metric_curves_draws_every_curve_and_highlights_one(tmp_path):
+    pytest.importorskip("matplotlib")
+    curves = {f"trial-{i}": (np.arange(5) * 10.0, 50.0 / (np.arange(5) + 1 + i)) for i in range(6)}
+    path = viz.save_metric_curves(tmp_path / "curves.png", curves, highlight="trial-5",
+                                  ylabel="frechet_distance")
+    with Image.open(path) as picture:
+        assert picture.format == "PNG" and picture.size == (800, 500)
+        red = np.asarray(picture.convert("RGB")).astype(int)
+        assert ((red[..., 0] > 180) & (red[..., 1] < 80)).sum() > 100     # the highlighted line
+    with pytest.raises(ConfigError, match="not among the curves"):
+        viz.save_metric_curves(tmp_path / "x.png", curves, highlight="trial-9")
+    with pytest.raises(ConfigError, match="equal length"):
+        viz.save_metric_curves(tmp_path / "x.png", {"a": ([1.0, 2.0], [1.0])})
+
+
+def test_contact_sheet_places_each_picture_under_its_label(tmp_path):
+    pictures = []
+    for level, size in ((0, (10, 6)), (255, (4, 8))):
+        path = tmp_path / f"{level}.png"
+        Image.new("L", size, level).save(path)
+        pictures.append(path)
+    sheet = viz.contact_sheet(pictures, ["black", "white"], ncols=2, padding=3)
+    assert sheet.dtype == np.uint8 and sheet.ndim == 3 and sheet.shape[2] == 3
+    caption = sheet.shape[0] - 3 * 2 - 8                        # one row: cells of height 8+caption
+    cell_w = 10
+    assert sheet.shape[1] == 2 * cell_w + 3 * 3
+    np.testing.assert_array_equal(sheet[3 + caption:3 + caption + 6, 3:13], 0)
+    np.testing.assert_array_equal(sheet[3 + caption:3 + caption + 8, 16:20], 255)
+    assert (sheet[3:3 + caption, 3:13] < 128).any()               # the label is drawn above
+    path = viz.save_contact_sheet(tmp_path / "sheet.png", pictures, ["black", "white"])
+    with Image.open(path) as picture:
+        assert picture.format == "PNG"
+    with pytest.raises(ConfigError, match="one label per picture"):
+        viz.contact_sheet(pictures, ["only one"])

@@ -5,8 +5,8 @@ everything else is one launch of a fused kernel from :mod:`.cuda_kernels`: bias 
 after each GEMM, activation derivative fused with the bias-gradient column sum, BCE-with-logits
 with its gradient and statistics (which stay on the device), dropout, batch norm, and one
 SGD/Adam update over a whole flat buffer. Noise and dropout masks come from a counter-based
-generator on the device (:class:`DeviceRng`). :mod:`.cupy_graph` replays a whole training step
-as a CUDA graph.
+generator on the device (:class:`DeviceRng`). :mod:`fastgan.gan.cuda_graph` replays a whole
+training step as a CUDA graph.
 
 CuPy is imported only when a backend object is made (or availability is asked), never by
 ``import fastgan``. The GPU work goes through a *device* object (:class:`CupyDevice`); the

@@ -1,4 +1,5 @@
-"""The ``fastgan`` command (also ``python -m fastgan``): train, sample, info, evaluate, bench.
+"""The ``fastgan`` command (also ``python -m fastgan``): train, sample, info, evaluate, bench,
+sweep.
 
 Exit status: 0 done, 1 a clear error (printed as one ``fastgan: error: ...`` line, never a
 traceback), 2 a bad command line, 3 training diverged, 130 interrupted (Ctrl-C).
@@ -19,10 +20,10 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import FastganError, TrainingDiverged
-from . import bench, evaluate, info, sample, train
+from . import bench, evaluate, info, sample, sweep, train
 from .common import EXIT_DIVERGED, EXIT_ERROR, EXIT_INTERRUPTED, Parser
 
-COMMANDS = (train, sample, info, evaluate, bench)
+COMMANDS = (train, sample, info, evaluate, bench, sweep)
 """The subcommand modules, in the order ``fastgan --help`` lists them."""
 
 

@@ -58,6 +58,7 @@ def add_parser(subparsers: Any) -> None:
     arg("--lr", type=float, help="learning rate of both networks (default: the preset's)")
     arg("--g-lr", type=float, help="the generator's learning rate")
     arg("--d-lr", type=float, help="the discriminator's learning rate")
+    arg("--beta1", type=float, help="Adam's beta1 for both networks (default: the preset's)")
     arg("--k", type=int, help="discriminator steps per generator step (default: the preset's)")
     arg("--label-smoothing", type=float, metavar="S", help="real labels are 1-S (e.g. 0.1)")
     arg("--ema", type=float, metavar="DECAY",

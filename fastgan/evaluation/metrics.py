@@ -38,6 +38,9 @@ METRICS = ("frechet_distance", "inception_score", "classes_covered", "class_kl",
            "recall", "density", "coverage")
 """The scalar metrics of a report, in the order reports print them."""
 
+LOWER_IS_BETTER = frozenset({"frechet_distance", "class_kl"})
+"""The metrics of :data:`METRICS` for which less is better; for the others more is better."""
+
 NEIGHBOURS = 3
 """k of the k-NN manifolds behind precision, recall, density and coverage."""
 

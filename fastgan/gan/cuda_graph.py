@@ -12,8 +12,8 @@ graph: ~80 kernel launches become one.
 A graph replays its kernels with the arguments they had at capture, so nothing that changes
 between steps may be a host value baked into a launch:
 
-* noise and dropout masks: :class:`~.cupy_backend.DeviceRng` keeps its draw counter in device
-  memory and a kernel advances it;
+* noise and dropout masks: :class:`~fastgan.backends.cupy_backend.DeviceRng` keeps its draw
+  counter in device memory and a kernel advances it;
 * the optimizers: while capturing, each bound optimizer is stood in for by a scheduled update
   whose step count and learning rate live in device memory (a one-thread kernel advances the
   step and computes Adam's bias corrections); before each replay the host's step count and

@@ -11,7 +11,7 @@ A run folder holds::
                        every --sample-every epochs (by default at most 100 pictures)
     samples/final.png  the same for the state training ended in
     training.gif       the sample pictures in order, made when training ends
-    loss_curves.png    D and G losses, D(x) and D(G(z)) over the steps (needs matplotlib)
+    loss_curves.png    D and G losses, D(x) and D(G(z)) over the steps (drawn with matplotlib)
     checkpoint.npz     the latest checkpoint (every --checkpoint-every steps, and at the end)
     tensorboard/       TensorBoard event files, with --tensorboard
 
@@ -34,12 +34,15 @@ from typing import Any
 
 import numpy as np
 
-from ..training import checkpoint
 from .. import data, environment
-from ..gan import presets
 from ..errors import ConfigError, TrainingDiverged
 from ..fileio import write_atomically
+from ..gan import presets
 from ..gan.model import GAN
+from ..nn.optim import Adam
+from ..threads import set_num_threads
+from ..training import checkpoint
+from ..training.loop import DEFAULT_LOG_EVERY, Callback, History, steps_per_epoch
 from ..training.monitors import (
     TENSORBOARD_MISSING,
     Checkpoints,
@@ -49,8 +52,6 @@ from ..training.monitors import (
     TensorBoardLog,
 )
 from ..training.monitors import read_records as read_metrics
-from ..threads import set_num_threads
-from ..training.loop import DEFAULT_LOG_EVERY, Callback, History, steps_per_epoch
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -92,6 +93,7 @@ class TrainConfig:
     lr: float | None = None
     g_lr: float | None = None
     d_lr: float | None = None
+    beta1: float | None = None
     k: int | None = None
     label_smoothing: float | None = None
     ema: float | None = None
@@ -155,11 +157,18 @@ def build_gan(config: TrainConfig, dataset: data.Dataset, backend: str | None = 
                                  for key in ("latent_dim", "g_hidden", "d_hidden", "lr",
                                              "batch_size", "k", "label_smoothing")
                                  if getattr(config, key) is not None}
-    if config.g_lr is not None or config.d_lr is not None:
+    changes = {key: {name: value for name, value in (("lr", lr), ("beta1", config.beta1))
+                     if value is not None}
+               for key, lr in (("g_optimizer", config.g_lr), ("d_optimizer", config.d_lr))}
+    if any(changes.values()):
         base = presets.get(config.preset, dataset.n_features, **overrides)
-        for key, lr in (("g_optimizer", config.g_lr), ("d_optimizer", config.d_lr)):
-            if lr is not None:
-                overrides[key] = dataclasses.replace(getattr(base, key), lr=lr)
+        for key, change in changes.items():
+            optimizer = getattr(base, key)
+            if "beta1" in change and not isinstance(optimizer, Adam):
+                raise ConfigError(f"beta1 is Adam's; preset {config.preset} trains with "
+                                  f"{type(optimizer).__name__}")
+            if change:
+                overrides[key] = dataclasses.replace(optimizer, **change)
     return GAN.from_preset(config.preset, backend=backend or config.backend, dtype=config.dtype,
                            seed=config.seed, data_dim=dataset.n_features,
                            ema_decay=config.ema, **overrides)
@@ -290,6 +299,14 @@ class Run:
             "updated": now,
         }
         _write_text(self.folder / CONFIG, json.dumps(record, indent=2) + "\n")
+
+    def end_here(self) -> None:
+        """Make the step the GAN stands at the run's end, in config.json too: a run stopped
+        early (by a wall-time budget) is then complete, and resuming it with a larger
+        ``steps`` extends it."""
+        self.config = dataclasses.replace(self.config, epochs=None, steps=self.gan.steps)
+        self.total_steps = self.gan.steps
+        self.write_config()
 
     def forget_metrics_after(self, step: int) -> None:
         """Drop metric lines past ``step`` (written after the checkpoint a run resumes from)."""
