@@ -16,7 +16,7 @@ import pytest
 
 import fastgan
 from fastgan import GAN, BackendUnavailable, ConfigError, backends, threads
-from fastgan.backends.base import SIGMOID, TANH
+from fastgan.backends.base import TANH
 
 pytest.importorskip("numba", reason="the numba backend needs numba")
 from numba.core.runtime import _nrt_python, rtsys
@@ -76,13 +76,6 @@ def test_steady_state_step_allocates_nothing(preset):
     """Dropout, batch norm, Adam, SGD and the generator's weight average: no array is created
     inside GAN.step, and Numba's runtime allocates nothing at all (its counters stay still)."""
     gan, real = _small_gan(preset, "numba", ema_decay=0.99)
-    assert_steps_allocate_nothing(gan, real)
-
-
-def test_parallel_kernels_allocate_nothing_either(monkeypatch, two_threads):
-    """Every elementwise job split over the threads (threshold 1): still no allocation."""
-    monkeypatch.setattr(numba_backend, "PARALLEL_MIN_ELEMENTS", 1)
-    gan, real = _small_gan("pytorch-vanilla", "numba")
     assert_steps_allocate_nothing(gan, real)
 
 
@@ -166,6 +159,16 @@ def test_a_count_set_before_the_backend_is_kept(monkeypatch, restore_threads):
     assert threads.get_num_threads() == {"numba": 1, "blas": 1}
 
 
+def test_a_count_set_before_numba_is_imported_reaches_numba():
+    code = ("import sys; from fastgan import threads; threads.set_num_threads(1); "
+            "assert 'numba' not in sys.modules; import fastgan; fastgan.get_backend('numba'); "
+            "print(threads.get_num_threads())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, "NUMBA_NUM_THREADS": "2"}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "{'numba': 1, 'blas': 1}"    # numba's own default is 2
+
+
 # ------------------------------------------------------------------ numba missing
 def test_missing_numba_is_a_clear_backend_unavailable(monkeypatch):
     """Simulate an environment without numba: the registry must say why and what to do."""
@@ -227,142 +230,3 @@ def test_float32_tanh_stays_within_its_stated_error():
     error = np.abs(y[0].astype(np.float64) - exact)
     assert np.nanmax(error) <= numba_kernels.TANH32_MAX_ERROR
     assert np.isnan(y[0, -1]) and y[0, -3] == 1.0 and y[0, -2] == -1.0
-
-
-# ------------------------------------------------------------------ parallel kernels
-SHAPES = [(33, 71), (1, 5), (7, 1), (4, 3), (200, 129)]   # odd sizes; more chunks than columns
-
-
-def _activation_inputs(rng, shape, act, dtype):
-    y = (rng.standard_normal(shape) * 3).astype(dtype)
-    if act in (TANH, SIGMOID):                               # a valid output of the activation
-        numba_kernels.bias_act(y, np.zeros(shape[1], dtype), act, dtype(0))
-    return y
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("chunks", [2, 3, 8])
-def test_parallel_kernels_give_the_serial_kernels_bits(shape, chunks, dtype):
-    """Every ``*_parallel`` kernel against its serial twin, bit for bit (column blocks keep
-    each column's sum in row order), including blocks with no column at all."""
-    rng = np.random.default_rng(sum(shape) + chunks)
-    alpha = dtype(0.2)
-    for act in range(5):
-        y, bias = (rng.standard_normal(shape) * 3).astype(dtype), rng.standard_normal(
-            shape[1]).astype(dtype)
-        serial, parallel = y.copy(), y.copy()
-        numba_kernels.bias_act(serial, bias, act, alpha)
-        numba_kernels.bias_act_parallel(parallel, bias, act, alpha, chunks)
-        np.testing.assert_array_equal(parallel, serial)
-
-        out, dy = _activation_inputs(rng, shape, act, dtype), rng.standard_normal(shape).astype(
-            dtype)
-        for dbias in (np.full(shape[1], np.nan, dtype), None):
-            pair = [(dy.copy(), None if dbias is None else dbias.copy()) for _ in range(2)]
-            numba_kernels.act_backward(pair[0][0], out, act, alpha, pair[0][1])
-            numba_kernels.act_backward_parallel(pair[1][0], out, act, alpha, pair[1][1], chunks)
-            np.testing.assert_array_equal(pair[1][0], pair[0][0])
-            if dbias is not None:
-                np.testing.assert_array_equal(pair[1][1], pair[0][1])
-
-    a, b = rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape).astype(dtype)
-    out = np.full(shape, np.nan, dtype)
-    numba_kernels.multiply_parallel(a, b, out, chunks)
-    np.testing.assert_array_equal(out, a * b)
-
-    flat = [rng.standard_normal(shape[0] * shape[1]).astype(dtype) for _ in range(3)]
-    flat.append(np.abs(rng.standard_normal(flat[0].size)).astype(dtype))    # v >= 0
-    scalars = tuple(dtype(x) for x in (0.5, 0.5, 0.999, 0.001, 2e-4, 0.03, 1e-8))
-    serial, parallel = [x.copy() for x in flat], [x.copy() for x in flat]
-    numba_kernels.adam_update(*serial, *scalars)
-    numba_kernels.adam_update_parallel(*parallel, *scalars, chunks)
-    for p, s in zip(parallel, serial, strict=True):
-        np.testing.assert_array_equal(p, s)
-
-
-@pytest.fixture
-def two_threads(restore_threads):
-    threads.set_num_threads(2)
-    if threads.get_num_threads()["numba"] < 2:
-        pytest.skip("Numba's pool has one thread here (NUMBA_NUM_THREADS=1)")
-
-
-@pytest.mark.parametrize("size_below_threshold", [True, False])
-def test_the_backend_splits_only_jobs_at_the_threshold_or_above(monkeypatch, two_threads,
-                                                                 size_below_threshold):
-    """Either side of PARALLEL_MIN_ELEMENTS: the serial or the parallel launcher runs, and
-    either way the results are the NumPy reference's."""
-    monkeypatch.setattr(numba_backend, "PARALLEL_MIN_ELEMENTS", 15 * 7)
-    rows = 14 if size_below_threshold else 15                 # 98 or 105 values
-    launched: list[str] = []
-    for name in ("bias_act", "act_backward", "dropout_mask", "adam_update", "multiply"):
-        for suffix in ("", "_parallel"):
-            if hasattr(numba_kernels, name + suffix):
-                real = getattr(numba_kernels, name + suffix)
-                monkeypatch.setattr(numba_kernels, name + suffix,
-                                    lambda *a, _real=real, _n=name + suffix:
-                                    launched.append(_n) or _real(*a))
-    fast, reference = fastgan.get_backend("numba"), fastgan.get_backend("numpy")
-    rng = np.random.default_rng(1)
-    y, bias, dy = (rng.standard_normal(s).astype(np.float32) for s in ((rows, 7), 7, (rows, 7)))
-    results = {}
-    for backend in (fast, reference):
-        out, grad, dbias = y.copy(), dy.copy(), np.zeros(7, np.float32)
-        backend.bias_act(out, bias, TANH, 0.0)
-        backend.act_backward(grad, out, TANH, 0.0, dbias)
-        product = np.empty_like(out)
-        backend.multiply(out, grad, product)
-        mask = np.empty_like(out)
-        backend.rng(5).dropout_mask(mask, 0.3)
-        params = [y.ravel().copy(), dy.ravel().copy(), np.zeros(y.size, np.float32),
-                  np.zeros(y.size, np.float32)]
-        backend.adam_update(*params, 1e-3, 0.5, 0.999, 1e-8, 3)
-        results[backend.name] = [out, grad, dbias, product, mask, *params]
-    for actual, expected in zip(results["numba"], results["numpy"], strict=True):
-        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
-    expected = {"bias_act", "act_backward", "dropout_mask", "adam_update"}
-    if size_below_threshold:
-        assert set(launched) == expected              # multiply: NumPy's own loop
-    else:
-        assert set(launched) == {f"{name}_parallel" for name in expected} | {
-            "multiply_parallel"}
-
-
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("shape", [(7, 13), (15, 7), (64, 33)])
-@pytest.mark.parametrize("buffered", [False, True])
-def test_split_dropout_masks_are_the_reference_stream(monkeypatch, two_threads, dtype, shape,
-                                                      buffered):
-    """A mask drawn in parts on two or three threads equals the NumPy reference's serial mask,
-    and the generator ends in the reference's state (the next draws agree too), for float32
-    with and without a buffered 32-bit half at the start, and for float64."""
-    monkeypatch.setattr(numba_backend, "PARALLEL_MIN_ELEMENTS", 10)
-    launched: list[int] = []
-    real = numba_kernels.dropout_mask_parallel
-    monkeypatch.setattr(numba_kernels, "dropout_mask_parallel",
-                        lambda draw, states, *args: launched.append(len(states))
-                        or real(draw, states, *args))
-    for parts in (2, 3):
-        monkeypatch.setattr(numba_backend, "chunks_for", lambda size, parts=parts: parts)
-        streams = {}
-        for backend in (fastgan.get_backend("numpy"), fastgan.get_backend("numba")):
-            rng = backend.rng(11)
-            if buffered:                              # an odd count of float32 draws before
-                rng.generator.random(3, dtype=np.float32)
-            masks = [backend.empty(shape, dtype) for _ in range(2)]
-            for mask in masks:
-                rng.dropout_mask(mask, 0.3)
-            after = backend.empty((5,), dtype)
-            rng.uniform(after)
-            streams[backend.name] = [*masks, after, rng.get_state()]
-        for actual, expected in zip(streams["numba"][:3], streams["numpy"][:3], strict=True):
-            np.testing.assert_array_equal(actual, expected)
-        assert streams["numba"][3] == streams["numpy"][3]
-    assert launched == [2, 2, 3, 3]
-
-
-def test_a_dropout_mask_must_be_contiguous():
-    rng = fastgan.get_backend("numba").rng(0)
-    with pytest.raises(ConfigError, match="C-contiguous"):
-        rng.dropout_mask(np.zeros((8, 6), np.float32)[:, ::2], 0.5)

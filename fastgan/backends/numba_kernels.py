@@ -7,13 +7,10 @@ own precision (float32 stays float32: constants are made with ``dtype.type``).
 
 Rules every kernel follows (measured on a 2-core machine, see the backend's docstring):
 
-* one loop body, two launchers. Each elementwise job is written once, as a loop over a
-  range of columns (or of a flat buffer); the serial kernel runs it over the whole array,
-  and its ``*_parallel`` twin splits the range into ``chunks`` contiguous parts, one per
-  thread of Numba's pool (``prange``). Splitting columns keeps every column's sum in row
-  order, so both launchers give bit-identical results. The backend picks the parallel one
-  only for arrays large enough to repay waking the pool (see :mod:`.numba_backend`); the
-  inner loops vectorize (AVX2) and are bound by memory, not by arithmetic.
+* serial loops. Between OpenBLAS calls a second thread pool oversubscribes the cores (the
+  issue's prototype ran its whole step 25 % slower so; here, on a shared machine, a
+  2-thread Adam took 6.5 ms against 1.2 ms serial); the inner loops vectorize (AVX2) and
+  are bound by memory, not by arithmetic.
 * no fastmath: every sum here runs down columns (independent lanes), so the loops
   vectorize without reassociation, and infinities must survive (BCE of huge logits).
 * no allocation: kernels are compiled without Numba's runtime (``_nrt=False``), so one
@@ -29,9 +26,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types, uint32, uint64
-from numba.extending import intrinsic, overload
+from numba import njit, types, uint64
+from numba.extending import overload
 
 from .base import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
 
@@ -39,13 +35,6 @@ from .base import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
 # (Python's ZeroDivisionError check would also stop every loop with a division from
 # vectorizing).
 kernel = njit(cache=True, _nrt=False, error_model="numpy")
-parallel_kernel = njit(cache=True, _nrt=False, error_model="numpy", parallel=True)
-
-
-@njit(inline="always")
-def _part(size, chunks, chunk):
-    """The ``chunk``-th of ``chunks`` contiguous parts of ``range(size)``: (first, last)."""
-    return chunk * size // chunks, (chunk + 1) * size // chunks
 
 
 # ---------------------------------------------------------------------- tanh
@@ -134,69 +123,44 @@ def _derivative(y, act, alpha, zero, one):
 # once, outside the loops, and calls an inlined loop with the code as a constant: every
 # loop is then compiled for one activation. (With the code as a runtime value inside the
 # loop, LLVM vectorized the backward loop with all five cases blended: 69 us instead of
-# 31 us for 200x1024.) The loops cover the columns [first, last).
+# 31 us for 200x1024.)
 @njit(inline="always", error_model="numpy")
-def _bias_act_loop(y, bias, act, alpha, first, last):
+def _bias_act_loop(y, bias, act, alpha):
     zero, one = y.dtype.type(0), y.dtype.type(1)
-    for i in range(y.shape[0]):
-        for j in range(first, last):
+    rows, cols = y.shape
+    for i in range(rows):
+        for j in range(cols):
             y[i, j] = _activate(y[i, j] + bias[j], act, alpha, zero, one)
 
 
 @njit(inline="always", error_model="numpy")
-def _act_backward_loop(dy, y, act, alpha, dbias, first, last):
+def _act_backward_loop(dy, y, act, alpha, dbias):
     zero, one = y.dtype.type(0), y.dtype.type(1)
+    rows, cols = dy.shape
     if dbias is not None:
-        for j in range(first, last):
+        for j in range(cols):
             dbias[j] = 0
-    for i in range(dy.shape[0]):
-        for j in range(first, last):
+    for i in range(rows):
+        for j in range(cols):
             dz = dy[i, j] * _derivative(y[i, j], act, alpha, zero, one)
             dy[i, j] = dz
             if dbias is not None:
                 dbias[j] += dz
 
 
-@njit(inline="always", error_model="numpy")
-def _bias_act_columns(y, bias, act, alpha, first, last):
-    if act == RELU:
-        _bias_act_loop(y, bias, RELU, alpha, first, last)
-    elif act == LEAKY_RELU:
-        _bias_act_loop(y, bias, LEAKY_RELU, alpha, first, last)
-    elif act == TANH:
-        _bias_act_loop(y, bias, TANH, alpha, first, last)
-    elif act == SIGMOID:
-        _bias_act_loop(y, bias, SIGMOID, alpha, first, last)
-    else:
-        _bias_act_loop(y, bias, IDENTITY, alpha, first, last)
-
-
-@njit(inline="always", error_model="numpy")
-def _act_backward_columns(dy, y, act, alpha, dbias, first, last):
-    if act == RELU:
-        _act_backward_loop(dy, y, RELU, alpha, dbias, first, last)
-    elif act == LEAKY_RELU:
-        _act_backward_loop(dy, y, LEAKY_RELU, alpha, dbias, first, last)
-    elif act == TANH:
-        _act_backward_loop(dy, y, TANH, alpha, dbias, first, last)
-    elif act == SIGMOID:
-        _act_backward_loop(dy, y, SIGMOID, alpha, dbias, first, last)
-    else:
-        _act_backward_loop(dy, y, IDENTITY, alpha, dbias, first, last)
-
-
 @kernel
 def bias_act(y, bias, act, alpha):
     """Dense epilogue in place: ``y[i, j] = act(y[i, j] + bias[j])``."""
-    _bias_act_columns(y, bias, act, alpha, 0, y.shape[1])
-
-
-@parallel_kernel
-def bias_act_parallel(y, bias, act, alpha, chunks):
-    """:func:`bias_act` over ``chunks`` column blocks at once."""
-    for chunk in prange(chunks):
-        first, last = _part(y.shape[1], chunks, chunk)
-        _bias_act_columns(y, bias, act, alpha, first, last)
+    if act == RELU:
+        _bias_act_loop(y, bias, RELU, alpha)
+    elif act == LEAKY_RELU:
+        _bias_act_loop(y, bias, LEAKY_RELU, alpha)
+    elif act == TANH:
+        _bias_act_loop(y, bias, TANH, alpha)
+    elif act == SIGMOID:
+        _bias_act_loop(y, bias, SIGMOID, alpha)
+    else:
+        _bias_act_loop(y, bias, IDENTITY, alpha)
 
 
 @kernel
@@ -209,16 +173,16 @@ def act_backward(dy, y, act, alpha, dbias):
     because b is added to every row. Rows outer, columns inner: each column sums in its
     own SIMD lane, in the same order as NumPy's ``sum(axis=0)``.
     """
-    _act_backward_columns(dy, y, act, alpha, dbias, 0, dy.shape[1])
-
-
-@parallel_kernel
-def act_backward_parallel(dy, y, act, alpha, dbias, chunks):
-    """:func:`act_backward` over ``chunks`` column blocks at once (each column's sum still
-    runs down its rows in order: the same bits as the serial kernel)."""
-    for chunk in prange(chunks):
-        first, last = _part(dy.shape[1], chunks, chunk)
-        _act_backward_columns(dy, y, act, alpha, dbias, first, last)
+    if act == RELU:
+        _act_backward_loop(dy, y, RELU, alpha, dbias)
+    elif act == LEAKY_RELU:
+        _act_backward_loop(dy, y, LEAKY_RELU, alpha, dbias)
+    elif act == TANH:
+        _act_backward_loop(dy, y, TANH, alpha, dbias)
+    elif act == SIGMOID:
+        _act_backward_loop(dy, y, SIGMOID, alpha, dbias)
+    else:
+        _act_backward_loop(dy, y, IDENTITY, alpha, dbias)
 
 
 # ---------------------------------------------------------------------- loss
@@ -249,83 +213,16 @@ def bce_with_logits(logits, target, scale, grad, stats):
 
 
 # ---------------------------------------------------------------------- dropout
-# The uniform draws come from NumPy's own generator code: the C function its bit generator
-# exposes (``bit_generator.ctypes``: ``next_uint32`` for float32, ``next_double`` for
-# float64), called at its address on the generator's state. A float32 draw is
-# ``(next_uint32 >> 8) 2^-24``, as NumPy's ``random(dtype=float32)`` computes it, so masks
-# equal the NumPy reference's, value for value. (Passing the Generator object itself into
-# compiled code leaks a reference per call in Numba 0.68.)
-@intrinsic
-def _call_uint32(typingctx, function, state):
-    """``function(state)`` for a C function ``uint32_t f(void *)`` at address ``function``."""
-    def codegen(context, builder, signature, args):
-        pointer = ir.IntType(8).as_pointer()
-        called = builder.inttoptr(args[0], ir.FunctionType(ir.IntType(32), [pointer])
-                                  .as_pointer())
-        return builder.call(called, [builder.inttoptr(args[1], pointer)])
-    return types.uint32(types.uintp, types.uintp), codegen
-
-
-@intrinsic
-def _call_double(typingctx, function, state):
-    """``function(state)`` for a C function ``double f(void *)`` at address ``function``."""
-    def codegen(context, builder, signature, args):
-        pointer = ir.IntType(8).as_pointer()
-        called = builder.inttoptr(args[0], ir.FunctionType(ir.DoubleType(), [pointer])
-                                  .as_pointer())
-        return builder.call(called, [builder.inttoptr(args[1], pointer)])
-    return types.float64(types.uintp, types.uintp), codegen
-
-
-def uniform(function, state, like):
-    """One draw in [0, 1) from the bit generator at ``state``, in ``like``'s precision."""
-    return function, state, like
-
-
-@overload(uniform)
-def _uniform_for_type(function, state, like):
-    if like == types.float32:
-        scale = np.float32(2.0**-24)
-        return lambda function, state, like: np.float32(
-            _call_uint32(function, state) >> uint32(8)) * scale
-    return lambda function, state, like: _call_double(function, state)
-
-
-@njit(inline="always", error_model="numpy")
-def _dropout_mask_loop(function, state, mask, keep, inv_keep, first, last):
-    one, zero = mask.dtype.type(1), mask.dtype.type(0)
-    for e in range(first, last):
-        mask[e] = inv_keep if uniform(function, state, keep) + keep >= one else zero
-
-
 @kernel
-def dropout_mask(function, states, mask, keep, inv_keep, starts):
-    """Draw ``u`` in [0, 1) for each value of the flat ``mask`` and write the inverted-dropout
-    mask in the same pass: ``floor(u + keep) / keep``, i.e. ``1/keep`` where ``u + keep >= 1``
-    (probability keep). Part ``c``, ``mask[starts[c]:starts[c+1]]``, draws from the bit
-    generator state at address ``states[c]`` with ``function`` (see above)."""
-    for part in range(states.size):
-        _dropout_mask_loop(function, states[part], mask, keep, inv_keep, starts[part],
-                           starts[part + 1])
-
-
-@parallel_kernel
-def dropout_mask_parallel(function, states, mask, keep, inv_keep, starts):
-    """:func:`dropout_mask` with its parts on Numba's threads at once."""
-    for part in prange(states.size):
-        _dropout_mask_loop(function, states[part], mask, keep, inv_keep, starts[part],
-                           starts[part + 1])
-
-
-@parallel_kernel
-def multiply_parallel(a, b, out, chunks):
-    """``out = a * b`` (a value or gradient times its dropout mask) over ``chunks`` column
-    blocks at once; small arrays stay with NumPy's own SIMD loop."""
-    for chunk in prange(chunks):
-        first, last = _part(out.shape[1], chunks, chunk)
-        for i in range(out.shape[0]):
-            for j in range(first, last):
-                out[i, j] = a[i, j] * b[i, j]
+def dropout_mask(uniform, keep, inv_keep):
+    """Uniform draws ``u`` in [0, 1) -> inverted-dropout mask, in place:
+    ``floor(u + keep) / keep``, i.e. ``1/keep`` where ``u + keep >= 1`` (probability keep)."""
+    one = uniform.dtype.type(1)
+    zero = uniform.dtype.type(0)
+    rows, cols = uniform.shape
+    for i in range(rows):
+        for j in range(cols):
+            uniform[i, j] = inv_keep if uniform[i, j] + keep >= one else zero
 
 
 # ---------------------------------------------------------------------- batch norm
@@ -513,16 +410,6 @@ def ema_update(average, value, decay, one_minus_decay):
         average[i] = decay * average[i] + one_minus_decay * value[i]
 
 
-@njit(inline="always", error_model="numpy")
-def _adam_loop(param, grad, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size,
-               sqrt_bias2, eps, first, last):
-    for i in range(first, last):
-        g = grad[i]
-        m[i] = beta1 * m[i] + one_minus_beta1 * g
-        v[i] = beta2 * v[i] + one_minus_beta2 * g * g
-        param[i] -= step_size * m[i] / (math.sqrt(v[i]) / sqrt_bias2 + eps)
-
-
 @kernel
 def adam_update(param, grad, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2,
                 step_size, sqrt_bias2, eps):
@@ -532,15 +419,8 @@ def adam_update(param, grad, m, v, beta1, one_minus_beta1, beta2, one_minus_beta
     ``p -= step_size m / (sqrt(v)/sqrt_bias2 + eps)`` with ``step_size = lr/(1-b1^t)`` and
     ``sqrt_bias2 = sqrt(1-b2^t)``: that is ``lr mhat / (sqrt(vhat) + eps)``.
     """
-    _adam_loop(param, grad, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size,
-               sqrt_bias2, eps, 0, param.size)
-
-
-@parallel_kernel
-def adam_update_parallel(param, grad, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2,
-                         step_size, sqrt_bias2, eps, chunks):
-    """:func:`adam_update` over ``chunks`` contiguous parts of the buffer at once."""
-    for chunk in prange(chunks):
-        first, last = _part(param.size, chunks, chunk)
-        _adam_loop(param, grad, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2,
-                   step_size, sqrt_bias2, eps, first, last)
+    for i in range(param.size):
+        g = grad[i]
+        m[i] = beta1 * m[i] + one_minus_beta1 * g
+        v[i] = beta2 * v[i] + one_minus_beta2 * g * g
+        param[i] -= step_size * m[i] / (math.sqrt(v[i]) / sqrt_bias2 + eps)
