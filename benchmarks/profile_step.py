@@ -1,9 +1,15 @@
-"""Where a training step's milliseconds go, kernel by kernel.
+"""Where a training step's milliseconds go, kernel by kernel, and what the threads do meanwhile.
 
-Every backend kernel and random draw is wrapped in a timer; what remains of the step is the
-Python around them (layers, workspaces, optimizer bookkeeping). Usage::
+Every backend kernel and random draw is wrapped in a timer (GEMMs by kind: ``forward``
+``x W``, ``grad_weight`` ``x^T dy``, ``grad_input`` ``dy W^T``); what remains of the step is
+the Python around them (layers, workspaces, optimizer bookkeeping). Beside the step, the same
+GEMMs run back to back (the floor's list, :func:`fastgan.benchmarking.floor.gemm_operands`),
+interleaved step by step with the step itself, so that the GEMMs inside the step can be
+compared with the GEMMs alone in the same minute. Each thread's CPU time per step comes from
+``/proc/self/task/*/schedstat`` (Linux): the BLAS worker's CPU time against the step's wall
+time shows how much of the step its worker spins. Usage::
 
-    PYTHONPATH=. python benchmarks/profile_step.py pytorch-vanilla 100 --backend numba
+    PYTHONPATH=. python benchmarks/profile_step.py pytorch-vanilla 100 --backend numba --threads 2
 
 On a busy machine, ``--threads 1 --clock cpu`` counts only the time the step's thread ran.
 On a GPU, ``--backend cupy --clock gpu`` waits for the GPU around each kernel, so each one's
@@ -14,21 +20,29 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import statistics
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from fastgan import GAN
 from fastgan.backends.base import Backend, Rng
+from fastgan.benchmarking.floor import gemm_operands, step_gemms
+from fastgan.environment import gemm_library
+from fastgan.gan import presets
 
 KERNELS = [name for name, value in vars(Backend).items()
            if callable(value) and not name.startswith("_")
            and name not in {"rng", "empty", "zeros", "asarray", "to_numpy", "all_finite"}]
 DRAWS = ["normal", "uniform", "dropout_mask"]
-
+GEMM_KINDS = {(False, False): "gemm forward", (True, False): "gemm grad_weight",
+              (False, True): "gemm grad_input"}
 
 def _gpu_clock() -> float:
     """The wall clock once the GPU has finished the work queued so far: each kernel is then
@@ -55,45 +69,120 @@ def _timed(totals: dict[str, float], counts: dict[str, int], name: str,
     return run
 
 
+def _timed_gemm(totals: dict[str, float], counts: dict[str, int], gemm: Callable) -> Callable:
+    @functools.wraps(gemm)
+    def run(a, b, out, trans_a=False, trans_b=False, accumulate=False):
+        name = GEMM_KINDS.get((trans_a, trans_b), "gemm other")
+        start = clock()
+        gemm(a, b, out, trans_a, trans_b, accumulate)
+        totals[name] += clock() - start
+        counts[name] += 1
+    return run
+
+
 def _instrument(gan: GAN, totals: dict[str, float], counts: dict[str, int]) -> None:
     backend = gan.backend
     for name in KERNELS:
-        setattr(backend, name, _timed(totals, counts, name, getattr(backend, name)))
+        if name == "gemm":
+            backend.gemm = _timed_gemm(totals, counts, backend.gemm)
+        else:
+            setattr(backend, name, _timed(totals, counts, name, getattr(backend, name)))
     streams: list[Rng] = [gan.noise_rng, gan.generator.dropout_rng, gan.discriminator.dropout_rng]
     for stream in streams:
         for name in DRAWS:
             setattr(stream, name, _timed(totals, counts, f"rng.{name}", getattr(stream, name)))
 
 
-def profile(preset: str, batch: int, backend: str, steps: int, threads: int | None) -> None:
-    """Print the median step time and each kernel's share of it."""
+def thread_cpu_ns() -> dict[int, int]:
+    """CPU time (ns) each thread of this process has run so far (empty off Linux)."""
+    tasks = Path("/proc/self/task")
+    if not tasks.exists():
+        return {}
+    found = {}
+    for task in tasks.iterdir():
+        try:
+            found[int(task.name)] = int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def profile(preset: str, batch: int, backend: str, steps: int, threads: int | None
+            ) -> dict[str, Any]:
+    """Median step time, each kernel's ms per step, the GEMMs back to back, and CPU ms per
+    step of the main thread, of the threads that existed before the backend was built (the
+    BLAS pool) and of those started later (Numba's pool)."""
+    import fastgan.threads
+
     if backend == "numba" or threads:
-        from fastgan.threads import set_num_threads
-        set_num_threads(threads)
+        fastgan.threads.set_num_threads(threads)
+    preset_spec = presets.get(preset, batch_size=batch)
+    operands = gemm_operands(preset_spec, batch, "float32")
+    np.matmul(*operands[0][:2], out=operands[0][2])          # BLAS pool started
+    blas_threads = set(thread_cpu_ns())
     gan = GAN.from_preset(preset, backend=backend, dtype="float32", batch_size=batch)
     real = gan.backend.asarray(np.random.default_rng(0).uniform(-1, 1, (gan.k * batch,
                                                                          gan.data_dim)),
                                "float32")
+
+    def gemms_alone() -> None:
+        for a, b, c in operands:
+            np.matmul(a, b, out=c)
+
     for _ in range(3):
         gan.step(real)
+        gemms_alone()
     totals: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
-    step_seconds = []
     _instrument(gan, totals, counts)
+    step_seconds, gemm_seconds, step_cpu = [], [], defaultdict(int)
+    main = threading.get_native_id()
     for _ in range(steps):
+        start = time.perf_counter()
+        gemms_alone()
+        gemm_seconds.append(time.perf_counter() - start)
+        before = thread_cpu_ns()
         start = clock()
         gan.step(real)
         step_seconds.append(clock() - start)
-    step_ms = 1e3 * statistics.median(step_seconds)
+        for tid, ns in thread_cpu_ns().items():
+            role = "main" if tid == main else "blas pool" if tid in blas_threads else "numba pool"
+            step_cpu[role] += ns - before.get(tid, 0)
     mean_ms = 1e3 * sum(step_seconds) / steps
-    print(f"{preset} batch {batch}, {backend}: median step {step_ms:.2f} ms "
-          f"(mean {mean_ms:.2f} ms, {steps} steps)")
-    print(f"{'kernel':<22}{'calls/step':>11}{'ms/step':>10}{'share':>8}")
-    for name, seconds in sorted(totals.items(), key=lambda item: -item[1]):
-        ms = 1e3 * seconds / steps
-        print(f"{name:<22}{counts[name] / steps:>11.0f}{ms:>10.3f}{ms / mean_ms:>8.1%}")
-    other = mean_ms - 1e3 * sum(totals.values()) / steps
-    print(f"{'python and the rest':<22}{'':>11}{other:>10.3f}{other / mean_ms:>8.1%}")
+    flops = sum(g.flops for g in step_gemms(preset_spec, batch))
+    return {"preset": preset, "batch": batch, "backend": backend,
+            "threads": {"numba": fastgan.threads.get_num_threads()["numba"],
+                        "numpy's blas": (gemm_library() or {}).get("threads")}, "steps": steps,
+            "clock": "cpu" if clock is time.thread_time else "wall",
+            "step_ms": 1e3 * statistics.median(step_seconds), "mean_ms": mean_ms,
+            "kernels": {name: {"calls": counts[name] / steps, "ms": 1e3 * seconds / steps}
+                        for name, seconds in sorted(totals.items(), key=lambda item: -item[1])},
+            "other_ms": mean_ms - 1e3 * sum(totals.values()) / steps,
+            "gemms_alone_ms": 1e3 * statistics.median(gemm_seconds),
+            "gemm_gflops_alone": flops / statistics.median(gemm_seconds) / 1e9,
+            "cpu_ms_per_step": {role: ns / 1e6 / steps for role, ns in step_cpu.items()},
+            "load_average": os.getloadavg()}
+
+
+def report(result: dict[str, Any]) -> str:
+    """The profile as text: kernel table, GEMMs in the step against alone, threads' CPU."""
+    mean_ms = result["mean_ms"]
+    lines = [f"{result['preset']} batch {result['batch']}, {result['backend']}, threads "
+             f"{result['threads']}: median step {result['step_ms']:.2f} ms (mean {mean_ms:.2f} "
+             f"ms, {result['steps']} steps, {result['clock']} clock, load "
+             f"{result['load_average'][0]:.2f})",
+             f"{'kernel':<22}{'calls/step':>11}{'ms/step':>10}{'share':>8}"]
+    for name, row in result["kernels"].items():
+        lines.append(f"{name:<22}{row['calls']:>11.0f}{row['ms']:>10.3f}"
+                     f"{row['ms'] / mean_ms:>8.1%}")
+    other = result["other_ms"]
+    lines.append(f"{'python and the rest':<22}{'':>11}{other:>10.3f}{other / mean_ms:>8.1%}")
+    in_step = sum(row["ms"] for name, row in result["kernels"].items() if name.startswith("gemm"))
+    lines.append(f"GEMMs in the step {in_step:.2f} ms; the same GEMMs back to back "
+                 f"{result['gemms_alone_ms']:.2f} ms ({result['gemm_gflops_alone']:.1f} GFLOP/s)")
+    lines.append("CPU ms per step by thread: " + ", ".join(
+        f"{role} {ms:.2f}" for role, ms in sorted(result["cpu_ms_per_step"].items())))
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -109,7 +198,7 @@ def main() -> None:
     args = parser.parse_args()
     global clock
     clock = CLOCKS[args.clock]
-    profile(args.preset, args.batch, args.backend, args.steps, args.threads)
+    print(report(profile(args.preset, args.batch, args.backend, args.steps, args.threads)))
 
 
 if __name__ == "__main__":

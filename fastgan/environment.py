@@ -1,4 +1,4 @@
-"""What this machine offers fastgan: package versions, backends, threads and GPU.
+"""What this machine offers fastgan: package versions, backends, threads, GEMM library and GPU.
 
 ``fastgan info`` prints it; every run records :func:`versions` in its config.json.
 """
@@ -56,6 +56,31 @@ def threads() -> dict[str, Any]:
         numba_threads = numba.config.NUMBA_NUM_THREADS
     return {"cpu_count": os.cpu_count(), "usable_cpus": usable, "pools": pools,
             "numba_threads": numba_threads}
+
+
+def gemm_library() -> dict[str, Any] | None:
+    """The BLAS library NumPy's matrix products (and so every CPU GEMM of fastgan) call.
+
+    From threadpoolctl: ``library`` (its ``internal_api``: openblas, mkl, blis, ...),
+    ``version``, ``kernel`` (the CPU kernel the library picked at load time, its
+    ``architecture``: e.g. Haswell, SkylakeX, Zen; None where the library does not say),
+    ``threading`` (its ``threading_layer``: pthreads, openmp, ...), ``threads`` and ``path``.
+    When several BLAS libraries are loaded (torch or SciPy may bring their own), NumPy's is the
+    one whose file lies in NumPy's install; None when no BLAS library is found.
+    """
+    import numpy
+    from threadpoolctl import threadpool_info
+
+    pools = [info for info in threadpool_info() if info.get("user_api") == "blas"]
+    if not pools:
+        return None
+    home = os.path.dirname(os.path.dirname(os.path.abspath(numpy.__file__)))
+    numpy_dirs = (os.path.join(home, "numpy"), os.path.join(home, "numpy.libs"))
+    ours = [p for p in pools if os.path.abspath(p["filepath"]).startswith(numpy_dirs)]
+    info = (ours or pools)[0]
+    return {"library": info.get("internal_api"), "version": info.get("version"),
+            "kernel": info.get("architecture"), "threading": info.get("threading_layer"),
+            "threads": info.get("num_threads"), "path": info.get("filepath")}
 
 
 def gpu() -> dict[str, Any]:

@@ -85,6 +85,7 @@ def get_num_threads() -> dict[str, int]:
 
 
 def apply_default_once() -> int:
-    """Apply :func:`default_num_threads` unless a count was set before; return the count in
-    force (backends call this when created, so a user's earlier choice wins)."""
-    return _in_force if _in_force is not None else set_num_threads()
+    """Apply :func:`default_num_threads` unless a count was set before, in which case apply
+    that count again (Numba may have been imported since); return the count in force
+    (backends call this when created, so a user's earlier choice wins)."""
+    return set_num_threads(_in_force)

@@ -16,12 +16,17 @@ from fastgan.benchmarking import bench as bench_module
 from fastgan.benchmarking.bench import (
     SCALING_BATCHES,
     SCALING_WIDTHS,
+    Case,
+    alternating_windows,
+    format_windows,
     hidden_widths,
     interleaved,
+    measure_windows,
     plot_scaling,
     scaling_cases,
     settle_time,
     spread,
+    thread_counts,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,7 +124,97 @@ def test_scaling_plot_is_a_png(tmp_path: Path) -> None:
     rows = {axis: [{"x": x, "preset": "tiny", "dtype": "float32",
                     "floor": {"floor_ms": 1.0 * x},
                     "contenders": {"numpy": {"steps_per_s": 100.0 / x}}} for x in (1, 2, 4)]
-            for axis in ("batch", "width")}
+            for axis in ("batch", "width", "threads")}
     path = plot_scaling(tmp_path / "scaling.png", rows)
     assert path is not None
     assert path.read_bytes().startswith(b"\x89PNG")
+
+
+class FakeClock:
+    """A perf_counter that only the contenders move, each by its own cost per call."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.calls: list[str] = []
+
+    def contender(self, name: str, cost: float):
+        def run() -> None:
+            self.calls.append(name)
+            self.now += cost
+        return run
+
+
+def test_alternating_windows_run_each_contender_back_to_back_for_a_window(monkeypatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(bench_module.time, "perf_counter", lambda: clock.now)
+    contenders = {"a": clock.contender("a", 0.1), "b": clock.contender("b", 0.2)}
+    seconds = alternating_windows(contenders, rounds=2, window=0.45, warmup=1)
+    # warm-up a, b; round 1: a five times (0.5 s >= 0.45), b three times; round 2: b first
+    assert clock.calls == ["a", "b"] + ["a"] * 5 + ["b"] * 3 + ["b"] * 3 + ["a"] * 5
+    assert seconds["a"] == pytest.approx([0.1, 0.1])
+    assert seconds["b"] == pytest.approx([0.2, 0.2])
+
+
+def test_windows_are_paired_with_the_floor_of_their_own_round(monkeypatch) -> None:
+    """Round 1 is fast, round 2 slow for both: each contender's % uses its round's floor."""
+    monkeypatch.setattr(bench_module, "contenders_for", lambda case, names: {})
+    monkeypatch.setattr(bench_module, "alternating_windows", lambda *args: {
+        bench_module.GEMMS: [0.020, 0.030], "numba": [0.025, 0.040]})
+    case = Case("tiny", 64, "float32")
+    preset = case.build()
+    bandwidth = bench_module.optimizer_bytes(preset, 4) / 0.005   # optimizer: 5 ms
+    result = measure_windows(case, ["numba"], rounds=2, window=1.0, warmup=0,
+                             bandwidth=bandwidth)
+    assert result["optimizer_ms"] == pytest.approx(5.0)
+    first, second = result["rounds"]
+    assert first["floor_ms"] == pytest.approx(25.0) and second["floor_ms"] == pytest.approx(35.0)
+    assert first["contenders"]["numba"]["pct_floor"] == pytest.approx(100.0)
+    assert second["contenders"]["numba"]["pct_floor"] == pytest.approx(87.5)
+    assert second["contenders"]["numba"]["steps_per_s"] == pytest.approx(25.0)
+    assert result["pct_floor"]["numba"]["median"] == pytest.approx(93.75)
+    table = format_windows(result)
+    assert "| 2 | 28.6 | 25.0 | 88 |" in table and "min 87.5" in table
+
+
+def test_thread_counts_double_up_to_the_cores() -> None:
+    assert thread_counts(1) == [1]
+    assert thread_counts(2) == [1, 2]
+    assert thread_counts(6) == [1, 2, 4, 6]
+    assert thread_counts(32) == [1, 2, 4, 8, 16, 32]
+
+
+def test_quick_bench_in_alternating_windows(tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "fastgan", "bench", "--quick", "--threads", "1",
+                           "--peers", "none", "--backend", "numba", "--windows", "0.05",
+                           "--repeats", "2", "--json", str(out)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "rounds of alternating 0.05 s windows" in done.stdout
+    report = json.loads(out.read_text())
+    [result] = report["windows"]
+    assert len(result["rounds"]) == 2 and set(result["pct_floor"]) == {"numba"}
+    assert all(math.isfinite(x) and x > 0 for x in _numbers(result))
+
+
+def test_windows_must_be_positive(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "fastgan", "bench", "--windows", "0"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "--windows must be a positive number" in done.stderr
+
+
+def test_threads_axis_sets_each_count_then_restores_the_settings(monkeypatch) -> None:
+    applied: list[int] = []
+    monkeypatch.setattr(bench_module, "physical_cores", lambda: 4)
+    monkeypatch.setattr(bench_module, "set_threads", lambda n, torch_too: applied.append(n))
+    monkeypatch.setattr(bench_module, "measure_bandwidth", lambda dtype, threads: 1e9 * threads)
+    monkeypatch.setattr(bench_module, "measure_cases", lambda cases, names, settings, bandwidth,
+                        notify: [{"bandwidth_seen": bandwidth, "threads_seen": applied[-1]}])
+    settings = bench_module.Settings(backends=("numpy",), peers="none", threads=3)
+    results = bench_module.measure_threads(Case("tiny", 8, "float32"), ["numpy"], settings)
+    assert applied == [1, 2, 4, 3]
+    assert [(r["x"], r["threads_seen"], r["bandwidth_gbs"]) for r in results] == [
+        (1, 1, 1.0), (2, 2, 2.0), (4, 4, 4.0)]

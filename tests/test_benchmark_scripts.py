@@ -66,3 +66,48 @@ def test_data_parallel_benchmark_launches_every_contender(capsys):
                       "1 rank x 1 thread, batch 4"):
         assert f"| {contender} |" in table
     assert "scaling efficiency" in table
+
+
+def test_step_profile_accounts_for_kernels_gemms_and_threads():
+    pytest.importorskip("numba", reason="the profile times the numba backend")
+    profile_step = _load("profile_step")
+    result = profile_step.profile("tiny", 16, "numba", steps=2, threads=1)
+    kernels = result["kernels"]
+    assert {"gemm forward", "gemm grad_weight", "gemm grad_input", "adam_update"} <= set(kernels)
+    assert kernels["gemm forward"]["calls"] > 0 and result["gemms_alone_ms"] > 0
+    assert "main" in result["cpu_ms_per_step"]
+    text = profile_step.report(result)
+    assert "GEMMs in the step" in text and "python and the rest" in text
+
+
+def test_gemm_library_comparison_checks_and_times_numpys_own_blas(tmp_path, monkeypatch):
+    """NumPy's own OpenBLAS through its C interface (the route every other library takes)
+    gives NumPy's products, and the comparison reports it beside np.matmul."""
+    gemm_libraries = _load("gemm_libraries")
+    from fastgan.environment import gemm_library
+
+    found = gemm_library()
+    if found is None or found["library"] != "openblas":
+        pytest.skip("NumPy is not linked against OpenBLAS here")
+    monkeypatch.setattr(gemm_libraries, "CASES", (("tiny", 8),))
+    library = gemm_libraries.Library.load("own", found["path"])
+    results = gemm_libraries.measure([library], threads=1, rounds=2, window=0.01)
+    [result] = results
+    assert set(result["libraries"]) == {gemm_libraries.REFERENCE, "own"}
+    assert all(row["gflops"] > 0 for row in result["libraries"].values())
+    table = gemm_libraries.table(results, gemm_libraries.describe([library]), 1)
+    assert "| tiny b8 | own (openblas" in table
+
+
+def test_gemm_library_check_catches_wrong_products():
+    gemm_libraries = _load("gemm_libraries")
+    import numpy as np
+
+    operands = [(np.ones((2, 3), np.float32), np.ones((3, 2), np.float32),
+                 np.empty((2, 2), np.float32))]
+
+    def wrong() -> None:
+        operands[0][2][...] = 2.0                     # the product is 3
+
+    with pytest.raises(SystemExit, match="differ from NumPy's"):
+        gemm_libraries.check("wrong", wrong, operands)

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 import fastgan
+from fastgan import environment
 from fastgan.training import checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -237,5 +238,7 @@ def test_info_reports_versions_backends_threads_and_gpu(tmp_path):
     assert f"fastgan {fastgan.__version__}" in out and f"numpy {np.__version__}" in out
     assert "numpy  usable" in out and "auto   -> " in out
     assert "threads:" in out and "GPU:" in out
+    gemm = environment.gemm_library()
+    assert f"GEMM: {gemm['library']} {gemm['version']}, kernel {gemm['kernel'] or '-'}" in out
     for name, reason in fastgan.available_backends().items():
         assert (f"{name:6} usable" if reason is None else f"{name:6} not usable") in out

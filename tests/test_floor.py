@@ -122,6 +122,18 @@ def test_measure_bandwidth_is_positive():
     assert floor.measure_bandwidth(2**20, "float64", repeats=2) > 0
 
 
+def test_bandwidth_on_threads_adds_every_part(monkeypatch):
+    """Two threads split the arrays into two contiguous parts that cover them once."""
+    added: list[int] = []
+    real_add = np.add
+    monkeypatch.setattr(floor.np, "add", lambda a, b, out: added.append(a.size)
+                        or real_add(a, b, out=out))
+    assert floor.measure_bandwidth(4 * 1001, "float32", repeats=1, threads=2) > 0
+    assert added == [500, 501] * 2                    # warm-up and one timed pass
+    with pytest.raises(ConfigError, match="threads"):
+        floor.measure_bandwidth(threads=0)
+
+
 def test_bad_arguments_are_clear_errors():
     tiny = presets.get("tiny")
     with pytest.raises(ConfigError, match="batch size"):

@@ -159,6 +159,16 @@ def test_a_count_set_before_the_backend_is_kept(monkeypatch, restore_threads):
     assert threads.get_num_threads() == {"numba": 1, "blas": 1}
 
 
+def test_a_count_set_before_numba_is_imported_reaches_numba():
+    code = ("import sys; from fastgan import threads; threads.set_num_threads(1); "
+            "assert 'numba' not in sys.modules; import fastgan; fastgan.get_backend('numba'); "
+            "print(threads.get_num_threads())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, "NUMBA_NUM_THREADS": "2"}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "{'numba': 1, 'blas': 1}"    # numba's own default is 2
+
+
 # ------------------------------------------------------------------ numba missing
 def test_missing_numba_is_a_clear_backend_unavailable(monkeypatch):
     """Simulate an environment without numba: the registry must say why and what to do."""

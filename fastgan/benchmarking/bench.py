@@ -10,8 +10,9 @@ How a figure is made:
   figures are medians over the repetitions, with the quartiles and min/max as the spread.
 * The step's GEMMs alone (:func:`fastgan.benchmarking.floor.gemm_operands`, back to back into
   preallocated outputs) are one more contender: their GFLOP/s is this machine's GEMM peak at the
-  step's own shapes, and their time plus the optimizers' memory traffic at measured bandwidth is
-  the step's floor (:mod:`fastgan.benchmarking.floor`). Each contender is reported as a % of
+  step's own shapes, and their time plus the optimizers' memory traffic at the bandwidth
+  measured on as many threads as the contenders get is the step's floor
+  (:mod:`fastgan.benchmarking.floor`). Each contender is reported as a % of
   both.
 
 Import heavy dependencies (torch, matplotlib) inside functions: ``fastgan`` must start quickly.
@@ -34,7 +35,7 @@ import numpy as np
 from ..backends import available_backends
 from ..errors import BackendUnavailable, ConfigError
 from ..gan import presets
-from ..threads import default_num_threads, get_num_threads, set_num_threads
+from ..threads import default_num_threads, get_num_threads, physical_cores, set_num_threads
 from .floor import (
     gemm_operands,
     measure_bandwidth,
@@ -90,14 +91,52 @@ def interleaved(contenders: dict[str, Step], repeats: int, warmup: int = DEFAULT
     return seconds
 
 
+def alternating_windows(contenders: dict[str, Step], rounds: int, window: float,
+                        warmup: int = DEFAULT_WARMUP, settle: float = 0.0
+                        ) -> dict[str, list[float]]:
+    """Seconds per call of each contender, one figure per round: ``warmup`` untimed calls
+    each, then ``rounds`` rounds in which every contender in turn (rotating the order each
+    round) runs back to back for at least ``window`` seconds, its figure being the window's
+    time over its calls; an untimed pause of ``settle`` seconds follows every window.
+
+    Unlike :func:`interleaved`, a contender runs as in training (step after step, thread pools
+    warm), and the figures of one round, taken seconds apart, can be paired: on a machine that
+    switches between fast and slow modes, the ratio of two contenders in the same round
+    compares them in the same mode.
+    """
+    for run in contenders.values():
+        for _ in range(warmup):
+            run()
+    names = list(contenders)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            run, calls = contenders[name], 0
+            start = now = time.perf_counter()
+            while now - start < window or not calls:
+                run()
+                calls += 1
+                now = time.perf_counter()
+            seconds[name].append((now - start) / calls)
+            if settle:
+                time.sleep(settle)
+    return seconds
+
+
+def quartiles(values: Sequence[float]) -> dict[str, float]:
+    """Median, quartiles, min and max of ``values``."""
+    ordered = sorted(values)
+    if len(ordered) >= 2:
+        q1, _, q3 = statistics.quantiles(ordered, n=4, method="inclusive")
+    else:
+        q1 = q3 = ordered[0]
+    return {"median": statistics.median(ordered), "q1": q1, "q3": q3, "min": ordered[0],
+            "max": ordered[-1]}
+
+
 def spread(seconds: Sequence[float]) -> dict[str, float]:
     """Median, quartiles, min and max of ``seconds``, in milliseconds."""
-    ms = sorted(1e3 * s for s in seconds)
-    if len(ms) >= 2:
-        q1, _, q3 = statistics.quantiles(ms, n=4, method="inclusive")
-    else:
-        q1 = q3 = ms[0]
-    return {"median": statistics.median(ms), "q1": q1, "q3": q3, "min": ms[0], "max": ms[-1]}
+    return quartiles([1e3 * s for s in seconds])
 
 
 # ---------------------------------------------------------------- the contenders
@@ -220,6 +259,35 @@ def measure_case(case: Case, names: Sequence[str], repeats: int, warmup: int,
             "contenders": rows}
 
 
+def measure_windows(case: Case, names: Sequence[str], rounds: int, window: float, warmup: int,
+                    bandwidth: float) -> dict[str, Any]:
+    """Time ``names`` and the GEMMs in alternating windows on ``case``
+    (:func:`alternating_windows`), and pair them round by round.
+
+    Each round's floor is that round's GEMM time plus the optimizers' traffic at
+    ``bandwidth``; each contender's ``pct_floor`` in a round is that floor over its own step
+    time in the same round. ``summary`` gives, per contender, the median, quartiles and
+    extremes of those per-round percentages (a median of the ratios, not a ratio of medians,
+    so that rounds in a slow mode are compared with rounds in the same mode).
+    """
+    preset = case.build()
+    seconds = alternating_windows(contenders_for(case, names), rounds, window, warmup,
+                                  settle_time())
+    optimizer_ms = 1e3 * optimizer_bytes(preset, np.dtype(case.dtype).itemsize) / bandwidth
+    rounds_out = []
+    for r, gemm_s in enumerate(seconds.pop(GEMMS)):
+        floor_ms = 1e3 * gemm_s + optimizer_ms
+        rounds_out.append({"floor_ms": floor_ms, "floor_steps_per_s": 1e3 / floor_ms,
+                           "contenders": {name: {"step_ms": 1e3 * times[r],
+                                                 "steps_per_s": 1 / times[r],
+                                                 "pct_floor": 100 * floor_ms / (1e3 * times[r])}
+                                          for name, times in seconds.items()}})
+    summary = {name: quartiles([row["contenders"][name]["pct_floor"] for row in rounds_out])
+               for name in seconds}
+    return {"preset": case.preset, "batch": case.batch, "dtype": case.dtype, "window_s": window,
+            "optimizer_ms": optimizer_ms, "rounds": rounds_out, "pct_floor": summary}
+
+
 # ---------------------------------------------------------------- scaling
 def hidden_widths(preset: presets.Preset) -> dict[str, tuple[int, ...]]:
     """The preset's hidden layer widths: ``{"g_hidden": (...), "d_hidden": (...)}``."""
@@ -227,6 +295,33 @@ def hidden_widths(preset: presets.Preset) -> dict[str, tuple[int, ...]]:
     d = weight_shapes(preset.discriminator, preset.data_dim)
     return {"g_hidden": tuple(out for _, _, out in g[:-1]),
             "d_hidden": tuple(out for _, _, out in d[:-1])}
+
+
+def thread_counts(cores: int) -> list[int]:
+    """The threads axis of the scaling run: 1, 2, 4, ... below ``cores``, then ``cores``."""
+    counts = [1]
+    while counts[-1] * 2 < cores:
+        counts.append(counts[-1] * 2)
+    return [*counts, cores] if cores > 1 else counts
+
+
+def measure_threads(case: Case, names: Sequence[str], settings: Settings,
+                    notify: Callable[[str], None] = lambda _: None) -> list[dict[str, Any]]:
+    """:func:`measure_case` of ``case`` at each of :func:`thread_counts` (up to the physical
+    cores), every pool set to that count, the floor's bandwidth measured on as many threads;
+    ``settings.threads`` is in force again afterwards. Each result's ``x`` is its count."""
+    torch_too = any(name.startswith("torch") for name in names)
+    results = []
+    try:
+        for count in thread_counts(physical_cores()):
+            set_threads(count, torch_too)
+            notify(f"{count} thread(s):")
+            bandwidth = measure_bandwidth(dtype=case.dtype, threads=count)
+            [result] = measure_cases([case], names, settings, bandwidth, notify)
+            results.append({**result, "x": count, "bandwidth_gbs": bandwidth / 1e9})
+    finally:
+        set_threads(settings.threads, torch_too)
+    return results
 
 
 def scaling_cases(preset: str, batch: int, dtype: str) -> dict[str, list[Case]]:
@@ -241,17 +336,21 @@ def scaling_cases(preset: str, batch: int, dtype: str) -> dict[str, list[Case]]:
     }
 
 
+SCALING_AXES = {"batch": "batch size", "width": "width factor", "threads": "threads"}
+"""The scaling run's axes and their labels, in the plot's order."""
+
+
 def plot_scaling(path: Path, scaling: dict[str, list[dict[str, Any]]]) -> Path | None:
-    """Steps/s against batch size and against width, one line per contender, as a PNG
-    (None, with a warning, when matplotlib is missing)."""
+    """Steps/s against each axis of ``scaling`` (batch size, width, threads), one line per
+    contender and the floor, as a PNG (None, with a warning, when matplotlib is missing)."""
     from ..viz import _new_figure, _save_figure
 
-    figure = _new_figure((10, 4))
+    axes_drawn = [(axis, label) for axis, label in SCALING_AXES.items() if axis in scaling]
+    figure = _new_figure((5 * len(axes_drawn), 4))
     if figure is None:
         return None
-    for axes, (axis, label) in zip(figure.subplots(1, 2), (("batch", "batch size"),
-                                                            ("width", "width factor")),
-                                   strict=True):
+    panels = figure.subplots(1, len(axes_drawn), squeeze=False)[0]
+    for axes, (axis, label) in zip(panels, axes_drawn, strict=True):
         rows = scaling[axis]
         for name in rows[0]["contenders"]:
             axes.plot([row["x"] for row in rows],
@@ -270,8 +369,9 @@ def plot_scaling(path: Path, scaling: dict[str, list[dict[str, Any]]]) -> Path |
 
 # ---------------------------------------------------------------- machine and report
 def machine() -> dict[str, Any]:
-    """The CPU model, logical CPUs, package versions and the load average now."""
-    from ..environment import versions
+    """The CPU model, logical CPUs, the GEMM library the floor and the CPU backends call
+    (:func:`fastgan.environment.gemm_library`), package versions and the load average now."""
+    from ..environment import gemm_library, versions
 
     model = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
@@ -282,6 +382,7 @@ def machine() -> dict[str, Any]:
                 break
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {"cpu": model, "logical_cpus": os.cpu_count(), "load_average": load,
+            "gemm": gemm_library(),
             "versions": {k: v for k, v in versions().items() if v is not None}}
 
 
@@ -321,6 +422,27 @@ def format_table(results: Sequence[dict[str, Any]], key: str = "batch") -> str:
     return "\n".join(lines)
 
 
+def format_windows(result: dict[str, Any]) -> str:
+    """Alternating windows (:func:`measure_windows`) as a Markdown table: one line per round,
+    steps/s of the floor and of each contender with its % of that round's floor, then the
+    per-round percentages summarised."""
+    names = list(result["pct_floor"])
+    header = "| round | floor steps/s | " + " | ".join(f"{n} steps/s | {n} % floor"
+                                                      for n in names) + " |"
+    lines = [header, "|" + "|".join("---" for _ in range(header.count("|") - 1)) + "|"]
+    for r, row in enumerate(result["rounds"], 1):
+        cells = " | ".join(f"{row['contenders'][n]['steps_per_s']:.1f} | "
+                           f"{row['contenders'][n]['pct_floor']:.0f}" for n in names)
+        lines.append(f"| {r} | {row['floor_steps_per_s']:.1f} | {cells} |")
+    lines.append("")
+    for name in names:
+        pct = result["pct_floor"][name]
+        lines.append(f"{name}: % of the same round's floor, median {pct['median']:.1f} "
+                     f"[IQR {pct['q1']:.1f}, {pct['q3']:.1f}], min {pct['min']:.1f}, "
+                     f"max {pct['max']:.1f}")
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------- a whole benchmark
 @dataclass(frozen=True)
 class Settings:
@@ -336,6 +458,9 @@ class Settings:
     warmup: int = DEFAULT_WARMUP
     threads: int = field(default_factory=default_num_threads)
     scaling: bool = False
+    window: float | None = None
+    """Seconds per window of the alternating-window mode (:func:`measure_windows`), with
+    ``repeats`` rounds; None: the interleaved mode (:func:`measure_case`)."""
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.backends) - set(BACKENDS))
@@ -349,6 +474,8 @@ class Settings:
         for key in ("repeats", "threads"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"--{key} must be at least 1, got {getattr(self, key)}")
+        if self.window is not None and not self.window > 0:
+            raise ConfigError(f"--windows must be a positive number of seconds, got {self.window}")
         if self.batches and min(self.batches) < 1:
             raise ConfigError(f"batch sizes must be at least 1, got {list(self.batches)}")
 
@@ -390,10 +517,18 @@ def run(settings: Settings, *, plot: Path | None = None,
         raise BackendUnavailable("none of the asked-for backends or peers can run here")
     report: dict[str, Any] = {"machine": machine(), "settings": dataclasses.asdict(settings),
                               "skipped": skipped}
-    bandwidth = measure_bandwidth(dtype=settings.dtype)
+    bandwidth = measure_bandwidth(dtype=settings.dtype, threads=settings.threads)
     report["bandwidth_gbs"] = bandwidth / 1e9
     cases = settings.cases()
-    report["results"] = measure_cases(cases, names, settings, bandwidth, notify)
+    if settings.window is not None:
+        report["windows"] = []
+        for case in cases:
+            notify(f"{case.preset} batch {case.batch} {case.dtype}: {settings.repeats} rounds of "
+                   f"{settings.window:g} s windows...")
+            report["windows"].append(measure_windows(case, names, settings.repeats,
+                                                     settings.window, settings.warmup, bandwidth))
+    else:
+        report["results"] = measure_cases(cases, names, settings, bandwidth, notify)
     if settings.scaling:
         first = cases[0]
         scaling: dict[str, list[dict[str, Any]]] = {}
@@ -403,6 +538,7 @@ def run(settings: Settings, *, plot: Path | None = None,
                                  SCALING_WIDTHS, strict=False):
                 result["x"] = x
             scaling[axis] = results
+        scaling["threads"] = measure_threads(first, names, settings, notify)
         report["scaling"] = scaling
         drawn = None if plot is None else plot_scaling(plot, scaling)
         report["scaling_plot"] = None if drawn is None else str(drawn)

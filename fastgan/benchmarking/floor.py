@@ -19,6 +19,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -208,16 +209,32 @@ def _median_seconds(run: Callable[[], None], repeats: int, warmup: int) -> float
 
 
 def measure_bandwidth(n_bytes: int = BANDWIDTH_BYTES, dtype: str = "float32",
-                      repeats: int = 5) -> float:
+                      repeats: int = 5, threads: int = 1) -> float:
     """Memory bandwidth in bytes/s: ``np.add(a, b, out=c)`` over three ``n_bytes`` arrays
-    (read a, read b, write c: 3 * n_bytes moved), median of ``repeats`` after one warm-up."""
+    (read a, read b, write c: 3 * n_bytes moved), median of ``repeats`` after one warm-up.
+
+    With ``threads`` > 1 the arrays are cut into as many contiguous parts, each added by its
+    own thread at the same time (NumPy releases the GIL inside ``np.add``): the bandwidth an
+    optimizer update spread over that many threads could reach.
+    """
     resolve_dtype(dtype)
     _check_repeats(repeats)
-    n = max(1, n_bytes // np.dtype(dtype).itemsize)
+    if not (isinstance(threads, int) and threads >= 1):
+        raise ConfigError(f"threads must be a positive integer, got {threads!r}")
+    n = max(threads, n_bytes // np.dtype(dtype).itemsize)
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal(n, dtype=np.dtype(dtype).type) for _ in range(2))
     c = np.empty_like(a)
-    seconds = _median_seconds(lambda: np.add(a, b, out=c), repeats, warmup=1)
+    if threads == 1:
+        seconds = _median_seconds(lambda: np.add(a, b, out=c), repeats, warmup=1)
+        return 3 * a.nbytes / seconds
+    parts = [slice(i * n // threads, (i + 1) * n // threads) for i in range(threads)]
+    with ThreadPoolExecutor(threads) as pool:
+        def add_in_parallel() -> None:
+            for done in [pool.submit(np.add, a[p], b[p], out=c[p]) for p in parts]:
+                done.result()
+
+        seconds = _median_seconds(add_in_parallel, repeats, warmup=1)
     return 3 * a.nbytes / seconds
 
 

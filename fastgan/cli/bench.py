@@ -10,8 +10,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..benchmarking.bench import BACKENDS, DEFAULT_REPEATS, PEERS, Settings, format_table, run
+from ..benchmarking.bench import (
+    BACKENDS,
+    DEFAULT_REPEATS,
+    PEERS,
+    Settings,
+    format_table,
+    format_windows,
+    run,
+)
 from ..fileio import write_atomically
+
+SCALING_KEYS = {"batch": "batch", "width": "width x", "threads": "threads"}
+"""The first column's heading in each scaling table."""
 
 
 def add_parser(subparsers: Any) -> None:
@@ -35,8 +46,12 @@ def add_parser(subparsers: Any) -> None:
     arg("--threads", type=int,
         help="threads for BLAS, Numba and torch alike (default: physical cores)")
     arg("--scaling", action="store_true",
-        help="also time steps/s over batch sizes and widths for the first preset, and plot "
-             "it (--plot)")
+        help="also time steps/s over batch sizes, widths and thread counts (1, 2, 4, ... "
+             "physical cores) for the first preset, and plot it (--plot)")
+    arg("--windows", type=float, metavar="SECONDS",
+        help="alternating-window mode: each contender and the floor's GEMMs run back to back "
+             "for SECONDS in turn, --repeats rounds; prints every round's pair and the "
+             "contender's %% of that round's floor")
     arg("--plot", type=Path, default=Path("bench_scaling.png"),
         help="PNG of the scaling curves (default bench_scaling.png)")
     arg("--json", type=Path, metavar="PATH", help="write every figure to this JSON file")
@@ -58,7 +73,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     ``--quick`` sets sizes and peers, which the options given still override."""
     given = {"backends": _names(args.backend), "presets": _names(args.preset),
              "batches": None if args.batch is None else tuple(args.batch),
-             "repeats": args.repeats, "threads": args.threads}
+             "repeats": args.repeats, "threads": args.threads, "window": args.windows}
     changes: dict[str, Any] = {key: value for key, value in given.items() if value is not None}
     changes["dtype"] = args.dtype
     if args.quick:
@@ -76,15 +91,24 @@ def command(args: argparse.Namespace) -> int:
     report = run(settings, plot=args.plot,
                  notify=lambda line: print(f"fastgan bench: {line}", file=sys.stderr,
                                            flush=True))
-    print(f"\nfastgan bench on {report['machine']['cpu']}, {settings.threads} threads, "
-          f"{settings.repeats} interleaved repetitions after {settings.warmup} warm-up; "
-          f"load average {report['machine']['load_average']}")
-    print(format_table(report["results"]))
+    found = report["machine"]
+    gemm = found["gemm"] or {"library": "no BLAS found", "version": "", "kernel": None}
+    mode = (f"{settings.repeats} rounds of alternating {settings.window:g} s windows"
+            if settings.window else f"{settings.repeats} interleaved repetitions")
+    print(f"\nfastgan bench on {found['cpu']}, {settings.threads} threads, {mode} after "
+          f"{settings.warmup} warm-up; GEMMs by {gemm['library']} {gemm['version']} "
+          f"(kernel {gemm['kernel'] or '-'}); load average {found['load_average']}")
+    for result in report.get("windows", []):
+        print(f"\n{result['preset']} batch {result['batch']} {result['dtype']}:")
+        print(format_windows(result))
+    if "results" in report:
+        print(format_table(report["results"]))
     for axis, results in report.get("scaling", {}).items():
         first = results[0]
         print(f"\nscaling over {axis} ({first['preset']}"
-              f"{', batch ' + str(first['batch']) if axis == 'width' else ''}):")
-        print(format_table(results, key="batch" if axis == "batch" else "width x"))
+              f"{'' if axis == 'batch' else ', batch ' + str(first['batch'])}):")
+        print(format_table(results, key=SCALING_KEYS[axis]))
+    print(f"load average after: {found['load_average_after']}")
     if settings.scaling and report.get("scaling_plot") is None:
         print("fastgan bench: no scaling plot (matplotlib is not installed)", file=sys.stderr)
     if args.json is not None:

@@ -1,4 +1,4 @@
-"""``fastgan info``: versions, usable backends, threads, GPU, presets and datasets."""
+"""``fastgan info``: versions, usable backends, threads, GEMM library, GPU, presets and datasets."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
-    """``fastgan info``: versions, backends (and why not), threads, GPU, presets, datasets."""
+    """``fastgan info``: versions, backends (and why not), threads, the GEMM library and its
+    kernel, GPU, presets, datasets."""
     from .. import data, environment
     from ..gan import presets
 
@@ -34,6 +35,10 @@ def command(args: argparse.Namespace) -> int:
     numba = "" if threads["numba_threads"] is None else f"; numba {threads['numba_threads']}"
     print(f"threads: {threads['cpu_count']} CPUs ({threads['usable_cpus']} usable); "
           f"{pools}{numba}")
+    gemm = environment.gemm_library()
+    print("GEMM: none found (NumPy loaded no BLAS library threadpoolctl knows)" if gemm is None
+          else f"GEMM: {gemm['library']} {gemm['version']}, kernel {gemm['kernel'] or '-'}, "
+               f"{gemm['threading']}, {gemm['threads']} threads ({gemm['path']})")
     gpu = environment.gpu()
     if gpu["device"] is None:
         print(f"GPU: none usable ({gpu['reason']})")
