@@ -4,6 +4,7 @@ what they measure is not checked here, only that every code path executes and re
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -111,3 +112,19 @@ def test_gemm_library_check_catches_wrong_products():
 
     with pytest.raises(SystemExit, match="differ from NumPy's"):
         gemm_libraries.check("wrong", wrong, operands)
+
+
+def test_allreduce_benchmark_times_both_networks_on_two_ranks():
+    bench = _load("bench_data_parallel")
+    try:
+        launcher = bench.mpiexec()
+    except SystemExit:
+        launcher = None
+    if importlib.util.find_spec("mpi4py") is None or launcher is None:
+        pytest.skip("the all-reduce benchmark needs mpi4py and mpiexec: pip install -e '.[mpi]'")
+    result = subprocess.run([launcher, "-n", "2", sys.executable,
+                             str(BENCHMARKS / "bench_allreduce.py"), "--preset", "tiny",
+                             "--repeats", "2"], capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "float32" in result.stdout and "on 2 ranks: median" in result.stdout
+    assert result.stdout.count("median") == 1                     # rank 0 alone prints
