@@ -581,6 +581,63 @@ def test_graph_replay_equals_eager_steps(make_cuda, preset, options):
     assert replayed.last_stats() == eager.last_stats()
 
 
+class Halving:
+    """Stands in for the all-reduce of two ranks whose other rank has zero gradients: the mean
+    is half the buffer, made by one device kernel (so a graph records it)."""
+
+    def __init__(self, backend: CupyBackend) -> None:
+        self.backend = backend
+        self._zeros: dict[int, object] = {}
+
+    def mean(self, grad) -> None:
+        zeros = self._zeros.get(grad.size)
+        if zeros is None:
+            zeros = self._zeros[grad.size] = self.backend.zeros(grad.shape, grad.dtype)
+        self.backend.ema_update(grad, zeros, 0.5)
+
+
+def _averaging(gan: GAN, allreduce: Halving):
+    """``gan.step`` with every update preceded by ``allreduce.mean`` of its gradients, as
+    DataParallel steps eagerly."""
+    from fastgan.distributed.data_parallel import AveragedUpdate
+
+    own = gan.d_optimizer, gan.g_optimizer
+    averaged = tuple(AveragedUpdate(optimizer, allreduce) for optimizer in own)
+
+    def step(batch) -> None:
+        gan.d_optimizer, gan.g_optimizer = averaged
+        try:
+            gan.step(batch)
+        finally:
+            gan.d_optimizer, gan.g_optimizer = own
+    return step
+
+
+def test_graph_replays_the_gradient_mean_before_each_update(make_cuda):
+    """What data parallelism adds to a graphed step, the gradients' mean before each update,
+    is recorded and replayed: replays equal eager steps that average alike, and differ from
+    replays without it."""
+    def build() -> GAN:
+        return GAN.from_preset("pytorch-vanilla", backend=make_cuda(), seed=4,
+                               **PRESETS["pytorch-vanilla"])
+
+    eager, replayed, plain = build(), build(), build()
+    eager_step = _averaging(eager, Halving(eager.backend))
+    halving = Halving(replayed.backend)
+    graphed = GraphedStep(replayed, gradient_mean=halving.mean,
+                          eager_step=_averaging(replayed, halving))
+    graphed_plain = GraphedStep(plain)
+    for batch in _batches(eager, 6, seed=1):
+        eager_step(batch)
+        graphed.step(batch)
+        graphed_plain.step(batch)
+    expected, actual = _state(eager), _state(replayed)
+    for name in expected:
+        np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
+    assert replayed.steps == eager.steps == 6
+    assert not np.array_equal(_state(plain)["G"], actual["G"])
+
+
 def test_graph_comparison_catches_a_step_count_baked_into_the_graph(make_cuda):
     """Plant the classic bug (the host's Adam step passed as a launch argument): replays then
     repeat the captured bias correction, and the comparison above must notice."""

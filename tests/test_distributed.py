@@ -355,6 +355,52 @@ def test_a_batch_the_ranks_cannot_share_is_one_error_and_no_folder(tmp_path):
     assert not run.exists()
 
 
+@pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None,
+                    reason="needs mpi4py: pip install -e '.[mpi]'")
+def test_a_graphed_step_without_nccl_is_an_error():
+    from distributed_worker import build
+    from mpi4py import MPI
+
+    from fastgan.distributed import DataParallel
+
+    with pytest.raises(ConfigError, match="graph=True needs gradients all-reduced by NCCL"):
+        DataParallel(build("adam", 1, 16), MPI.COMM_SELF, graph=True)
+
+
+@needs_mpi
+@pytest.mark.gpu
+@needs_cuda
+def test_the_nccl_allreduce_is_replayed_inside_the_cuda_graph():
+    """One rank, with the mean taken over "2 ranks" (every gradient halved, so that the
+    all-reduce shows in the result): 20 steps replayed as graphs equal 20 eager steps."""
+    from distributed_worker import Trace, build
+    from mpi4py import MPI
+
+    from fastgan.distributed import DataParallel
+    from fastgan.distributed.allreduce import NcclAllreduce
+
+    devices.use_local_gpu(MPI.COMM_SELF)
+    communicator = devices.nccl_communicator(MPI.COMM_SELF)
+    if communicator is None:
+        pytest.skip("this CuPy has no NCCL")
+    data = fastgan.data.ring(n=2048, seed=4)
+
+    def trained(graph: bool) -> tuple[DataParallel, Trace]:
+        trace = Trace()
+        dp = DataParallel(build("adam", 2, 32, dropout=0.3, backend="cupy"), MPI.COMM_SELF,
+                          graph=graph, allreduce=NcclAllreduce(communicator, 2))
+        dp.fit(data, steps=20, callbacks=[trace], log_every=5)
+        return dp, trace
+
+    (graphed, replayed), (_, eager) = trained(True), trained(False)
+    assert len(graphed._graphed._graphs) == 1                 # one batch shape, one graph
+    for expected, found in zip(eager.params, replayed.params, strict=True):
+        np.testing.assert_array_equal(found, expected)
+    plain = Trace()
+    build("adam", 2, 32, dropout=0.3, backend="cupy").fit(data, steps=20, callbacks=[plain])
+    assert not np.array_equal(plain.params[-1], replayed.params[-1])
+
+
 @needs_mpi
 @pytest.mark.gpu
 @needs_cuda

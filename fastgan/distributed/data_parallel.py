@@ -36,6 +36,7 @@ Semantics:
 * **GPUs.** With the cupy backend each rank drives one GPU (call
   :func:`fastgan.distributed.devices.use_local_gpu` before building the GAN) and the
   gradients are all-reduced by NCCL on the GPUs; without NCCL they go through host memory.
+  With ``graph=True`` each step is replayed as one CUDA graph, the NCCL all-reduces inside.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ import numpy as np
 
 from ..backends.base import Backend
 from ..errors import ConfigError, TrainingDiverged
+from ..gan.cuda_graph import GraphedStep
 from ..gan.model import GAN, stats_record
 from ..nn.optim import BoundOptimizer
 from ..training import checkpoint
@@ -179,6 +181,9 @@ class DataParallel:
     it copies rank 0's whole training state to every rank. It trains with the loop, monitors
     and checkpoints of a single process: :meth:`fit` takes the arguments of ``GAN.fit``.
 
+    ``graph=True`` (cupy backend, NCCL, device random generator) replays each step as one CUDA
+    graph with the two NCCL all-reduces inside it
+    (:class:`~fastgan.gan.cuda_graph.GraphedStep`).
     ``allreduce`` replaces the averaging of gradients (default: :func:`gradient_allreduce`);
     ``shared_noise`` is for tests: every rank draws the same global noise and keeps its rows
     (:class:`SharedNoise`), so that W ranks see the inputs of one process at the global batch.
@@ -202,8 +207,8 @@ class DataParallel:
     ema = _forwarded("ema")
     sample_rng = _forwarded("sample_rng")
 
-    def __init__(self, gan: GAN, comm: Any = None, *, allreduce: Allreduce | None = None,
-                 shared_noise: bool = False) -> None:
+    def __init__(self, gan: GAN, comm: Any = None, *, graph: bool = False,
+                 allreduce: Allreduce | None = None, shared_noise: bool = False) -> None:
         self.gan = gan
         self.comm = world() if comm is None else comm
         self.rank, self.size = self.comm.rank, self.comm.size
@@ -222,6 +227,7 @@ class DataParallel:
             gan.noise_rng = SharedNoise(gan.noise_rng, self.shard, gan.backend)
         else:
             self._derive_streams()
+        self._graphed = self._graphed_step() if graph else None
 
     # ------------------------------------------------------------------ start-up
     def _check_batch(self) -> None:
@@ -270,10 +276,24 @@ class DataParallel:
         """Rows of each discriminator step's batch this rank trains on."""
         return self.gan.batch_size // self.size
 
+    def _graphed_step(self) -> GraphedStep:
+        if not isinstance(self.allreduce, NcclAllreduce):
+            raise ConfigError("graph=True needs gradients all-reduced by NCCL on the GPUs (the "
+                              "cupy backend and cupy.cuda.nccl on every rank); this run "
+                              f"averages them with {type(self.allreduce).__name__}")
+        return GraphedStep(self.gan, gradient_mean=self.allreduce.mean,
+                           eager_step=self._eager_step)
+
     def step(self, local_batch: Any) -> None:
         """One training step on this rank's k x local-batch rows (every rank calls it
         together): the GAN's step, with each optimizer update preceded by the all-reduce of
-        its network's gradients."""
+        its network's gradients; replayed as a CUDA graph with ``graph=True``."""
+        if self._graphed is not None:
+            self._graphed.step(local_batch)
+        else:
+            self._eager_step(local_batch)
+
+    def _eager_step(self, local_batch: Any) -> None:
         gan = self.gan
         gan.d_optimizer, gan.g_optimizer = self._averaged
         try:

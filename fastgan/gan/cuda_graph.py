@@ -21,13 +21,19 @@ between steps may be a host value baked into a launch:
   a loaded checkpoint or a new epoch), and after it the host's counts follow the device's;
 * the batch: the graph reads a fixed device array, filled before each launch.
 
+Data parallelism (:class:`fastgan.distributed.DataParallel` with ``graph=True``) passes the
+gradient all-reduce as ``gradient_mean``: each network's gradient buffer goes through it just
+before the network's update, eagerly and in the graph (an NCCL all-reduce on the capturing
+stream is recorded with the kernels), and ``eager_step`` runs the data-parallel step when a
+shape is first seen.
+
 Arrays the step uses must be updated in place (as checkpoint loading does), never replaced.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..backends.cupy_backend import CupyBackend, DeviceRng
@@ -38,15 +44,20 @@ class ScheduledUpdate:
     """Stands in for one of a GAN's bound optimizers while its step is captured: the update
     takes its step count and learning rate from device memory, advancing the count itself."""
 
-    def __init__(self, gan: Any, attribute: str) -> None:
+    def __init__(self, gan: Any, attribute: str,
+                 gradient_mean: Callable[[Any], None] | None = None) -> None:
         self.gan = gan
         self.attribute = attribute
         self.optimizer = getattr(gan, attribute)
+        self.gradient_mean = gradient_mean
         self.schedule = gan.backend.new_schedule()
         self._on_device: tuple[int, float] | None = None   # (steps, lr) the schedule holds
 
     def step(self, epoch: int = 0) -> None:
-        """The update as the graph records it (called by ``GAN.step`` during capture)."""
+        """The update as the graph records it (called by ``GAN.step`` during capture), after
+        the gradients' mean over the ranks when there is one."""
+        if self.gradient_mean is not None:
+            self.gradient_mean(self.optimizer.params.grad)
         self.optimizer.step_scheduled(self.schedule)
 
     @contextlib.contextmanager
@@ -74,9 +85,14 @@ class ScheduledUpdate:
 
 
 class GraphedStep:
-    """Runs ``gan.step`` as a replayed CUDA graph, one graph per batch shape."""
+    """Runs ``gan.step`` as a replayed CUDA graph, one graph per batch shape.
 
-    def __init__(self, gan: Any) -> None:
+    ``gradient_mean`` (called on a gradient buffer, in place, on the current stream) and
+    ``eager_step`` (default ``gan.step``) are for data parallelism: see the module docstring.
+    """
+
+    def __init__(self, gan: Any, *, gradient_mean: Callable[[Any], None] | None = None,
+                 eager_step: Callable[[Any], None] | None = None) -> None:
         if not isinstance(gan.backend, CupyBackend):
             raise ConfigError(f"CUDA-graph replay needs the cupy backend; this GAN runs on "
                               f"{gan.backend.name}")
@@ -85,8 +101,9 @@ class GraphedStep:
             raise ConfigError("CUDA-graph replay needs the device random generator; this GAN "
                               "draws on the host (made with CupyBackend(rng='host'))")
         self.gan = gan
-        self.d_update = ScheduledUpdate(gan, "d_optimizer")
-        self.g_update = ScheduledUpdate(gan, "g_optimizer")
+        self.eager_step = gan.step if eager_step is None else eager_step
+        self.d_update = ScheduledUpdate(gan, "d_optimizer", gradient_mean)
+        self.g_update = ScheduledUpdate(gan, "g_optimizer", gradient_mean)
         self._graphs: dict[tuple[int, ...], tuple[Any, Any]] = {}
 
     def step(self, real_batch: Any) -> None:
@@ -96,7 +113,7 @@ class GraphedStep:
             real_batch = real_batch.reshape(-1, real_batch.shape[-1])
         entry = self._graphs.get(real_batch.shape)
         if entry is None:
-            gan.step(real_batch)
+            self.eager_step(real_batch)
             self._graphs[real_batch.shape] = self._capture(real_batch.shape)
             return
         graph, real_input = entry
