@@ -25,7 +25,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,19 +76,27 @@ def interleaved(contenders: dict[str, Step], repeats: int, warmup: int = DEFAULT
     """Seconds per call of each contender: ``warmup`` untimed calls each, then ``repeats``
     repetitions that call every contender once, rotating the order each repetition, with an
     untimed pause of ``settle`` seconds after every timed call (see :data:`SETTLE_S`)."""
+    seconds: dict[str, list[float]] = {name: [] for name in contenders}
+    for name, run in _rotated_turns(contenders, repeats, warmup):
+        start = time.perf_counter()
+        run()
+        seconds[name].append(time.perf_counter() - start)
+        if settle:
+            time.sleep(settle)
+    return seconds
+
+
+def _rotated_turns(contenders: dict[str, Step], rounds: int, warmup: int
+                   ) -> Iterator[tuple[str, Step]]:
+    """``warmup`` untimed calls of each contender, then each contender's turn in every one of
+    ``rounds`` rounds, the order rotating by one each round: (name, contender) pairs."""
     for run in contenders.values():
         for _ in range(warmup):
             run()
     names = list(contenders)
-    seconds: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(repeats):
+    for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            start = time.perf_counter()
-            contenders[name]()
-            seconds[name].append(time.perf_counter() - start)
-            if settle:
-                time.sleep(settle)
-    return seconds
+            yield name, contenders[name]
 
 
 def alternating_windows(contenders: dict[str, Step], rounds: int, window: float,
@@ -104,22 +112,17 @@ def alternating_windows(contenders: dict[str, Step], rounds: int, window: float,
     switches between fast and slow modes, the ratio of two contenders in the same round
     compares them in the same mode.
     """
-    for run in contenders.values():
-        for _ in range(warmup):
+    seconds: dict[str, list[float]] = {name: [] for name in contenders}
+    for name, run in _rotated_turns(contenders, rounds, warmup):
+        calls = 0
+        start = now = time.perf_counter()
+        while now - start < window or not calls:
             run()
-    names = list(contenders)
-    seconds: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            run, calls = contenders[name], 0
-            start = now = time.perf_counter()
-            while now - start < window or not calls:
-                run()
-                calls += 1
-                now = time.perf_counter()
-            seconds[name].append((now - start) / calls)
-            if settle:
-                time.sleep(settle)
+            calls += 1
+            now = time.perf_counter()
+        seconds[name].append((now - start) / calls)
+        if settle:
+            time.sleep(settle)
     return seconds
 
 
