@@ -15,6 +15,8 @@ Checks:
   the check must catch.
 * ``fail-alone``: rank 1 raises inside training; rank 0, waiting in the next all-reduce, must
   be ended by it (bounded time, non-zero status).
+* ``nan-alone``: rank 1's discriminator turns to NaN after step 3; the all-reduce carries it
+  to rank 0, and every rank must stop with TrainingDiverged at the same step (status 3).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import fastgan
 from fastgan import GAN, MLP, SGD, Adam, Callback, Dense, Dropout
 from fastgan.distributed import DataParallel
 from fastgan.distributed.allreduce import HostAllreduce
+from fastgan.errors import TrainingDiverged
 from fastgan.training import checkpoint
 
 STEPS = 20
@@ -122,6 +125,24 @@ def fail_alone(comm) -> int:
     return 0
 
 
+class NanOnRank1(Callback):
+    def on_step_end(self, loop) -> None:
+        if loop.gan.steps == 3 and loop.trainer.rank == 1:
+            loop.gan.discriminator.params.data[:] = np.nan
+
+
+def nan_alone(comm) -> int:
+    dp = DataParallel(build("sgd", 1, comm.size * LOCAL_BATCH), comm)
+    try:
+        dp.fit(fastgan.data.ring(n=2048, seed=4), steps=100, callbacks=[NanOnRank1()],
+               log_every=5)
+    except TrainingDiverged:
+        print(f"rank {comm.rank}: diverged, stopped at step {dp.steps}", flush=True)
+        return 3
+    print(f"rank {comm.rank}: trained on through a NaN", flush=True)
+    return 0
+
+
 def plant_fresh_streams() -> None:
     """Restore no rank's random streams but rank 0's (the bug the resume check must catch)."""
     checkpoint.same_processes = lambda metadata, processes: False
@@ -150,6 +171,8 @@ def main(argv: list[str]) -> int:
         return resume(comm, argv[1])
     if check == "fail-alone":
         return fail_alone(comm)
+    if check == "nan-alone":
+        return nan_alone(comm)
     raise SystemExit(f"unknown check {check!r}")
 
 

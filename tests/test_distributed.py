@@ -267,6 +267,34 @@ def test_a_rank_that_fails_alone_ends_every_rank():
     assert time.monotonic() - started < 120
 
 
+@needs_mpi
+def test_a_nan_on_one_rank_stops_every_rank_at_the_same_step():
+    result = launch_ranks(["distributed_worker.py", "nan-alone"])
+    assert result.returncode == 3, result.stdout
+    stops = sorted(line for line in result.stdout.splitlines() if "diverged, stopped" in line)
+    assert [line.split(":")[0] for line in stops] == ["rank 0", "rank 1"], result.stdout
+    assert stops[0].split(":")[1] == stops[1].split(":")[1]      # the same step
+    assert "trained on" not in result.stdout
+
+
+@needs_mpi
+def test_resuming_on_another_number_of_ranks_warns_and_trains(tmp_path):
+    from distributed_worker import LOCAL_BATCH, build
+    from mpi4py import MPI
+
+    from fastgan.distributed import DataParallel
+
+    saved = tmp_path / "c.npz"
+    result = launch_ranks(["distributed_worker.py", "resume", str(saved)])    # 2 ranks wrote it
+    assert result.returncode == 0, result.stdout
+    one = DataParallel(build("adam", 1, 2 * LOCAL_BATCH, dropout=0.3), MPI.COMM_SELF)
+    with pytest.warns(UserWarning, match="written by 2 process.* continues on 1"):
+        one.restore(saved)
+    assert one.steps == 10
+    one.fit(fastgan.data.ring(n=2048, seed=4), steps=5, log_every=5)
+    assert one.steps == 15
+
+
 # ---------------------------------------------------------------- fastgan train, two ranks
 def train_ranks(folder: Path, *arguments: str, parts: list[list[str]] | None = None,
                 ) -> subprocess.CompletedProcess:
