@@ -19,13 +19,14 @@ time is its own, launch to end (the synchronisations slow the step as a whole).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import statistics
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,17 +81,28 @@ def _timed_gemm(totals: dict[str, float], counts: dict[str, int], gemm: Callable
     return run
 
 
-def _instrument(gan: GAN, totals: dict[str, float], counts: dict[str, int]) -> None:
-    backend = gan.backend
+@contextlib.contextmanager
+def _instrumented(gan: GAN, totals: dict[str, float], counts: dict[str, int]
+                  ) -> Iterator[None]:
+    """Within the block every kernel of ``gan``'s backend and every draw of its random streams
+    is timed: attributes of the instances shadow their methods, and are removed at the end
+    (the backend is shared by every GAN of the process)."""
+    backend, shadowed = gan.backend, []
     for name in KERNELS:
-        if name == "gemm":
-            backend.gemm = _timed_gemm(totals, counts, backend.gemm)
-        else:
-            setattr(backend, name, _timed(totals, counts, name, getattr(backend, name)))
+        timed = _timed_gemm(totals, counts, backend.gemm) if name == "gemm" \
+            else _timed(totals, counts, name, getattr(backend, name))
+        setattr(backend, name, timed)
+        shadowed.append((backend, name))
     streams: list[Rng] = [gan.noise_rng, gan.generator.dropout_rng, gan.discriminator.dropout_rng]
     for stream in streams:
         for name in DRAWS:
             setattr(stream, name, _timed(totals, counts, f"rng.{name}", getattr(stream, name)))
+            shadowed.append((stream, name))
+    try:
+        yield
+    finally:
+        for owner, name in shadowed:
+            delattr(owner, name)
 
 
 def thread_cpu_ns() -> dict[int, int]:
@@ -134,26 +146,27 @@ def profile(preset: str, batch: int, backend: str, steps: int, threads: int | No
         gemms_alone()
     totals: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
-    _instrument(gan, totals, counts)
     step_seconds, gemm_seconds, step_cpu = [], [], defaultdict(int)
     main = threading.get_native_id()
-    for _ in range(steps):
-        start = time.perf_counter()
-        gemms_alone()
-        gemm_seconds.append(time.perf_counter() - start)
-        before = thread_cpu_ns()
-        start = clock()
-        gan.step(real)
-        step_seconds.append(clock() - start)
-        for tid, ns in thread_cpu_ns().items():
-            role = "main" if tid == main else "blas pool" if tid in blas_threads else "numba pool"
-            step_cpu[role] += ns - before.get(tid, 0)
+    with _instrumented(gan, totals, counts):
+        for _ in range(steps):
+            start = time.perf_counter()
+            gemms_alone()
+            gemm_seconds.append(time.perf_counter() - start)
+            before = thread_cpu_ns()
+            start = clock()
+            gan.step(real)
+            step_seconds.append(clock() - start)
+            for tid, ns in thread_cpu_ns().items():
+                role = "main" if tid == main else "blas pool" if tid in blas_threads \
+                    else "numba pool"
+                step_cpu[role] += ns - before.get(tid, 0)
     mean_ms = 1e3 * sum(step_seconds) / steps
     flops = sum(g.flops for g in step_gemms(preset_spec, batch))
     return {"preset": preset, "batch": batch, "backend": backend,
             "threads": {"numba": fastgan.threads.get_num_threads()["numba"],
                         "numpy's blas": (gemm_library() or {}).get("threads")}, "steps": steps,
-            "clock": "cpu" if clock is time.thread_time else "wall",
+            "clock": next(name for name, function in CLOCKS.items() if function is clock),
             "step_ms": 1e3 * statistics.median(step_seconds), "mean_ms": mean_ms,
             "kernels": {name: {"calls": counts[name] / steps, "ms": 1e3 * seconds / steps}
                         for name, seconds in sorted(totals.items(), key=lambda item: -item[1])},

@@ -11,6 +11,8 @@ from types import ModuleType
 
 import pytest
 
+import fastgan
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
@@ -36,15 +38,18 @@ def test_dcgan_benchmark_measures_and_reports(monkeypatch):
     assert "| numba |" in table and "| GEMM |" in table
 
 
-def test_time_to_quality_race_runs_both_contenders(monkeypatch, classifier_cache, tmp_path):
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_time_to_quality_race_runs_both_contenders(monkeypatch, classifier_cache, tmp_path,
+                                                   device):
     bench = _load("bench_time_to_quality")
-    reason = bench.unavailable_reason()
+    reason = bench.unavailable_reason(device)
     if reason is not None:
         pytest.skip(reason)
     monkeypatch.setattr(bench, "PRESET", "tiny")           # an epoch in a second or two
     monkeypatch.setattr(bench, "EVAL_N", 200)
     result = bench.race(targets=[1e8, 1e9], budget=600, log=lambda line: None,
-                        cache_dir=classifier_cache)
+                        cache_dir=classifier_cache, device=device)
+    assert result["device"] == device
     assert result["targets"] == [1e9, 1e8]
     for run in result["contenders"].values():
         assert len(run["trace"]) == 1                 # both targets met at the first evaluation
@@ -79,6 +84,8 @@ def test_step_profile_accounts_for_kernels_gemms_and_threads():
     assert "main" in result["cpu_ms_per_step"]
     text = profile_step.report(result)
     assert "GEMMs in the step" in text and "python and the rest" in text
+    shared = fastgan.get_backend("numba")         # the timers are gone: later tests patch and
+    assert not set(vars(shared)) & {"gemm", "adam_update", "bias_act"}   # time its methods
 
 
 def test_gemm_library_comparison_checks_and_times_numpys_own_blas(tmp_path, monkeypatch):
