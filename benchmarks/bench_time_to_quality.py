@@ -1,23 +1,34 @@
-"""Time to quality: wall time for `pytorch-vanilla` on Fashion-MNIST to reach a fixed Fréchet
-distance, fastgan against the PyTorch peer (same algorithm, same preset).
+"""Time to quality: how fast the Fréchet distance on Fashion-MNIST falls, in wall time, for
+fastgan's tuned preset, fastgan with the seed tutorial's settings and the PyTorch peer.
 
-    python benchmarks/bench_time_to_quality.py [--targets 150,100,60] [--threads 1]
-        [--budget 1800] [--device cpu|cuda] [--out ttq]
+    python benchmarks/bench_time_to_quality.py [--seeds 0,1,2] [--budget 600] [--slice 20]
+        [--threads 1] [--device cpu|cuda] [--shard I/N] [--out ttq]
+    python benchmarks/bench_time_to_quality.py --combine ttq-0.json ttq-1.json --out ttq
     pytest benchmarks/bench_time_to_quality.py --benchmark-json=ttq.json   # the same race
 
-On the CPU (the default) fastgan runs its numba backend and PyTorch eager its CPU build, both
-with the same thread count; with ``--device cuda`` fastgan runs the cupy backend with every
-step replayed as a CUDA graph (:class:`fastgan.gan.cuda_graph.GraphedStep`) and PyTorch eager
-runs on the GPU, each with its dataset on the GPU. Both contenders train from scratch, in
-float32, and after
-every epoch (600 steps of 100) score ``EVAL_N`` samples with the same
-:class:`fastgan.evaluation.metrics.Evaluator` (the Fashion-MNIST classifier's features). Each
-has its own clock, which runs only while it works: loading the data, building the model,
-training and sampling plus scoring. The two alternate epoch by epoch, so a machine whose load
-changes over the run slows both alike. Each target is a fixed Fréchet distance; a contender
-reaches it at its first evaluation at or below it, and stops at the lowest target or when its
-clock passes ``budget`` seconds. The result is each one's time to each target, the ratios
-fastgan / PyTorch (the goal: at most 0.6), and a plot of distance against wall time.
+The contenders (:data:`CONTENDERS`): ``fast-mlp`` on fastgan (the preset a sweep tuned),
+``pytorch-vanilla`` on fastgan (seed 004's settings) and ``pytorch-vanilla`` on the PyTorch peer
+(eager), each trained from scratch in float32 with every seed. On the CPU (the default)
+fastgan runs its numba backend and PyTorch its CPU build, all with the same thread count;
+with ``--device cuda`` fastgan runs the cupy backend with every step replayed as a CUDA graph
+(:class:`fastgan.gan.cuda_graph.GraphedStep`) and PyTorch runs on the GPU, each with its
+dataset on the device.
+
+Each run has its own clock, which runs while it loads the data, builds its model and trains;
+scoring is off the clock, and so are the costs a process pays once (importing torch, loading
+Numba's compiled kernels), paid before the first run starts. The runs take turns, each
+training for ``--slice`` seconds of its own clock, so a machine whose load changes over the
+race slows them alike; after every slice the run is scored on ``EVAL_N`` samples with one
+:class:`fastgan.evaluation.metrics.Evaluator` (the Fashion-MNIST classifier's features; the
+same latent vectors for every run), until its clock passes ``--budget``. ``--shard I/N`` runs
+every N-th run from the I-th (start N shards at once, one per core, each with ``--threads
+1``) and ``--combine`` joins their results.
+
+The summary takes medians over seeds. The target is the distance the PyTorch peer reaches
+at the budget; for each contender it reports the time to reach it (a run's first score at
+or below it), its distance, recall and coverage at the budget, and the goals of the tuned
+preset (:data:`GOALS`): the target in at most a third of the budget, and at most half the
+peer's distance at the budget, with recall and coverage at least those of the seed settings.
 
 Skips with the reason where torch, the backend or Fashion-MNIST is missing.
 """
@@ -26,9 +37,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,17 +52,41 @@ from fastgan.errors import FastganError
 from fastgan.evaluation.metrics import Evaluator
 from fastgan.gan import presets
 from fastgan.gan.model import latent_noise
+from fastgan.training.loop import Callback, TrainingLoop
 
-PRESET = "pytorch-vanilla"
 DATASET = "fashion-mnist"
+EVAL_N = 5000
+"""Samples per score: the distances are defined at this sample size."""
+BUDGET_S = 600.0
+SLICE_S = 20.0
+SEEDS = (0, 1, 2)
 THREADS = 1
-EVAL_N = 2000
-"""Samples per evaluation: the Fréchet distance target is defined at this sample size."""
-TARGETS_FD = (150.0, 100.0, 60.0)
-BUDGET_S = 1800.0
-SEED = 0
 BACKENDS = {"cpu": "numba", "cuda": "cupy"}
 """fastgan's backend on each device the race runs on."""
+SCORED = ("frechet_distance", "precision", "recall", "coverage", "density")
+"""The metrics recorded at every score."""
+GOALS = {"time_to_target_fraction": 1 / 3, "distance_ratio": 0.5}
+"""The tuned preset's goals: the peer's distance at the budget within this fraction of the
+budget, and at most this ratio of the peer's distance at the budget."""
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One side of the race: who trains (``"fastgan"`` or ``"pytorch"``) which preset."""
+
+    side: str
+    preset: str
+
+    @property
+    def name(self) -> str:
+        """E.g. ``fastgan fast-mlp``."""
+        return f"{self.side} {self.preset}"
+
+
+TUNED = Contender("fastgan", "fast-mlp")
+SEED_SETTINGS = Contender("fastgan", "pytorch-vanilla")
+PEER = Contender("pytorch", "pytorch-vanilla")
+CONTENDERS = (TUNED, SEED_SETTINGS, PEER)
 
 
 def unavailable_reason(device: str = "cpu") -> str | None:
@@ -72,159 +109,299 @@ def unavailable_reason(device: str = "cpu") -> str | None:
 
 
 @dataclass
-class Contender:
-    """One side of the race: how it trains an epoch and draws samples, and its own clock."""
+class Run:
+    """One contender with one seed: how it trains until a deadline and draws samples, its own
+    clock and its scores."""
 
-    name: str
-    steps_per_epoch: int
-    train_epoch: Callable[[], Any]
-    samples: Callable[[int], np.ndarray]
+    contender: Contender
+    seed: int
+    train_until: Callable[[float], Any] = field(repr=False)
+    samples: Callable[[int], np.ndarray] = field(repr=False)
+    steps: Callable[[], int] = field(repr=False)
     seconds: float = 0.0
-    steps: int = 0
     trace: list[dict[str, float]] = field(default_factory=list)
-    reached_s: dict[float, float] = field(default_factory=dict)
 
-    def timed(self, work: Callable[[], Any]) -> Any:
-        """Run ``work`` on this contender's clock."""
+    def train(self, seconds: float) -> None:
+        """Train for ``seconds`` more of this run's clock (to the end of the step that passes
+        them; at least one step)."""
         started = time.perf_counter()
-        try:
-            return work()
-        finally:
-            self.seconds += time.perf_counter() - started
+        self.train_until(started + seconds)
+        self.seconds += time.perf_counter() - started
+
+    def record(self) -> dict[str, Any]:
+        """The run as JSON values."""
+        return {"contender": asdict(self.contender), "seed": self.seed, "trace": self.trace}
 
 
-def fastgan_contender(train: data.Dataset, threads: int, device: str = "cpu") -> Contender:
-    """fastgan, one epoch per call: ``GAN.fit`` on the numba backend, or on the GPU graphed
-    steps over batches gathered on the device."""
+class Deadline(Callback):
+    """Stops ``fit`` after the first step that ends at or past ``deadline`` (perf_counter)."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def on_step_end(self, loop: TrainingLoop) -> None:
+        """Stop once the deadline has passed."""
+        if time.perf_counter() >= self.deadline:
+            loop.request_stop()
+
+
+UNBOUNDED_STEPS = 2**62
+
+
+def fastgan_run(contender: Contender, seed: int, threads: int, device: str) -> Run:
+    """fastgan: ``GAN.fit`` on the numba backend, or graphed steps on the GPU."""
     from fastgan.threads import set_num_threads
 
     set_num_threads(threads)
-    gan = GAN.from_preset(PRESET, backend=BACKENDS[device], seed=SEED,
+    train = data.load(DATASET)
+    gan = GAN.from_preset(contender.preset, backend=BACKENDS[device], seed=seed,
                           data_dim=train.n_features)
-    steps = len(train) // (gan.k * gan.batch_size)
-    noise = _noise(gan.preset, EVAL_N)
-    train_epoch = (lambda: gan.fit(train, steps=steps)) if device == "cpu" \
-        else _graphed_epochs(gan, train, steps)
-    return Contender(f"fastgan-{BACKENDS[device]}", steps, train_epoch,
-                     lambda n: gan.sample(n, noise=noise[:n]))
+    noise = _noise(gan.preset)
+
+    def fit_until(deadline: float) -> None:
+        gan.fit(train, steps=UNBOUNDED_STEPS, callbacks=[Deadline(deadline)])
+
+    train_until = fit_until if device == "cpu" else _graphed(gan, train, seed)
+    return Run(contender, seed, train_until, lambda n: gan.sample(n, noise=noise[:n]),
+               lambda: gan.steps)
 
 
-def _graphed_epochs(gan: GAN, train: data.Dataset, steps: int) -> Callable[[], None]:
-    """One epoch per call on the GPU: each batch gathered from the dataset held on the device,
-    then a CUDA-graph step."""
+def _graphed(gan: GAN, train: data.Dataset, seed: int) -> Callable[[float], None]:
+    """Training on the GPU until a deadline: each batch gathered from the dataset held on the
+    device, then a CUDA-graph step; shuffled epochs."""
     from fastgan.gan.cuda_graph import GraphedStep
 
     backend, graphed = gan.backend, GraphedStep(gan)
     images = backend.asarray(train.x, gan.dtype)
     rows = gan.k * gan.batch_size
+    batches = len(train) // rows
     batch = backend.empty((rows, train.n_features), gan.dtype)
-    orders = np.random.default_rng(SEED)
+    orders = np.random.default_rng(seed)
+    position = {"order": None, "batch": batches}
 
-    def train_epoch() -> None:
-        order = backend.asarray(orders.permutation(len(train)))
-        for step in range(steps):
-            backend.take_rows(images, order[step * rows:(step + 1) * rows], batch)
+    def train_until(deadline: float) -> None:
+        while True:                         # at least one step, to the first past the deadline
+            if position["batch"] == batches:
+                position["order"] = backend.asarray(orders.permutation(len(train)))
+                position["batch"] = 0
+            start = position["batch"] * rows
+            backend.take_rows(images, position["order"][start:start + rows], batch)
             graphed.step(batch)
-        gan.last_stats()                               # one read-back, as fit's logging does
-    return train_epoch
+            position["batch"] += 1
+            if time.perf_counter() >= deadline:
+                break
+        gan.last_stats()                    # one read-back: the clock waits for the device
+    return train_until
 
 
-def torch_contender(train: data.Dataset, threads: int, device: str = "cpu") -> Contender:
+def torch_run(contender: Contender, seed: int, threads: int, device: str) -> Run:
     """The PyTorch peer (eager), its data held as one tensor on ``device``, batches gathered
-    by index."""
+    by index from shuffled epochs."""
     import torch
 
     from fastgan.benchmarking.torch_peer import TorchGAN, set_threads
 
     set_threads(threads)
-    preset = presets.get(PRESET, train.n_features)
-    peer = TorchGAN(preset, device=device, dtype="float32", seed=SEED)
+    train = data.load(DATASET)
+    preset = presets.get(contender.preset, train.n_features)
+    peer = TorchGAN(preset, device=device, dtype="float32", seed=seed)
     images = torch.from_numpy(np.array(train.x)).to(device)   # a writable copy for torch
     rows = preset.k * preset.batch_size
-    steps = len(train) // rows
-    noise = torch.as_tensor(_noise(preset, EVAL_N), dtype=torch.float32, device=device)
+    batches = len(images) // rows
+    noise = torch.as_tensor(_noise(preset), dtype=torch.float32, device=device)
+    state = {"order": None, "batch": batches, "steps": 0}
 
-    def train_epoch() -> None:
-        order = torch.randperm(len(images), device=device)
-        for step in range(steps):
-            peer.step(images[order[step * rows:(step + 1) * rows]])
-        peer.stats()                                   # one read-back, as fit's logging does
+    def train_until(deadline: float) -> None:
+        while True:                         # at least one step, to the first past the deadline
+            if state["batch"] == batches:
+                state["order"], state["batch"] = torch.randperm(len(images), device=device), 0
+            start = state["batch"] * rows
+            peer.step(images[state["order"][start:start + rows]])
+            state["batch"] += 1
+            state["steps"] += 1
+            if time.perf_counter() >= deadline:
+                break
+        peer.stats()                        # one read-back: the clock waits for the device
 
     def samples(n: int) -> np.ndarray:
         with torch.no_grad():
             return peer.generator(noise[:n]).cpu().numpy()
 
-    return Contender(f"pytorch-eager-{device}" if device != "cpu" else "pytorch-eager", steps,
-                     train_epoch, samples)
+    return Run(contender, seed, train_until, samples, lambda: state["steps"])
 
 
-def _noise(preset: presets.Preset, n: int) -> np.ndarray:
-    """The evaluation's latent vectors: one fixed set for both contenders."""
-    return latent_noise(np.random.default_rng(SEED + 1), preset.noise, n, preset.latent_dim)
+def _noise(preset: presets.Preset) -> np.ndarray:
+    """The scores' latent vectors: one fixed set for every run."""
+    return latent_noise(np.random.default_rng(12345), preset.noise, EVAL_N, preset.latent_dim)
 
 
-def race(targets: Sequence[float] = TARGETS_FD, budget: float = BUDGET_S,
-         threads: int = THREADS, log: Callable[[str], None] = print,
-         cache_dir: Path | None = None, device: str = "cpu") -> dict[str, Any]:
-    """Run both contenders epoch by epoch on ``device`` until each reaches the lowest target
-    or its budget (``cache_dir``: where the evaluation classifier is cached; default the data
+def warm_up(device: str) -> None:
+    """Pay each process-wide first-time cost before any clock starts, so that it does not
+    fall on whichever run comes first: importing torch, loading fastgan's compiled kernels,
+    the first step of each library (a step of a tiny GAN on each side)."""
+    from fastgan.benchmarking.torch_peer import TorchGAN
+
+    tiny = presets.get("tiny", data_dim=4)
+    GAN.from_preset("tiny", backend=BACKENDS[device], data_dim=4).fit(
+        np.zeros((tiny.batch_size, 4), np.float32), steps=1)
+    peer = TorchGAN(tiny, device=device)
+    peer.step(peer.make_batch())
+    peer.stats()
+
+
+def make_run(contender: Contender, seed: int, threads: int, device: str) -> Run:
+    """Build ``contender``'s run for ``seed``, on its own clock (loading and building count)."""
+    started = time.perf_counter()
+    build = fastgan_run if contender.side == "fastgan" else torch_run
+    run = build(contender, seed, threads, device)
+    run.seconds = time.perf_counter() - started
+    return run
+
+
+def race(contenders: Sequence[Contender] = CONTENDERS, seeds: Sequence[int] = SEEDS,
+         budget: float = BUDGET_S, slice_s: float = SLICE_S, threads: int = THREADS,
+         device: str = "cpu", shard: tuple[int, int] = (0, 1),
+         log: Callable[[str], None] = print, cache_dir: Path | None = None) -> dict[str, Any]:
+    """Train this shard's runs in turns of ``slice_s`` seconds until each clock passes
+    ``budget``, scoring after every slice; returns the runs' traces and, over them, the
+    summary (``cache_dir``: where the evaluation classifier is cached; default the data
     cache)."""
-    targets = sorted(targets, reverse=True)
-    evaluator = Evaluator.for_dataset(DATASET, n=EVAL_N, seed=SEED, notify=log,
-                                      cache_dir=cache_dir)
-    contenders = []
-    for make in (fastgan_contender, torch_contender):
-        started = time.perf_counter()
-        contender = make(data.load(DATASET), threads, device)
-        contender.seconds = time.perf_counter() - started      # loading and building count
-        contenders.append(contender)
-    real_fd = evaluator.real["frechet_distance"]
-    log(f"targets: Fréchet distance {targets} at n={EVAL_N} (real vs real: {real_fd:.2f}); "
-        f"budget {budget:.0f} s each; {threads} thread(s); device {device}")
+    index, count = shard
+    plan = [(c, s) for c in contenders for s in seeds][index::count]
+    evaluator = Evaluator.for_dataset(DATASET, n=EVAL_N, seed=0, notify=log, cache_dir=cache_dir)
+    warm_up(device)
+    runs = [make_run(c, s, threads, device) for c, s in plan]
+    log(f"{len(runs)} runs; {budget:.0f} s each in {slice_s:.0f}-s slices; {threads} "
+        f"thread(s); device {device}; real vs real FD "
+        f"{evaluator.real['frechet_distance']:.2f} at n={EVAL_N}")
+    def running(run: Run) -> bool:              # at least one score, even past the budget
+        return run.seconds < budget or not run.trace
 
-    def running(c: Contender) -> bool:
-        return targets[-1] not in c.reached_s and c.seconds < budget
+    while any(map(running, runs)):
+        for run in filter(running, runs):
+            run.train(max(0.0, min(slice_s, budget - run.seconds)))
+            scores = evaluator.score(run.samples(EVAL_N))
+            run.trace.append({"seconds": run.seconds, "steps": run.steps(),
+                              **{name: float(scores[name]) for name in SCORED}})
+            log(f"{run.contender.name:26} seed {run.seed}  {run.seconds:6.1f} s  step "
+                f"{run.steps():6d}  FD {scores['frechet_distance']:8.2f}  recall "
+                f"{scores['recall']:.3f}")
+    result = {"dataset": DATASET, "eval_n": EVAL_N, "budget_s": budget, "slice_s": slice_s,
+              "threads": threads, "device": device,
+              "real_vs_real": evaluator.real["frechet_distance"],
+              "runs": [run.record() for run in runs]}
+    result["summary"] = summarize(result)
+    return result
 
-    while any(running(c) for c in contenders):
-        for c in filter(running, contenders):
-            c.timed(c.train_epoch)
-            c.steps += c.steps_per_epoch
-            fd = c.timed(lambda c=c: evaluator.report(c.samples(EVAL_N))["frechet_distance"])
-            c.trace.append({"seconds": c.seconds, "steps": c.steps, "frechet_distance": fd})
-            log(f"{c.name:14} step {c.steps:6d}  {c.seconds:7.1f} s  FD {fd:8.2f}")
-            for target in targets:
-                if fd <= target:
-                    c.reached_s.setdefault(target, c.seconds)
-    fast, peer = contenders
-    ratios = {target: fast.reached_s[target] / peer.reached_s[target]
-              for target in targets if target in fast.reached_s and target in peer.reached_s}
-    return {"preset": PRESET, "dataset": DATASET, "eval_n": EVAL_N, "targets": targets,
-            "real_vs_real": real_fd, "threads": threads, "device": device, "budget_s": budget,
-            "ratio_fastgan_to_torch": ratios,
-            "contenders": {c.name: {"reached_s": c.reached_s, "trace": c.trace}
-                           for c in contenders}}
+
+def combine(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One result from the shards' results (the same race settings, different runs)."""
+    first = dict(results[0])
+    first["runs"] = [run for result in results for run in result["runs"]]
+    first["summary"] = summarize(first)
+    return first
+
+
+def summarize(result: dict[str, Any]) -> dict[str, Any]:
+    """Medians over seeds per contender: the distance at the budget, the time to the peer's
+    distance at the budget (the target), recall and coverage at the budget; the goals."""
+    by_contender: dict[str, list[dict[str, Any]]] = {}
+    for run in result["runs"]:
+        by_contender.setdefault(Contender(**run["contender"]).name, []).append(run)
+
+    def at_budget(run: dict[str, Any], metric: str) -> float:
+        return run["trace"][-1][metric]
+
+    def median(runs: list[dict[str, Any]], value: Callable[[dict[str, Any]], float]) -> float:
+        return statistics.median(value(run) for run in runs)
+
+    summary: dict[str, Any] = {"contenders": {}}
+    peer_runs = by_contender.get(PEER.name)
+    target = None if not peer_runs else median(
+        peer_runs, lambda run: at_budget(run, "frechet_distance"))
+    summary["target_frechet_distance"] = target
+    for name, runs in by_contender.items():
+        row = {"seeds": sorted(run["seed"] for run in runs)}
+        for metric in ("frechet_distance", "recall", "coverage", "precision"):
+            row[metric] = median(runs, lambda run, m=metric: at_budget(run, m))
+        if target is not None:
+            row["time_to_target_s"] = median(runs, lambda run: time_to(run, target))
+        summary["contenders"][name] = row
+    tuned, seed_settings = (summary["contenders"].get(c.name) for c in (TUNED, SEED_SETTINGS))
+    if tuned and target is not None:
+        goals = {"time_to_target_s": (tuned["time_to_target_s"], "<=",
+                                      GOALS["time_to_target_fraction"] * result["budget_s"]),
+                 "distance_ratio": (tuned["frechet_distance"] / target, "<=",
+                                    GOALS["distance_ratio"])}
+        if seed_settings:                       # diversity: at least the seed settings'
+            goals |= {metric: (tuned[metric], ">=", seed_settings[metric])
+                      for metric in ("recall", "coverage")}
+        summary["goals"] = {
+            name: {"value": value, "goal": f"{relation} {bound:.4g}",
+                   "met": value <= bound if relation == "<=" else value >= bound}
+            for name, (value, relation, bound) in goals.items()}
+    for row in (*summary["contenders"].values(), *summary.get("goals", {}).values()):
+        for key in ("time_to_target_s", "value"):     # JSON has no infinity: None, never
+            if row.get(key) == math.inf:
+                row[key] = None
+    return summary
+
+
+def time_to(run: dict[str, Any], target: float) -> float:
+    """The clock at the run's first score at or below ``target`` (inf: never)."""
+    return next((point["seconds"] for point in run["trace"]
+                 if point["frechet_distance"] <= target), math.inf)
+
+
+def report(result: dict[str, Any]) -> str:
+    """The summary as a Markdown table and the goals as lines."""
+    summary = result["summary"]
+    target = summary["target_frechet_distance"]
+    budget = result["budget_s"]
+    lines = [f"| contender (median of seeds) | FD at {budget:.0f} s | time to FD "
+             f"{'-' if target is None else f'{target:.1f}'} | precision | recall | coverage |",
+             "|---|---|---|---|---|---|"]
+    for name, row in summary["contenders"].items():
+        reached = row.get("time_to_target_s", "-")
+        shown = "not reached" if reached is None else reached if reached == "-" \
+            else f"{reached:.0f} s"
+        lines.append(f"| {name} (seeds {', '.join(map(str, row['seeds']))}) | "
+                     f"{row['frechet_distance']:.1f} | {shown} | {row['precision']:.3f} | "
+                     f"{row['recall']:.3f} | {row['coverage']:.3f} |")
+    for name, goal in summary.get("goals", {}).items():
+        value = "not reached" if goal["value"] is None else f"{goal['value']:.3g}"
+        lines.append(f"- {name}: {value} (goal {goal['goal']}): "
+                     + ("met" if goal["met"] else "missed"))
+    return "\n".join(lines)
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    """Fréchet distance against wall time for both contenders, with the target lines."""
+    """Fréchet distance against wall time: one thin line per run, one colour per contender,
+    the target as a dashed line."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    for name, run in result["contenders"].items():
+    figure, axes = plt.subplots(figsize=(7.5, 4.5))
+    colours: dict[str, str] = {}
+    for run in result["runs"]:
+        name = Contender(**run["contender"]).name
         trace = run["trace"]
-        axes.plot([p["seconds"] for p in trace], [p["frechet_distance"] for p in trace],
-                  marker="o", label=name)
-    for target in result["targets"]:
-        axes.axhline(target, color="grey", linestyle="--", linewidth=0.8)
+        line, = axes.plot([p["seconds"] for p in trace], [p["frechet_distance"] for p in trace],
+                          linewidth=1.2, color=colours.get(name),
+                          label=None if name in colours else name)
+        colours.setdefault(name, line.get_color())
+    target = result["summary"]["target_frechet_distance"]
+    if target is not None:
+        axes.axhline(target, color="grey", linestyle="--", linewidth=0.8,
+                     label=f"PyTorch's median at {result['budget_s']:.0f} s")
     axes.axhline(result["real_vs_real"], color="green", linestyle=":", label="real vs real")
-    axes.set_xlabel("wall time (s): data, model, training, evaluation")
-    axes.set_ylabel(f"Fréchet distance (n={result['eval_n']}); dashed: targets")
+    axes.set_xlabel("wall time (s): data, model, training (scoring off the clock)")
+    axes.set_ylabel(f"Fréchet distance (n={result['eval_n']})")
     axes.set_yscale("log")
-    where = "GPU" if result.get("device") == "cuda" else f"{result['threads']} thread(s)"
-    axes.set_title(f"{result['preset']} on {result['dataset']}, {where}")
+    where = "GPU" if result["device"] == "cuda" else f"{result['threads']} thread(s) per run"
+    axes.set_title(f"{result['dataset']}, {where}")
     axes.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=100)
@@ -242,34 +419,47 @@ def test_time_to_quality(benchmark) -> None:
     benchmark.extra_info.update(json.loads(json.dumps(result)))
 
 
+def _shard(text: str) -> tuple[int, int]:
+    index, _, count = text.partition("/")
+    shard = int(index), int(count)
+    if not 0 <= shard[0] < shard[1]:
+        raise argparse.ArgumentTypeError(f"a shard is I/N with 0 <= I < N, got {text!r}")
+    return shard
+
+
 def main() -> None:
-    """Command line: run the race, print it, write ``<out>.json`` and ``<out>.png``."""
+    """Command line: run the race (or combine shards), print the summary, write
+    ``<out>.json`` and ``<out>.png``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--targets", default=",".join(map(str, TARGETS_FD)),
-                        help="comma-separated Fréchet distances to reach")
-    parser.add_argument("--threads", type=int, default=THREADS)
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)),
+                        help="comma-separated seeds of every contender")
     parser.add_argument("--budget", type=float, default=BUDGET_S,
-                        help="seconds of work per contender before giving up")
+                        help="seconds on each run's clock")
+    parser.add_argument("--slice", type=float, default=SLICE_S,
+                        help="seconds each run trains per turn (a score follows each)")
+    parser.add_argument("--threads", type=int, default=THREADS)
     parser.add_argument("--device", choices=list(BACKENDS), default="cpu",
                         help="cpu: numba against PyTorch's CPU build; cuda: cupy (graphed) "
                              "against PyTorch on the GPU")
+    parser.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N",
+                        help="run only every N-th run from the I-th")
+    parser.add_argument("--combine", type=Path, nargs="+", metavar="JSON",
+                        help="join shards' results instead of racing")
     parser.add_argument("--out", type=Path, default=Path("time_to_quality"))
     args = parser.parse_args()
-    reason = unavailable_reason(args.device)
-    if reason is not None:
-        raise SystemExit(f"skipped: {reason}")
-    targets = [float(t) for t in args.targets.split(",")]
-    result = race(targets, args.budget, args.threads, log=lambda line: print(line, flush=True),
-                  device=args.device)
+    if args.combine:
+        result = combine([json.loads(path.read_text()) for path in args.combine])
+    else:
+        reason = unavailable_reason(args.device)
+        if reason is not None:
+            raise SystemExit(f"skipped: {reason}")
+        seeds = [int(s) for s in args.seeds.split(",")]
+        result = race(seeds=seeds, budget=args.budget, slice_s=args.slice,
+                      threads=args.threads, device=args.device, shard=args.shard,
+                      log=lambda line: print(line, flush=True))
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2))
     plot(result, args.out.with_suffix(".png"))
-    for target in result["targets"]:
-        times = [run["reached_s"].get(target) for run in result["contenders"].values()]
-        shown = ", ".join(f"{name} " + ("not reached" if t is None else f"{t:.1f} s")
-                          for name, t in zip(result["contenders"], times, strict=True))
-        ratio = result["ratio_fastgan_to_torch"].get(target)
-        print(f"FD <= {target:g}: {shown}; fastgan / PyTorch wall time "
-              + ("n/a" if ratio is None else f"{ratio:.2f}"))
+    print(report(result))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ PARAMETER_COUNTS = {   # (generator, discriminator) trainable parameters for 28x
     "keras-mlp": (1_495_568, 533_505),
     "numpy-adam": (572_584, 100_609),
     "pytorch-vanilla": (1_486_352, 1_460_225),
+    "fast-mlp": (1_486_352, 1_460_225),           # pytorch-vanilla's architecture
 }
 
 
@@ -40,6 +41,17 @@ def test_preset_overrides():
         GAN.from_preset("dcgan-9000")
     with pytest.raises(ConfigError, match="g_loss"):
         GAN.from_preset("tiny", g_loss="wasserstein")
+
+
+def test_a_preset_can_sample_from_an_average_of_g_and_override_it():
+    tuned = presets.get("fast-mlp")
+    assert tuned.ema_decay is not None and GAN.from_preset("fast-mlp").ema.decay == tuned.ema_decay
+    assert GAN.from_preset("fast-mlp", ema_decay=0.9).ema.decay == 0.9
+    assert GAN.from_preset("pytorch-vanilla").ema is None
+    both = presets.get("fast-mlp", lr=1e-3)
+    assert both.g_optimizer.lr == both.d_optimizer.lr == 1e-3
+    with pytest.raises(ConfigError, match="EMA decay"):
+        GAN.from_preset("fast-mlp", ema_decay=1.5)
 
 
 def test_available_backends_reports_reasons():

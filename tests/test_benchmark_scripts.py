@@ -39,26 +39,62 @@ def test_dcgan_benchmark_measures_and_reports(monkeypatch):
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
-def test_time_to_quality_race_runs_both_contenders(monkeypatch, classifier_cache, tmp_path,
-                                                   device):
+def test_time_to_quality_race_runs_every_contender_in_slices(monkeypatch, classifier_cache,
+                                                              tmp_path, device):
     bench = _load("bench_time_to_quality")
     reason = bench.unavailable_reason(device)
     if reason is not None:
         pytest.skip(reason)
-    monkeypatch.setattr(bench, "PRESET", "tiny")           # an epoch in a second or two
+    tuned, seed_settings, peer = (bench.Contender("fastgan", "tiny"),
+                                  bench.Contender("fastgan", "numpy-mlp"),
+                                  bench.Contender("pytorch", "tiny"))
+    for name, contender in (("TUNED", tuned), ("SEED_SETTINGS", seed_settings), ("PEER", peer)):
+        monkeypatch.setattr(bench, name, contender)
     monkeypatch.setattr(bench, "EVAL_N", 200)
-    result = bench.race(targets=[1e8, 1e9], budget=600, log=lambda line: None,
-                        cache_dir=classifier_cache, device=device)
-    assert result["device"] == device
-    assert result["targets"] == [1e9, 1e8]
-    for run in result["contenders"].values():
-        assert len(run["trace"]) == 1                 # both targets met at the first evaluation
-        first = run["trace"][0]
-        assert first["steps"] > 0 and 0 < first["frechet_distance"] < 1e8
-        assert run["reached_s"] == {1e9: first["seconds"], 1e8: first["seconds"]}
-    assert set(result["ratio_fastgan_to_torch"]) == {1e9, 1e8}
+    shards = [bench.race((tuned, seed_settings, peer), seeds=(0, 1), budget=3.0, slice_s=1.0,
+                         device=device, shard=(index, 2), log=lambda line: None,
+                         cache_dir=classifier_cache) for index in range(2)]
+    assert [len(shard["runs"]) for shard in shards] == [3, 3]      # 3 contenders x 2 seeds
+    result = bench.combine(shards)
+    assert {(run["contender"]["preset"], run["seed"]) for run in result["runs"]} == {
+        (preset, seed) for preset in ("tiny", "numpy-mlp") for seed in (0, 1)}
+    for run in result["runs"]:
+        seconds = [point["seconds"] for point in run["trace"]]
+        assert len(seconds) >= 2 and seconds == sorted(seconds) and seconds[-1] >= 3.0
+        assert all(point["steps"] > 0 and point["frechet_distance"] > 0 for point in run["trace"])
+    summary = result["summary"]
+    assert set(summary["contenders"]) == {"fastgan tiny", "fastgan numpy-mlp", "pytorch tiny"}
+    assert set(summary["goals"]) == {"time_to_target_s", "distance_ratio", "recall", "coverage"}
+    assert "| fastgan tiny (seeds 0, 1) |" in bench.report(result)
     bench.plot(result, tmp_path / "race.png")
     assert (tmp_path / "race.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_time_to_quality_summary_takes_medians_over_seeds():
+    bench = _load("bench_time_to_quality")
+
+    def run(contender, seed, distances, recall=0.5):
+        trace = [{"seconds": 10.0 * (i + 1), "steps": i + 1, "frechet_distance": fd,
+                  "precision": 0.9, "recall": recall, "coverage": recall, "density": 1.0}
+                 for i, fd in enumerate(distances)]
+        return {"contender": {"side": contender.side, "preset": contender.preset},
+                "seed": seed, "trace": trace}
+
+    runs = [run(bench.PEER, 0, [90, 60, 50]), run(bench.PEER, 1, [80, 70, 40]),
+            run(bench.PEER, 2, [95, 75, 60]),                      # target: median 50
+            run(bench.TUNED, 0, [70, 40, 20], 0.6), run(bench.TUNED, 1, [50, 30, 25], 0.4),
+            run(bench.TUNED, 2, [60, 55, 24], 0.2),        # reach 50 at 20, 10, 30 s: 20 s
+            run(bench.SEED_SETTINGS, 0, [90, 80, 70], 0.3),
+            run(bench.SEED_SETTINGS, 1, [90, 80, 70], 0.3)]      # never reaches 50
+    summary = bench.summarize({"runs": runs, "budget_s": 30.0})
+    assert summary["target_frechet_distance"] == 50
+    tuned = summary["contenders"][bench.TUNED.name]
+    assert (tuned["time_to_target_s"], tuned["frechet_distance"], tuned["recall"]) == (20, 24, 0.4)
+    assert summary["contenders"][bench.SEED_SETTINGS.name]["time_to_target_s"] is None
+    goals = summary["goals"]
+    assert goals["time_to_target_s"] == {"value": 20, "goal": "<= 10", "met": False}
+    assert goals["distance_ratio"] == {"value": 24 / 50, "goal": "<= 0.5", "met": True}
+    assert goals["recall"] == {"value": 0.4, "goal": ">= 0.3", "met": True}
 
 
 def test_data_parallel_benchmark_launches_every_contender(capsys):

@@ -196,6 +196,26 @@ def test_wrong_format_version(saved):
         fastgan.load(saved)
 
 
+def test_an_average_from_before_the_bias_correction_is_read_as_it_is(tmp_path):
+    """A checkpoint without ``ema_debiased`` (written when the average started at the
+    initial weights) samples from its average unscaled; a current one applies 1/(1-d^t)."""
+    gan = small("tiny", ema_decay=0.9)
+    gan.fit(RING, steps=3)
+    path = gan.save(tmp_path / "c.npz")
+    noise = np.random.default_rng(0).standard_normal((8, gan.latent_dim))
+    assert fastgan.load(path).ema.debiased
+    np.testing.assert_array_equal(fastgan.load(path).sample(8, noise=noise),
+                                  gan.sample(8, noise=noise))
+    rewrite_metadata(path, lambda m: m["model"].pop("ema_debiased"))
+    legacy = fastgan.load(path)
+    assert not legacy.ema.debiased and legacy.ema.correction(legacy.steps) == 1.0
+    legacy.ema, average = None, legacy.ema.average
+    legacy.generator.params.data[:] = average
+    unscaled = legacy.sample(8, noise=noise)
+    np.testing.assert_array_equal(fastgan.load(path).sample(8, noise=noise), unscaled)
+    assert gan.ema.correction(gan.steps) == pytest.approx(1 / (1 - 0.9**3))
+
+
 def test_damaged_metadata(saved):
     rewrite_metadata(saved, lambda m: m["model"].pop("generator"))
     with pytest.raises(CheckpointError, match="model description is damaged"):

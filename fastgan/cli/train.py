@@ -62,7 +62,8 @@ def add_parser(subparsers: Any) -> None:
     arg("--k", type=int, help="discriminator steps per generator step (default: the preset's)")
     arg("--label-smoothing", type=float, metavar="S", help="real labels are 1-S (e.g. 0.1)")
     arg("--ema", type=float, metavar="DECAY",
-        help="sample from an exponential moving average of G's weights (e.g. 0.999)")
+        help="sample from an exponential moving average of G's weights (e.g. 0.999; "
+             "default: the preset's, none but fast-mlp's)")
     arg("--seed", type=int, help=f"random seed (default {defaults.seed})")
     arg("--sampling", choices=("epoch", "random"),
         help="shuffled epochs of full batches, or random batches with replacement "

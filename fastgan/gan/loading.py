@@ -57,7 +57,8 @@ def _build(stored: checkpoint.Stored, backend: str | Backend | None, dtype: Any)
                 name=preset["name"], source=preset["source"], latent_dim=gan.latent_dim,
                 noise=gan.noise, generator=generator_specs, discriminator=discriminator_specs,
                 g_optimizer=g_optimizer, d_optimizer=d_optimizer, batch_size=gan.batch_size,
-                k=gan.k, g_loss=gan.g_loss, label_smoothing=gan.label_smoothing)
+                k=gan.k, g_loss=gan.g_loss, label_smoothing=gan.label_smoothing,
+                ema_decay=model["ema_decay"])
             gan.preset_overrides = dict(serialization.decode(preset["overrides"]))
     except (KeyError, TypeError, ConfigError) as exc:
         raise CheckpointError(f"{stored.path}: the checkpoint's model description is damaged "

@@ -54,7 +54,8 @@ class GAN:
     """A generator/discriminator pair with their optimizers and training rule.
 
     ``ema_decay`` (e.g. 0.999) keeps an exponential moving average of the generator's weights,
-    updated after every step; ``sample`` then draws from the averaged weights.
+    updated after every step; ``sample`` then draws from the averaged weights (bias-corrected:
+    see :mod:`fastgan.nn.ema`).
     """
 
     def __init__(self, generator: MLP, discriminator: MLP, g_optimizer: OptimizerConfig,
@@ -101,8 +102,11 @@ class GAN:
         """Build preset ``name`` (see :mod:`fastgan.gan.presets`) for ``data_dim`` features.
 
         ``backend=None`` is the current default (numpy unless inside ``use_backend``);
-        ``overrides`` go to :func:`fastgan.gan.presets.get` and are kept in ``preset_overrides``.
+        ``ema_decay`` None keeps the preset's (none but ``fast-mlp`` has one); ``overrides`` go
+        to :func:`fastgan.gan.presets.get` and are kept in ``preset_overrides``.
         """
+        if ema_decay is not None:
+            overrides["ema_decay"] = ema_decay
         preset = _presets.get(name, data_dim, **overrides)
         g_seed, d_seed, gan_seed = np.random.SeedSequence(seed).spawn(3)
         generator = MLP(preset.generator, in_features=preset.latent_dim, backend=backend,
@@ -112,7 +116,7 @@ class GAN:
         gan = cls(generator, discriminator, preset.g_optimizer, preset.d_optimizer,
                   noise=preset.noise, k=preset.k, g_loss=preset.g_loss,
                   label_smoothing=preset.label_smoothing, batch_size=preset.batch_size,
-                  seed=gan_seed, ema_decay=ema_decay)
+                  seed=gan_seed, ema_decay=preset.ema_decay)
         gan.preset = preset
         gan.preset_overrides = dict(overrides)
         return gan
@@ -239,7 +243,7 @@ class GAN:
         (n, latent_dim) fixes the inputs."""
         if self.ema is None:
             return self._generate(n, noise)
-        with self.ema.swapped_in():
+        with self.ema.swapped_in(self.steps):
             return self._generate(n, noise)
 
     def _generate(self, n: int, noise: np.ndarray | None) -> np.ndarray:

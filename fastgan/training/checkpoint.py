@@ -131,6 +131,7 @@ def model_description(gan: Checkpointable) -> dict[str, Any]:
         "noise": gan.noise, "k": gan.k, "g_loss": gan.g_loss,
         "label_smoothing": gan.label_smoothing, "batch_size": gan.batch_size,
         "ema_decay": None if gan.ema is None else gan.ema.decay,
+        "ema_debiased": None if gan.ema is None else gan.ema.debiased,
     }
 
 
@@ -240,6 +241,8 @@ def _restore(gan: Checkpointable, stored: Stored) -> None:
                                   f"{arrays[name].shape}, the model's {tuple(target.shape)}")
     for name, target in targets.items():
         gan.backend.copy(arrays[name].astype(gan.dtype, copy=False), target)
+    if gan.ema is not None:       # absent: written when the average started at the weights
+        gan.ema.debiased = bool((meta.get("model") or {}).get("ema_debiased", False))
     try:
         set_progress(gan, meta["progress"])
         rng_states = meta["rng"]
