@@ -52,6 +52,7 @@ from fastgan.errors import FastganError
 from fastgan.evaluation.metrics import Evaluator
 from fastgan.gan import presets
 from fastgan.gan.model import latent_noise
+from fastgan.sweep.trial import UNBOUNDED_STEPS
 from fastgan.training.loop import Callback, TrainingLoop
 
 DATASET = "fashion-mnist"
@@ -144,8 +145,6 @@ class Deadline(Callback):
         if time.perf_counter() >= self.deadline:
             loop.request_stop()
 
-
-UNBOUNDED_STEPS = 2**62
 
 
 def fastgan_run(contender: Contender, seed: int, threads: int, device: str) -> Run:
