@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -30,6 +31,10 @@ from .launch import detect
 MPI_MISSING = ("data-parallel training needs mpi4py and an MPI library: "
                "pip install 'fastgan[mpi]'")
 EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
+ABORT_GRACE_S = 0.5
+"""How long a failing rank waits between writing its error and ``MPI_Abort``: the launcher
+forwards each rank's output through a pipe, and an abort can tear the pipe down before the
+last lines have crossed it (seen with MPICH's Hydra on a loaded 2-core machine)."""
 
 T = TypeVar("T")
 
@@ -137,5 +142,7 @@ def failing_fast(comm: Any, agreed: tuple[type[BaseException], ...] = ()) -> Ite
             traceback.print_exc(file=sys.stderr)
         print(f"fastgan: error on rank {comm.rank} of {comm.size}: {describe(exc)}; ending "
               "every rank", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        time.sleep(ABORT_GRACE_S)
         comm.Abort(status)
         os._exit(status)    # MPI_Abort does not return; should it ever, this rank still ends
