@@ -40,13 +40,10 @@ def backend(request: pytest.FixtureRequest) -> backends.Backend:
 @functools.cache
 def _comparable(name: str) -> backends.Backend:
     """Backend ``name`` drawing its noise and dropout masks as the NumPy reference does. The
-    cupy backend's own streams (Philox on the device) differ from NumPy's by design; with
-    ``rng="host"`` it draws NumPy's values and uploads them."""
-    if name == "cupy":
-        from fastgan.backends.cupy_backend import CupyBackend
-
-        return CupyBackend(rng="host")
-    return fastgan.get_backend(name)
+    numba and cupy backends' own streams (Philox) differ from NumPy's by design; with
+    ``rng="pcg64"`` they draw NumPy's values."""
+    backend_class = type(fastgan.get_backend(name))
+    return backend_class(rng="pcg64")
 
 
 @pytest.fixture(params=[_param(n) for n in backends.names() if n != "numpy"])
@@ -57,6 +54,16 @@ def fast_backend(request: pytest.FixtureRequest) -> backends.Backend:
     if reason is not None:
         pytest.skip(f"backend {request.param} unavailable: {reason}")
     return _comparable(request.param)
+
+
+@pytest.fixture(scope="session")
+def emulator_library():
+    """The CUDA kernels compiled for the CPU emulation (cuda_emulator.py), or a skip."""
+    import cuda_emulator
+
+    if not cuda_emulator.compiler_available():
+        pytest.skip("g++ is not available to build the CPU emulation of the CUDA kernels")
+    return cuda_emulator.build()
 
 
 @pytest.fixture(params=["float32", "float64"])

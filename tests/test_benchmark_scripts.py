@@ -171,3 +171,14 @@ def test_allreduce_benchmark_times_both_networks_on_two_ranks():
     assert result.returncode == 0, result.stdout + result.stderr
     assert "float32" in result.stdout and "on 2 ranks: median" in result.stdout
     assert result.stdout.count("median") == 1                     # rank 0 alone prints
+
+
+def test_rng_streams_benchmark_measures_and_reports():
+    pytest.importorskip("numba", reason="the stream benchmark times the numba backend")
+    bench = _load("bench_rng_streams")
+    result = bench.measure(bench.Case("pytorch-vanilla", 4, "float32",
+                                      (("g_hidden", (8,)), ("d_hidden", (8,)))),
+                           rounds=2, window=0.01, warmup=1)
+    assert len(result["floor_s"]) == 2 and result["philox_speedup"]["median"] > 0
+    text = bench.report(result)
+    assert "numba philox:" in text and "numba pcg64:" in text and "Philox over PCG64" in text

@@ -21,10 +21,18 @@ from test_parity import DCGAN_SGD, GEOMETRIES
 import fastgan
 from fastgan import GAN, backends
 from fastgan.backends import cupy_backend
-from fastgan.backends.base import ACTIVATION_CODES, IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
+from fastgan.backends.base import (
+    ACTIVATION_CODES,
+    IDENTITY,
+    LEAKY_RELU,
+    RELU,
+    SIGMOID,
+    TANH,
+    PhiloxRng,
+)
 from fastgan.backends.cublas import OP_N, OP_T, gemm_arguments
 from fastgan.backends.cuda_kernels import KERNELS, SOURCE, name_expressions
-from fastgan.backends.cupy_backend import CupyBackend, DeviceRng
+from fastgan.backends.cupy_backend import CupyBackend
 from fastgan.errors import BackendUnavailable, ConfigError, FastganError
 from fastgan.gan.cuda_graph import GraphedStep
 
@@ -216,13 +224,6 @@ def test_kernel_source_compiles_with_nvcc(tmp_path):
 
 
 # ---------------------------------------------------------------- GPU and emulated GPU
-@pytest.fixture(scope="module")
-def emulator_library():
-    if not cuda_emulator.compiler_available():
-        pytest.skip("g++ is not available to build the CPU emulation of the CUDA kernels")
-    return cuda_emulator.build()
-
-
 @pytest.fixture(params=["emulated", pytest.param("cupy", marks=pytest.mark.gpu)])
 def make_cuda(request):
     """A factory of CupyBackend objects on the real GPU or on the CPU emulation."""
@@ -419,78 +420,9 @@ def test_scheduled_updates_equal_the_eager_ones(cuda):
 
 
 # ---------------------------------------------------------------- random numbers
-MASK32 = 0xFFFFFFFF
-
-
-def philox4x32_10(counter, key):
-    """Reference Philox4x32-10 in Python (checked against Random123's known answers)."""
-    c, (k0, k1) = list(counter), key
-    for _ in range(10):
-        p0, p1 = 0xD2511F53 * c[0], 0xCD9E8D57 * c[2]
-        c = [(p1 >> 32) ^ c[1] ^ k0, p1 & MASK32, (p0 >> 32) ^ c[3] ^ k1, p0 & MASK32]
-        k0, k1 = (k0 + 0x9E3779B9) & MASK32, (k1 + 0xBB67AE85) & MASK32
-    return c
-
-
-def test_reference_philox_matches_random123_known_answers():
-    assert philox4x32_10([0, 0, 0, 0], (0, 0)) == [0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8]
-    assert philox4x32_10([MASK32] * 4, (MASK32, MASK32)) == [
-        0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD]
-    assert philox4x32_10([0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344],
-                         (0xA4093822, 0x299F31D0)) == [0xD16CFE09, 0x94FDCCEB, 0x5001E420,
-                                                       0x24126EA1]
-
-
-def test_device_generator_is_philox_on_element_and_draw(cuda):
-    """float64 uniforms in [0, 1) are word / 2^32 exactly: read the words back."""
-    rng = cuda.rng(1234)
-    out = cuda.zeros((3, 7), "float64")
-    for draw in range(2):
-        rng.uniform(out, 0.0, 1.0)
-        words = (cuda.to_numpy(out).ravel() * 2.0**32).astype(np.uint64)
-        key = (rng.key & MASK32, rng.key >> 32)
-        expected = [philox4x32_10([i // 4, 0, draw, 0], key)[i % 4] for i in range(out.size)]
-        np.testing.assert_array_equal(words, expected)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_device_generator_distributions(cuda, dtype):
-    rng = cuda.rng(7)
-    out = cuda.empty((200, 201), dtype)
-    rng.normal(out)
-    z = cuda.to_numpy(out)
-    assert abs(z.mean()) < 0.02 and abs(z.std() - 1) < 0.02 and np.isfinite(z).all()
-    rng.uniform(out, -1.0, 3.0)
-    u = cuda.to_numpy(out)
-    assert u.min() >= -1 and u.max() < 3 and abs(u.mean() - 1) < 0.03
-    rng.dropout_mask(out, 0.3)
-    mask = cuda.to_numpy(out)
-    np.testing.assert_array_equal(np.unique(mask), np.array([0, 1 / 0.7], dtype))
-    assert abs((mask == 0).mean() - 0.3) < 0.01
-
-
-def test_device_generator_state_seed_and_shape_independence(cuda):
-    rng = cuda.rng(5)
-    state = rng.get_state()
-    first, again, longer = (cuda.empty((4, 5), "float32") for _ in range(3))
-    rng.normal(first)
-    rng.set_state(state)
-    rng.normal(again)
-    np.testing.assert_array_equal(cuda.to_numpy(first), cuda.to_numpy(again))
-    assert rng.get_state() == {**state, "draws": state["draws"] + 1}
-    rng.set_state(state)
-    wide = cuda.empty((40, 50), "float32")
-    rng.normal(wide)                        # another launch shape, same first 20 numbers
-    np.testing.assert_array_equal(cuda.to_numpy(wide).ravel()[:20], cuda.to_numpy(first).ravel())
-    other = cuda.rng(6)
-    other.normal(longer)
-    assert not np.array_equal(cuda.to_numpy(longer), cuda.to_numpy(first))
-    with pytest.raises(ConfigError, match="PCG64"):
-        rng.set_state(np.random.PCG64(0).state)
-
-
-def test_host_generator_reproduces_the_numpy_stream(make_cuda):
-    cuda = make_cuda(rng="host")
+# The Philox stream itself is tested on every backend in test_philox.py.
+def test_pcg64_generator_reproduces_the_numpy_stream(make_cuda):
+    cuda = make_cuda(rng="pcg64")
     reference = fastgan.get_backend("numpy").rng(3)
     rng = cuda.rng(3)
     for draw in ("normal", "uniform"):
@@ -534,7 +466,7 @@ def _state(gan) -> dict[str, np.ndarray]:
 def test_twenty_steps_match_numpy(make_cuda, preset, dtype):
     """From the same weights and the same noise (host generator), 20 steps agree."""
     reference = GAN.from_preset(preset, backend="numpy", dtype=dtype, seed=3, **PRESETS[preset])
-    gan = GAN.from_preset(preset, backend=make_cuda(rng="host"), dtype=dtype, seed=3,
+    gan = GAN.from_preset(preset, backend=make_cuda(rng="pcg64"), dtype=dtype, seed=3,
                           **PRESETS[preset])
     for i, batch in enumerate(_batches(gan, 20)):
         reference.epoch = gan.epoch = i // 10            # the learning-rate schedules move
@@ -656,16 +588,18 @@ def test_graph_comparison_catches_a_step_count_baked_into_the_graph(make_cuda):
 def test_graph_replay_needs_cupy_and_the_device_generator(make_cuda):
     with pytest.raises(ConfigError, match="needs the cupy backend"):
         GraphedStep(GAN.from_preset("tiny", data_dim=2, backend="numpy"))
-    host_drawn = GAN.from_preset("tiny", data_dim=2, backend=make_cuda(rng="host"))
+    host_drawn = GAN.from_preset("tiny", data_dim=2, backend=make_cuda(rng="pcg64"))
     with pytest.raises(ConfigError, match="device random generator"):
         GraphedStep(host_drawn)
     assert isinstance(GAN.from_preset("tiny", data_dim=2, backend=make_cuda()).noise_rng,
-                      DeviceRng)
+                      PhiloxRng)
 
 
 def test_backend_options_are_checked(make_cuda):
     with pytest.raises(ConfigError, match="rng must be"):
         make_cuda(rng="cpu")
+    assert make_cuda(rng="host").rng_stream == "pcg64"          # its names before Philox
+    assert make_cuda(rng="device").rng_stream == "philox"
 
 
 # ---------------------------------------------------------------- real GPU only

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ConfigError
+from . import philox
 
 # Activation codes shared by every backend (jitted kernels take the integer).
 IDENTITY, RELU, LEAKY_RELU, TANH, SIGMOID = range(5)
@@ -126,15 +127,79 @@ class Rng:
         self.generator.bit_generator.state = state
 
 
+class PhiloxRng(Rng):
+    """The Philox4x32-10 stream of :mod:`.philox`: a 64-bit key from the seed and a count of
+    draws, kept in a one-element array on the backend's device (so a replayed CUDA graph
+    draws fresh numbers each time). The backend's :meth:`Backend.philox_fill` draws; every
+    backend draws the same numbers for a seed (up to the last bit of normals' libm).
+
+    The state is ``{"generator": "philox4x32-10", "key": int, "draws": int}``.
+    """
+
+    GENERATOR = "philox4x32-10"
+
+    def __init__(self, backend: Backend, seed: int | np.random.SeedSequence) -> None:
+        self.backend = backend
+        self.key = philox.key_of(seed)
+        self.draws = backend.xp.zeros((1,), dtype=np.uint64)
+
+    def normal(self, out: Any) -> None:
+        """Fill ``out`` with N(0, 1) samples."""
+        self.backend.philox_fill(out, self.key, self.draws, philox.RNG_NORMAL, 0.0, 0.0)
+
+    def uniform(self, out: Any, low: float = -1.0, high: float = 1.0) -> None:
+        """Fill ``out`` with U[low, high) samples."""
+        self.backend.philox_fill(out, self.key, self.draws, philox.RNG_UNIFORM, low, high)
+
+    def dropout_mask(self, out: Any, rate: float) -> None:
+        """Fill ``out`` with 1/(1-rate) with probability 1-rate, else 0."""
+        self.backend.philox_fill(out, self.key, self.draws, philox.RNG_DROPOUT, rate,
+                                 1.0 / (1.0 - rate))
+
+    def get_state(self) -> dict:
+        """Key and draw count, JSON-serialisable (reading it synchronises with a GPU)."""
+        draws = int(self.backend.to_numpy(self.draws)[0])
+        return {"generator": self.GENERATOR, "key": self.key, "draws": draws}
+
+    def set_state(self, state: dict) -> None:
+        """Continue from a state returned by :meth:`get_state`."""
+        if generator_of(state) != self.GENERATOR:
+            raise ConfigError(f"this random state comes from {generator_of(state)!r}, not from "
+                              f"the {self.GENERATOR} generator; it cannot be continued here")
+        self.key = int(state["key"])
+        self.backend.copy(np.array([state["draws"]], dtype=np.uint64), self.draws)
+
+
+def generator_of(state: Any) -> str | None:
+    """The generator that wrote a random state: ``"philox4x32-10"``, NumPy's bit generator
+    (``"PCG64"``), or None for anything else."""
+    if not isinstance(state, dict):
+        return None
+    return state.get("generator", state.get("bit_generator"))
+
+
 class Backend:
     """The contract every backend fulfils; the methods are the reference implementation."""
 
     name: ClassVar[str] = "base"
     xp: Any = np
-    rng_class: ClassVar[type[Rng]] = Rng
+    rng_classes: ClassVar[dict[str, type[Rng]]] = {"pcg64": Rng, "philox": PhiloxRng}
+    """The random streams this backend can draw, by name (see :meth:`rng`)."""
+    default_rng: ClassVar[str] = "pcg64"
     im2col_bytes: ClassVar[int | None] = 4 * 2**20
     """Convolutions gather their im2col matrix for this many bytes of the batch at a time, a
     slice that stays in the CPU's caches (None: the whole batch in one matrix)."""
+
+    def __init__(self, *, rng: str | None = None) -> None:
+        """``rng`` names the stream of noise and dropout masks: ``"pcg64"`` (NumPy's PCG64 on
+        the host, the NumPy backend's default and the stream parity tests compare) or
+        ``"philox"`` (counter-based Philox4x32-10, the same numbers on every backend);
+        None for the backend's default."""
+        rng = self.default_rng if rng is None else rng
+        if rng not in self.rng_classes:
+            raise ConfigError(f"rng must be one of {', '.join(map(repr, self.rng_classes))}, "
+                              f"got {rng!r}")
+        self.rng_stream = rng
 
     # ------------------------------------------------------------ allocation and transfer
     def empty(self, shape: tuple[int, ...], dtype: Any) -> Any:
@@ -167,8 +232,15 @@ class Backend:
         self.xp.take(src, index, axis=0, out=out)
 
     def rng(self, seed: int | np.random.SeedSequence) -> Rng:
-        """A reproducible random stream for noise and dropout masks."""
-        return self.rng_class(self, seed)
+        """A reproducible random stream for noise and dropout masks, of the kind chosen when
+        this backend was made."""
+        return self.rng_classes[self.rng_stream](self, seed)
+
+    def philox_fill(self, out: Any, key: int, draws: Any, kind: int, a: float, b: float) -> None:
+        """Fill the contiguous ``out`` from draw ``draws[0]`` of the Philox stream ``key``,
+        then count the draw (``philox.RNG_*`` kinds; see :mod:`.philox`)."""
+        philox.fill(out, key, int(self.to_numpy(draws)[0]), kind, a, b, self.xp)
+        draws += 1
 
     def all_finite(self, a: Any) -> bool:
         """True when ``a`` holds no NaN or infinity (a host sync)."""

@@ -26,12 +26,12 @@ import numpy as np
 
 from ..errors import ConfigError
 from .base import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
+from .philox import RNG_DROPOUT, RNG_NORMAL, RNG_UNIFORM
 
 TILE_COLS = 32          # columns per block in the column kernels (one warp wide)
 ROW_LANES = 8           # rows read in parallel per column in the column kernels
 REDUCE_THREADS = 256    # threads of the single-block reductions
 COLSUM_ONLY = -1        # act code of act_grad_colsum: add the columns up, change nothing
-RNG_NORMAL, RNG_UNIFORM, RNG_DROPOUT = range(3)
 CONV_GEOMETRY = ("int",) * 9
 """The geometry parameters of the convolution kernels: ``ConvGeometry.kernel_args``."""
 

@@ -4,9 +4,9 @@ GEMMs go to cuBLAS (:mod:`.cublas`, called directly so CUDA graphs can capture t
 everything else is one launch of a fused kernel from :mod:`.cuda_kernels`: bias + activation
 after each GEMM, activation derivative fused with the bias-gradient column sum, BCE-with-logits
 with its gradient and statistics (which stay on the device), dropout, batch norm, and one
-SGD/Adam update over a whole flat buffer. Noise and dropout masks come from a counter-based
-generator on the device (:class:`DeviceRng`). :mod:`fastgan.gan.cuda_graph` replays a whole
-training step as a CUDA graph.
+SGD/Adam update over a whole flat buffer. Noise and dropout masks come from the counter-based
+Philox stream drawn on the device (:class:`~fastgan.backends.base.PhiloxRng`).
+:mod:`fastgan.gan.cuda_graph` replays a whole training step as a CUDA graph.
 
 CuPy is imported only when a backend object is made (or availability is asked), never by
 ``import fastgan``. The GPU work goes through a *device* object (:class:`CupyDevice`); the
@@ -19,20 +19,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..errors import ConfigError, FastganError
-from .base import IDENTITY, Backend, ConvGeometry, Rng
+from .base import IDENTITY, Backend, ConvGeometry, PhiloxRng, Rng
 from .cublas import Cublas
 from .cuda_kernels import (
     COLSUM_ONLY,
     KERNELS,
     REDUCE_THREADS,
-    RNG_DROPOUT,
-    RNG_NORMAL,
-    RNG_UNIFORM,
     ROW_LANES,
     SOURCE,
     TILE_COLS,
@@ -42,6 +39,8 @@ from .cuda_kernels import (
 INSTALL_HINT = "pip install 'fastgan[cuda12]' (CUDA 12 driver) or 'fastgan[cuda13]' (CUDA 13)"
 LIBRARIES_HINT = ("install cupy with the CUDA libraries (pip install 'cupy-cuda12x[ctk]', or "
                   "'cupy-cuda13x[ctk]') or a CUDA toolkit")
+RNG_OLD_NAMES = {"host": "pcg64", "device": "philox"}
+"""The names ``CupyBackend(rng=...)`` took before every backend could draw Philox."""
 ELEMENTWISE_THREADS = 256
 BLOCKS_PER_SM = 32            # cap of grid-stride launches: plenty to fill an SM
 COLUMN_BLOCKS_PER_SM = 4      # target occupancy of the column-sum kernel
@@ -199,58 +198,9 @@ class CupyDevice:
 
 
 # ---------------------------------------------------------------- random numbers
-class DeviceRng(Rng):
-    """Philox4x32-10 on the GPU: a 64-bit key from the seed and a draw counter kept in device
-    memory, so a replayed CUDA graph draws fresh numbers each time.
-
-    Draw number d sets element i from word i % 4 of the Philox block with counter (i // 4, d):
-    the numbers depend only on (seed, d, i), not on the launch shape. Normals come from
-    Box-Muller on 24-bit (float32) or 32-bit (float64) uniforms, so |z| <= 5.8 in float32.
-    The state is ``{"generator": "philox4x32-10", "key": int, "draws": int}`` (reading it
-    synchronises with the GPU).
-    """
-
-    GENERATOR = "philox4x32-10"
-
-    def __init__(self, backend: CupyBackend, seed: int | np.random.SeedSequence) -> None:
-        self.backend = backend
-        if not isinstance(seed, np.random.SeedSequence):
-            seed = np.random.SeedSequence(seed)
-        low, high = seed.generate_state(2, np.uint32)
-        self.key = int(low) | int(high) << 32
-        self.draws = backend.xp.zeros((1,), dtype=np.uint64)
-
-    def normal(self, out: Any) -> None:
-        """Fill ``out`` with N(0, 1) samples."""
-        self.backend.philox_fill(out, self.key, self.draws, RNG_NORMAL, 0.0, 0.0)
-
-    def uniform(self, out: Any, low: float = -1.0, high: float = 1.0) -> None:
-        """Fill ``out`` with U[low, high) samples."""
-        self.backend.philox_fill(out, self.key, self.draws, RNG_UNIFORM, low, high)
-
-    def dropout_mask(self, out: Any, rate: float) -> None:
-        """Fill ``out`` with 1/(1-rate) with probability 1-rate, else 0."""
-        self.backend.philox_fill(out, self.key, self.draws, RNG_DROPOUT, rate, 1.0 / (1.0 - rate))
-
-    def get_state(self) -> dict:
-        """Key and draw count, JSON-serialisable."""
-        draws = int(self.backend.to_numpy(self.draws)[0])
-        return {"generator": self.GENERATOR, "key": self.key, "draws": draws}
-
-    def set_state(self, state: dict) -> None:
-        """Continue from a state returned by :meth:`get_state`."""
-        if not isinstance(state, dict) or state.get("generator") != self.GENERATOR:
-            kind = state.get("generator", state.get("bit_generator")) if isinstance(
-                state, dict) else type(state).__name__
-            raise ConfigError(f"this random state comes from {kind!r}, not from cupy's "
-                              f"{self.GENERATOR} device generator; it cannot be continued here")
-        self.key = int(state["key"])
-        self.backend.copy(np.array([state["draws"]], dtype=np.uint64), self.draws)
-
-
 class HostRng(Rng):
     """NumPy's PCG64 on the host, copied to the GPU: exactly the NumPy backend's stream, for
-    parity tests (``CupyBackend(rng="host")``). Slow, and not replayable by a CUDA graph."""
+    parity tests (``CupyBackend(rng="pcg64")``). Slow, and not replayable by a CUDA graph."""
 
     def __init__(self, backend: Backend, seed: int | np.random.SeedSequence) -> None:
         super().__init__(backend, seed)
@@ -286,8 +236,9 @@ class CupyBackend(Backend):
     """CuPy arrays on an NVIDIA GPU; fused CUDA kernels and cuBLAS (see the module docstring).
 
     ``tf32=True`` lets float32 GEMMs use TF32 tensor cores (see :class:`.cublas.Cublas` for
-    the tolerance); ``rng="host"`` draws noise and masks with NumPy's generator, as the NumPy
-    backend does (for parity tests); ``device`` replaces the GPU (default
+    the tolerance); ``rng="pcg64"`` draws noise and masks with NumPy's generator on the host,
+    as the NumPy backend does (for parity tests; ``"host"`` is its older name, and
+    ``"device"`` the default ``"philox"``'s); ``device`` replaces the GPU (default
     ``CupyDevice(tf32)``; the tests pass a CPU emulation). Kernels need C-contiguous arrays.
     ``get_backend("cupy")`` gives the default one; pass an object for other options::
 
@@ -297,13 +248,14 @@ class CupyBackend(Backend):
     name = "cupy"
     im2col_bytes = None       # the whole batch's im2col matrix at once: GPU memory is ample
 
-    def __init__(self, *, tf32: bool = False, rng: str = "device", device: Any = None) -> None:
-        if rng not in ("device", "host"):
-            raise ConfigError(f"rng must be 'device' or 'host', got {rng!r}")
+    rng_classes: ClassVar[dict[str, type[Rng]]] = {"pcg64": HostRng, "philox": PhiloxRng}
+    default_rng = "philox"
+
+    def __init__(self, *, tf32: bool = False, rng: str | None = None, device: Any = None) -> None:
+        super().__init__(rng=RNG_OLD_NAMES.get(rng, rng))
         self.device = device if device is not None else CupyDevice(tf32=tf32)
         self.xp = self.device.xp
         self.tf32 = tf32
-        self.rng_kind = rng
         self._eager_schedule = self.new_schedule()
         self._scratch: dict[tuple, Any] = {}
 
@@ -351,13 +303,9 @@ class CupyBackend(Backend):
         """``out[...] = a`` for a device array ``a`` and a host array ``out`` (synchronises)."""
         self.device.download_into(a, out)
 
-    def rng(self, seed: int | np.random.SeedSequence) -> Rng:
-        """A :class:`DeviceRng`, or a :class:`HostRng` for ``rng="host"``."""
-        return DeviceRng(self, seed) if self.rng_kind == "device" else HostRng(self, seed)
-
     def philox_fill(self, out: Any, key: int, draws: Any, kind: int, a: float, b: float) -> None:
         """Fill ``out`` from the Philox stream ``key`` at draw ``draws[0]``, then count the draw
-        (see :class:`DeviceRng`)."""
+        on the device (see :mod:`.philox`)."""
         self._elementwise("philox_fill", out.dtype, _blocks(out.size, 4), out, out.size, key,
                           draws, kind, a, b)
         self._launch("philox_advance", None, (1,), (1,), draws)

@@ -30,6 +30,7 @@ from numba import njit, types, uint64
 from numba.extending import overload
 
 from .base import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
+from .philox import MASK32, MULTIPLIERS, RNG_DROPOUT, RNG_NORMAL, RNG_UNIFORM, UNIT_BITS, WEYL
 
 # _nrt=False: a kernel cannot allocate. error_model="numpy": x/0 is inf or nan as in NumPy
 # (Python's ZeroDivisionError check would also stop every loop with a division from
@@ -212,7 +213,7 @@ def bce_with_logits(logits, target, scale, grad, stats):
     stats[1] = prob_sum / logits.size
 
 
-# ---------------------------------------------------------------------- dropout
+# ---------------------------------------------------------------------- random numbers
 @kernel
 def dropout_mask(uniform, keep, inv_keep):
     """Uniform draws ``u`` in [0, 1) -> inverted-dropout mask, in place:
@@ -224,6 +225,109 @@ def dropout_mask(uniform, keep, inv_keep):
         for j in range(cols):
             uniform[i, j] = inv_keep if uniform[i, j] + keep >= one else zero
 
+
+_MASK32 = uint64(MASK32)
+_HIGH = uint64(32)
+
+
+def unit_interval(word, zero):
+    """A 32-bit word -> a uniform in [0, 1) of ``zero``'s type, inside kernels:
+    ``(x >> 8) 2^-24`` in float32 (exact), ``x 2^-32`` in float64 (fastgan.backends.philox)."""
+    shift, scale = UNIT_BITS[np.dtype(type(zero)).itemsize]
+    return type(zero)(word >> shift) * scale
+
+
+@overload(unit_interval)
+def _unit_interval_for_type(word, zero):
+    shift, scale = UNIT_BITS[4 if zero == types.float32 else 8]
+    real = np.float32 if zero == types.float32 else np.float64
+    shift, scale = uint64(shift), real(scale)
+    return lambda word, zero: real(word >> shift) * scale
+
+
+@njit(inline="always", error_model="numpy")
+def _philox_block(block, d0, d1, k0, k1):
+    """Philox4x32-10 of the counter (block, draw): four 32-bit words held in uint64.
+    Each round: (c0, c1, c2, c3) -> (hi(M1 c2) ^ c1 ^ k0, lo(M1 c2), hi(M0 c0) ^ c3 ^ k1,
+    lo(M0 c0)), then the key steps by the Weyl constants."""
+    c0, c1, c2, c3 = block & _MASK32, block >> _HIGH, d0, d1
+    for _ in range(10):
+        p0 = uint64(MULTIPLIERS[0]) * c0
+        p1 = uint64(MULTIPLIERS[1]) * c2
+        c0, c1 = (p1 >> _HIGH) ^ c1 ^ k0, p1 & _MASK32
+        c2, c3 = (p0 >> _HIGH) ^ c3 ^ k1, p0 & _MASK32
+        k0 = (k0 + uint64(WEYL[0])) & _MASK32
+        k1 = (k1 + uint64(WEYL[1])) & _MASK32
+    return c0, c1, c2, c3
+
+
+@njit(inline="always", error_model="numpy")
+def _philox_values(words, kind, a, b, real):
+    """A block's four words -> four values of type ``real`` of the draw ``kind``: uniforms
+    ``u = (x >> 8) 2^-24`` (float32) or ``x 2^-32`` (float64), then ``u (b - a) + a``,
+    dropout ``b if u >= a else 0``, or Box-Muller ``sqrt(-2 ln(1 - u0)) (cos, sin)(2 pi u1)``
+    on the pairs (u0, u1), (u2, u3)."""
+    zero = real(0)
+    u0, u1 = unit_interval(words[0], zero), unit_interval(words[1], zero)
+    u2, u3 = unit_interval(words[2], zero), unit_interval(words[3], zero)
+    if kind == RNG_NORMAL:
+        one, two_pi = real(1), real(2 * math.pi)
+        r0 = math.sqrt(real(-2) * math.log(one - u0))
+        r2 = math.sqrt(real(-2) * math.log(one - u2))
+        return (r0 * math.cos(two_pi * u1), r0 * math.sin(two_pi * u1),
+                r2 * math.cos(two_pi * u3), r2 * math.sin(two_pi * u3))
+    if kind == RNG_UNIFORM:
+        width = b - a
+        return u0 * width + a, u1 * width + a, u2 * width + a, u3 * width + a
+    return (b if u0 >= a else zero, b if u1 >= a else zero, b if u2 >= a else zero,
+            b if u3 >= a else zero)
+
+
+@njit(inline="always", error_model="numpy")
+def _philox_fill(out, key, draws, kind, a, b):
+    """Fill the flat ``out`` from draw ``draws[0]`` of the Philox stream ``key`` (element i is
+    word i % 4 of block (i // 4, draw), see fastgan.backends.philox), then count the draw.
+    Whole blocks in one loop, the tail after. ``kind`` must be a constant: inlined into each
+    kernel below, its branches fold away and the loop vectorizes (passed at run time, the
+    loop ran 9x slower)."""
+    real = out.dtype.type
+    k0, k1 = uint64(key) & _MASK32, uint64(key) >> _HIGH
+    d0, d1 = draws[0] & _MASK32, draws[0] >> _HIGH
+    whole = out.size // 4
+    for block in range(whole):
+        v = _philox_values(_philox_block(uint64(block), d0, d1, k0, k1), kind, a, b, real)
+        out[4 * block] = v[0]
+        out[4 * block + 1] = v[1]
+        out[4 * block + 2] = v[2]
+        out[4 * block + 3] = v[3]
+    if 4 * whole < out.size:
+        v = _philox_values(_philox_block(uint64(whole), d0, d1, k0, k1), kind, a, b, real)
+        for j in range(out.size - 4 * whole):
+            out[4 * whole + j] = v[j]
+    draws[0] += uint64(1)
+
+
+@kernel
+def philox_normal(out, key, draws, a, b):
+    """N(0, 1) from the Philox stream (``a``, ``b`` unused)."""
+    _philox_fill(out, key, draws, RNG_NORMAL, a, b)
+
+
+@kernel
+def philox_uniform(out, key, draws, a, b):
+    """U[a, b) from the Philox stream."""
+    _philox_fill(out, key, draws, RNG_UNIFORM, a, b)
+
+
+@kernel
+def philox_dropout(out, key, draws, a, b):
+    """Dropout mask of rate ``a`` and scale ``b`` from the Philox stream."""
+    _philox_fill(out, key, draws, RNG_DROPOUT, a, b)
+
+
+PHILOX_KERNELS = {RNG_NORMAL: philox_normal, RNG_UNIFORM: philox_uniform,
+                  RNG_DROPOUT: philox_dropout}
+"""The kernel of each kind of draw (``philox.RNG_*``)."""
 
 # ---------------------------------------------------------------------- batch norm
 @kernel

@@ -12,7 +12,7 @@ graph: ~80 kernel launches become one.
 A graph replays its kernels with the arguments they had at capture, so nothing that changes
 between steps may be a host value baked into a launch:
 
-* noise and dropout masks: :class:`~fastgan.backends.cupy_backend.DeviceRng` keeps its draw
+* noise and dropout masks: :class:`~fastgan.backends.base.PhiloxRng` keeps its draw
   counter in device memory and a kernel advances it;
 * the optimizers: while capturing, each bound optimizer is stood in for by a scheduled update
   whose step count and learning rate live in device memory (a one-thread kernel advances the
@@ -36,7 +36,8 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..backends.cupy_backend import CupyBackend, DeviceRng
+from ..backends.base import PhiloxRng
+from ..backends.cupy_backend import CupyBackend
 from ..errors import ConfigError
 
 
@@ -97,9 +98,9 @@ class GraphedStep:
             raise ConfigError(f"CUDA-graph replay needs the cupy backend; this GAN runs on "
                               f"{gan.backend.name}")
         generators = (gan.noise_rng, gan.generator.dropout_rng, gan.discriminator.dropout_rng)
-        if not all(isinstance(g, DeviceRng) for g in generators):
+        if not all(isinstance(g, PhiloxRng) for g in generators):
             raise ConfigError("CUDA-graph replay needs the device random generator; this GAN "
-                              "draws on the host (made with CupyBackend(rng='host'))")
+                              "draws on the host (made with CupyBackend(rng='pcg64'))")
         self.gan = gan
         self.eager_step = gan.step if eager_step is None else eager_step
         self.d_update = ScheduledUpdate(gan, "d_optimizer", gradient_mean)

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .._version import __version__
+from ..backends.base import generator_of
 from ..errors import CheckpointError
 from ..fileio import write_atomically
 from ..nn.ema import WeightAverage
@@ -250,16 +251,22 @@ def _restore(gan: Checkpointable, stored: Stored) -> None:
         raise CheckpointError(f"{path}: the checkpoint's progress record is damaged "
                               f"({exc!r})") from None
     same_backend = meta.get("backend") == gan.backend.name
-    for name, (_, set_state) in random_streams(gan).items():
-        try:
-            set_state(rng_states[name])
-        except (KeyError, TypeError, ValueError) as exc:
-            if same_backend:
-                raise CheckpointError(f"{path}: the state of random stream {name!r} is "
-                                      f"damaged ({exc!r})") from None
-            warnings.warn(f"random stream {name!r} of a {meta.get('backend')} checkpoint "
-                          f"does not fit the {gan.backend.name} backend; it restarts from "
-                          "its seed", stacklevel=3)
+    for name, (get_state, set_state) in random_streams(gan).items():
+        saved = rng_states.get(name) if isinstance(rng_states, dict) else None
+        written_by, drawn_by = generator_of(saved), generator_of(get_state())
+        if written_by is not None and written_by != drawn_by:
+            reason = f"comes from {written_by} and this {gan.backend.name} backend draws {drawn_by}"
+        else:
+            try:
+                set_state(saved)
+                continue
+            except (KeyError, TypeError, ValueError) as exc:
+                if same_backend:
+                    raise CheckpointError(f"{path}: the state of random stream {name!r} is "
+                                          f"damaged ({exc!r})") from None
+                reason = f"does not fit the {gan.backend.name} backend"
+        warnings.warn(f"random stream {name!r} of a {meta.get('backend')} checkpoint {reason}; "
+                      "it restarts from its seed", stacklevel=3)
 
 
 def same_processes(metadata: Mapping[str, Any], processes: int) -> bool:
