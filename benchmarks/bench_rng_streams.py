@@ -13,58 +13,46 @@ import json
 import statistics
 from typing import Any
 
-import numpy as np
-
 from fastgan import threads
+from fastgan.backends.numba_backend import NumbaBackend
 from fastgan.benchmarking.bench import (
+    GEMMS,
     Case,
     alternating_windows,
+    fastgan_step,
     gemms_step,
     machine,
+    paired_rounds,
     quartiles,
     settle_time,
 )
-from fastgan.benchmarking.floor import measure_bandwidth, optimizer_bytes
+from fastgan.benchmarking.floor import measure_bandwidth
 
 STREAMS = ("philox", "pcg64")
 
 
-def numba_step(case: Case, rng: str):
-    """One numba training step drawing the stream ``rng``, on a fixed batch."""
-    from fastgan import GAN
-    from fastgan.backends.numba_backend import NumbaBackend
-
-    gan = GAN.from_preset(case.preset, backend=NumbaBackend(rng=rng), dtype=case.dtype,
-                          batch_size=case.batch)
-    real = np.random.default_rng(0).uniform(-1, 1, (gan.k * case.batch, gan.data_dim))
-    real = gan.backend.asarray(real, case.dtype)
-    return lambda: gan.step(real)
-
-
 def measure(case: Case, rounds: int, window: float, warmup: int = 3,
             thread_count: int = 1) -> dict[str, Any]:
-    """Per-round floor and step times of both streams, the % of floor and the speed-up."""
-    contenders = {"floor": gemms_step(case), **{s: numba_step(case, s) for s in STREAMS}}
+    """``fastgan bench --windows`` figures of numba drawing each stream (contenders named by
+    the stream), and Philox's speed-up over PCG64 round by round (``philox_speedup``)."""
+    contenders = {GEMMS: gemms_step(case),
+                  **{s: fastgan_step(NumbaBackend(rng=s), case) for s in STREAMS}}
     seconds = alternating_windows(contenders, rounds, window, warmup, settle_time())
-    bandwidth = measure_bandwidth(dtype=case.dtype, threads=thread_count)
-    optimizer_s = optimizer_bytes(case.build(), np.dtype(case.dtype).itemsize) / bandwidth
-    floors = [gemm + optimizer_s for gemm in seconds.pop("floor")]
-    pct_floor = {s: [100 * f / t for f, t in zip(floors, seconds[s], strict=True)]
-                 for s in STREAMS}
+    result = paired_rounds(case, seconds, window,
+                           measure_bandwidth(dtype=case.dtype, threads=thread_count))
     speedup = [p / x for p, x in zip(seconds["pcg64"], seconds["philox"], strict=True)]
-    return {"preset": case.preset, "batch": case.batch, "dtype": case.dtype,
-            "threads": thread_count, "window_s": window, "floor_s": floors,
-            "step_s": seconds, "pct_floor": {s: quartiles(v) for s, v in pct_floor.items()},
-            "philox_speedup": quartiles(speedup), "machine": machine()}
+    return {**result, "threads": thread_count, "philox_speedup": quartiles(speedup),
+            "machine": machine()}
 
 
 def report(result: dict[str, Any]) -> str:
     """One line per stream and the speed-up, medians [quartiles] over the rounds."""
     lines = [f"{result['preset']} b{result['batch']} {result['dtype']}, {result['threads']} "
-             f"thread(s), {len(result['floor_s'])} rounds of {result['window_s']} s windows:"]
+             f"thread(s), {len(result['rounds'])} rounds of {result['window_s']} s windows:"]
     for stream in STREAMS:
         q = result["pct_floor"][stream]
-        steps = statistics.median(1 / s for s in result["step_s"][stream])
+        steps = statistics.median(row["contenders"][stream]["steps_per_s"]
+                                  for row in result["rounds"])
         lines.append(f"  numba {stream}: {q['median']:.1f} % of the floor "
                      f"[{q['q1']:.1f}, {q['q3']:.1f}], {steps:.1f} steps/s")
     q = result["philox_speedup"]

@@ -237,8 +237,8 @@ class Backend:
         return self.rng_classes[self.rng_stream](self, seed)
 
     def philox_fill(self, out: Any, key: int, draws: Any, kind: int, a: float, b: float) -> None:
-        """Fill the contiguous ``out`` from draw ``draws[0]`` of the Philox stream ``key``,
-        then count the draw (``philox.RNG_*`` kinds; see :mod:`.philox`)."""
+        """Fill ``out`` from draw ``draws[0]`` of the Philox stream ``key``, then count the
+        draw (``philox.RNG_*`` kinds; see :mod:`.philox`)."""
         philox.fill(out, key, int(self.to_numpy(draws)[0]), kind, a, b, self.xp)
         draws += 1
 

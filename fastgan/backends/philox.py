@@ -56,8 +56,8 @@ def blocks(counter: Any, draw: int, key: int, xp: Any = np) -> list[Any]:
 
 
 def fill(out: Any, key: int, draw: int, kind: int, a: float, b: float, xp: Any = np) -> None:
-    """Fill the contiguous array ``out`` from draw ``draw`` of the stream ``key`` (see the
-    module docstring for the kinds and what ``a`` and ``b`` mean)."""
+    """Fill ``out`` (in C order) from draw ``draw`` of the stream ``key`` (see the module
+    docstring for the kinds and what ``a`` and ``b`` mean)."""
     real = out.dtype.type
     shift, scale = UNIT_BITS[out.dtype.itemsize]
     words = blocks(xp.arange(-(-out.size // 4), dtype=xp.uint64), draw, key, xp)
@@ -74,4 +74,4 @@ def fill(out: Any, key: int, draw: int, kind: int, a: float, b: float, xp: Any =
         values = [xp.where(u >= real(a), real(b), real(0)) for u in unit]
     else:
         raise ValueError(f"unknown kind of draw {kind}")
-    out.reshape(-1)[...] = xp.stack(values, axis=1).reshape(-1)[:out.size]
+    out[...] = xp.stack(values, axis=1).reshape(-1)[:out.size].reshape(out.shape)

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import available_backends
+from ..backends import Backend, available_backends
 from ..errors import BackendUnavailable, ConfigError
 from ..gan import presets
 from ..threads import default_num_threads, get_num_threads, physical_cores, set_num_threads
@@ -157,15 +157,16 @@ class Case:
         return presets.get(self.preset, batch_size=self.batch, **dict(self.overrides))
 
 
-def fastgan_step(backend: str, case: Case) -> Step:
-    """One fastgan training step on ``backend`` (synchronised on a GPU) over a fixed batch."""
+def fastgan_step(backend: str | Backend, case: Case) -> Step:
+    """One fastgan training step on ``backend`` (a name or a backend object; synchronised on
+    a GPU) over a fixed batch."""
     from ..gan.model import GAN
 
     gan = GAN.from_preset(case.preset, backend=backend, dtype=case.dtype,
                           batch_size=case.batch, **dict(case.overrides))
     real = np.random.default_rng(0).uniform(-1, 1, (gan.k * case.batch, gan.data_dim))
     real = gan.backend.asarray(real, case.dtype)
-    if backend != "cupy":
+    if gan.backend.name != "cupy":
         return lambda: gan.step(real)
     import cupy
 
@@ -273,10 +274,17 @@ def measure_windows(case: Case, names: Sequence[str], rounds: int, window: float
     extremes of those per-round percentages (a median of the ratios, not a ratio of medians,
     so that rounds in a slow mode are compared with rounds in the same mode).
     """
-    preset = case.build()
     seconds = alternating_windows(contenders_for(case, names), rounds, window, warmup,
                                   settle_time())
-    optimizer_ms = 1e3 * optimizer_bytes(preset, np.dtype(case.dtype).itemsize) / bandwidth
+    return paired_rounds(case, seconds, window, bandwidth)
+
+
+def paired_rounds(case: Case, seconds: dict[str, list[float]], window: float,
+                  bandwidth: float) -> dict[str, Any]:
+    """The figures of :func:`measure_windows` from the seconds per step of each round
+    (:func:`alternating_windows`; the GEMMs alone under :data:`GEMMS`)."""
+    optimizer_ms = 1e3 * optimizer_bytes(case.build(), np.dtype(case.dtype).itemsize) / bandwidth
+    seconds = dict(seconds)
     rounds_out = []
     for r, gemm_s in enumerate(seconds.pop(GEMMS)):
         floor_ms = 1e3 * gemm_s + optimizer_ms
