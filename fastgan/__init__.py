@@ -21,6 +21,7 @@ from .errors import (
 )
 from .evaluation.metrics import evaluate
 from .gan import presets
+from .gan.config import GANConfig
 from .gan.loading import load
 from .gan.model import GAN
 from .nn.mlp import MLP
@@ -55,6 +56,7 @@ __all__ = [
     "Dropout",
     "FastganError",
     "Flatten",
+    "GANConfig",
     "History",
     "InverseTimeDecay",
     "Reshape",

@@ -27,7 +27,7 @@ import sys
 import numpy as np
 
 import fastgan
-from fastgan import GAN, MLP, SGD, Adam, Callback, Dense, Dropout
+from fastgan import GAN, SGD, Adam, Callback, Dense, Dropout, GANConfig
 from fastgan.distributed import DataParallel
 from fastgan.distributed.allreduce import HostAllreduce
 from fastgan.errors import TrainingDiverged
@@ -41,13 +41,12 @@ LOCAL_BATCH = 16
 def build(optimizer: str, k: int, batch: int, dropout: float = 0.0,
           backend: str = "numpy") -> GAN:
     """A small float64 GAN on 2-D data, the same on every rank for one seed."""
-    config = SGD(lr=0.05, momentum=0.5) if optimizer == "sgd" else Adam(lr=2e-3, beta1=0.5)
-    generator = MLP([Dense(32, "relu"), *([Dropout(dropout)] if dropout else []),
-                     Dense(2, "tanh")], in_features=4, backend=backend, dtype="float64", seed=1)
-    discriminator = MLP([Dense(32, "leaky_relu", alpha=0.2),
-                         *([Dropout(dropout)] if dropout else []), Dense(1)],
-                        in_features=2, backend=backend, dtype="float64", seed=2)
-    return GAN(generator, discriminator, config, config, k=k, batch_size=batch, seed=3)
+    update = SGD(lr=0.05, momentum=0.5) if optimizer == "sgd" else Adam(lr=2e-3, beta1=0.5)
+    dropped = (Dropout(dropout),) if dropout else ()
+    config = GANConfig(latent_dim=4, generator=(Dense(32, "relu"), *dropped, Dense(2, "tanh")),
+                       discriminator=(Dense(32, "leaky_relu", alpha=0.2), *dropped, Dense(1)),
+                       g_optimizer=update, d_optimizer=update, k=k, batch_size=batch)
+    return GAN(config, backend=backend, dtype="float64", seed=3)
 
 
 class Trace(Callback):
@@ -81,8 +80,8 @@ def checksum(array: np.ndarray) -> str:
 def replicas(comm) -> int:
     dp = DataParallel(build("adam", 1, comm.size * LOCAL_BATCH, dropout=0.3), comm)
     dp.fit(fastgan.data.ring(n=2048, seed=4), steps=30, log_every=10)
-    sums = comm.allgather([checksum(dp.generator.params.data),
-                           checksum(dp.discriminator.params.data)])
+    sums = comm.allgather([checksum(dp.gan.generator.params.data),
+                           checksum(dp.gan.discriminator.params.data)])
     noise = comm.allgather(checksum(dp.gan.workspace(LOCAL_BATCH).z))
     identical = all(s == sums[0] for s in sums)
     distinct_noise = len(set(noise)) == comm.size
@@ -106,15 +105,15 @@ def resume(comm, path: str) -> int:
     again.restore(path)
     again.fit(data, steps=10, log_every=5)
     same = all(checksum(a.params.data) == checksum(b.params.data)
-               for a, b in ((whole.generator, again.generator),
-                            (whole.discriminator, again.discriminator)))
+               for a, b in ((whole.gan.generator, again.gan.generator),
+                            (whole.gan.discriminator, again.gan.discriminator)))
     print(f"rank {comm.rank}: resumed run bit for bit {same}", flush=True)
     return 0 if all(comm.allgather(same)) else 1
 
 
 class FailOnRank1(Callback):
     def on_step_end(self, loop) -> None:
-        if loop.gan.steps == 3 and loop.trainer.rank == 1:
+        if loop.gan.steps == 3 and loop.stepper.rank == 1:
             raise RuntimeError("planted failure on rank 1")
 
 
@@ -127,7 +126,7 @@ def fail_alone(comm) -> int:
 
 class NanOnRank1(Callback):
     def on_step_end(self, loop) -> None:
-        if loop.gan.steps == 3 and loop.trainer.rank == 1:
+        if loop.gan.steps == 3 and loop.stepper.rank == 1:
             loop.gan.discriminator.params.data[:] = np.nan
 
 
@@ -137,7 +136,7 @@ def nan_alone(comm) -> int:
         dp.fit(fastgan.data.ring(n=2048, seed=4), steps=100, callbacks=[NanOnRank1()],
                log_every=5)
     except TrainingDiverged:
-        print(f"rank {comm.rank}: diverged, stopped at step {dp.steps}", flush=True)
+        print(f"rank {comm.rank}: diverged, stopped at step {dp.gan.steps}", flush=True)
         return 3
     print(f"rank {comm.rank}: trained on through a NaN", flush=True)
     return 0

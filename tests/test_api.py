@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fastgan
-from fastgan import GAN, MLP, BackendUnavailable, ConfigError, Dense, Dropout
+from fastgan import GAN, MLP, BackendUnavailable, ConfigError, Dense, Dropout, Flatten, Reshape
 from fastgan import backends as registry
 from fastgan.gan import presets
 
@@ -97,10 +97,12 @@ def test_import_does_not_import_cupy_or_numba():
 
 
 def test_custom_architecture():
-    generator = MLP([Dense(16, "relu"), Dense(4, "tanh")], in_features=3, seed=1)
-    discriminator = MLP([Dense(16, "leaky_relu", alpha=0.2), Dropout(0.2), Dense(1)],
-                        in_features=4, seed=2)
-    gan = GAN(generator, discriminator, fastgan.Adam(1e-3), fastgan.SGD(1e-2, momentum=0.5))
+    config = fastgan.GANConfig(
+        latent_dim=3, generator=(Dense(16, "relu"), Dense(4, "tanh")),
+        discriminator=(Dense(16, "leaky_relu", alpha=0.2), Dropout(0.2), Dense(1)),
+        g_optimizer=fastgan.Adam(1e-3), d_optimizer=fastgan.SGD(1e-2, momentum=0.5))
+    gan = GAN(config, seed=1)
+    assert gan.data_dim == config.data_dim == 4
     stats = gan.train_step(np.zeros((8, 4), np.float32))
     assert set(stats) >= {"d_loss", "g_loss", "d_real", "d_fake"}
     samples = gan.sample(5)
@@ -122,11 +124,17 @@ def test_bad_architectures_are_clear_errors(bad):
 
 
 def test_mismatched_networks_are_rejected():
-    generator = MLP([Dense(5)], in_features=2)
-    with pytest.raises(ConfigError, match="emits 5"):
-        GAN(generator, MLP([Dense(1)], in_features=4), fastgan.Adam(), fastgan.Adam())
+    def config(discriminator):
+        return fastgan.GANConfig(latent_dim=2, generator=(Dense(5),),
+                                 discriminator=discriminator, g_optimizer=fastgan.Adam(),
+                                 d_optimizer=fastgan.Adam())
+
+    with pytest.raises(ConfigError, match="cannot read the generator's 5 features"):
+        config((Reshape((2, 2, 1)), Flatten(), Dense(1)))
     with pytest.raises(ConfigError, match="one unit"):
-        GAN(generator, MLP([Dense(2)], in_features=5), fastgan.Adam(), fastgan.Adam())
+        config((Dense(2),))
+    with pytest.raises(ConfigError, match="built from a GANConfig"):
+        GAN(MLP([Dense(5)], in_features=2))
 
 
 def test_bad_batches_are_clear_errors():
@@ -140,7 +148,7 @@ def test_bad_batches_are_clear_errors():
 
 
 PUBLIC_NAMES = (   # what users import from the package root; the layout may move code, not these
-    "GAN", "MLP", "SGD", "Adam", "Constant", "InverseTimeDecay", "StepDecay",
+    "GAN", "GANConfig", "MLP", "SGD", "Adam", "Constant", "InverseTimeDecay", "StepDecay",
     "Activation", "BatchNorm", "Conv2D", "Dense", "Dropout", "Flatten", "Reshape", "UpSampling2D",
     "Callback", "History", "BackendUnavailable", "CheckpointError", "ConfigError", "DataError",
     "FastganError", "TrainingDiverged", "available_backends", "get_backend", "use_backend",

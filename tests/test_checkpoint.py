@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fastgan
-from fastgan import GAN, MLP, SGD, Adam, BatchNorm, CheckpointError, Dense, Dropout
+from fastgan import GAN, SGD, Adam, BatchNorm, CheckpointError, Dense, Dropout, GANConfig
 from fastgan.nn.optim import StepDecay
 from fastgan.training import checkpoint
 
@@ -63,16 +63,15 @@ def test_resume_is_bit_for_bit(tmp_path, case):
     np.testing.assert_array_equal(resumed.sample(8), straight.sample(8))   # sampling stream
 
 
-def test_round_trip_keeps_preset_overrides_and_training_rule(tmp_path):
+def test_round_trip_keeps_the_config_and_training_rule(tmp_path):
     gan = small("numpy-adam", label_smoothing=0.1, k=2,
                 g_optimizer=Adam(3e-4, beta1=0.5, schedule=StepDecay(0.1, milestones=(2, 5))))
     gan.fit(RING, steps=3)
     path = checkpoint.save(gan, tmp_path / "run.npz", extra={"note": [1, 2]})
     loaded = fastgan.load(path)
-    assert loaded.preset == gan.preset
-    assert loaded.preset_overrides == gan.preset_overrides
-    assert (loaded.k, loaded.label_smoothing, loaded.noise, loaded.batch_size) == (2, 0.1,
-                                                                                  "uniform", 16)
+    assert loaded.config == gan.config and loaded.config.name == "numpy-adam"
+    assert (loaded.k, loaded.config.label_smoothing, loaded.config.noise,
+            loaded.batch_size) == (2, 0.1, "uniform", 16)
     assert loaded.g_optimizer.config == gan.g_optimizer.config
     assert loaded.g_optimizer.steps == 3 and loaded.d_optimizer.steps == 6
     assert_same_state(loaded, gan)
@@ -81,14 +80,16 @@ def test_round_trip_keeps_preset_overrides_and_training_rule(tmp_path):
 
 
 def test_custom_gan_round_trip_and_dtype_override(tmp_path):
-    generator = MLP([Dense(8, "relu"), BatchNorm(), Dense(2, "tanh")], in_features=3, seed=1)
-    discriminator = MLP([Dense(8, "leaky_relu", alpha=0.2), Dropout(0.25), Dense(1)],
-                        in_features=2, seed=2)
-    gan = GAN(generator, discriminator, SGD(0.01, momentum=0.9), Adam(1e-3), batch_size=8)
+    config = GANConfig(latent_dim=3, generator=(Dense(8, "relu"), BatchNorm(), Dense(2, "tanh")),
+                       discriminator=(Dense(8, "leaky_relu", alpha=0.2), Dropout(0.25),
+                                      Dense(1)),
+                       g_optimizer=SGD(0.01, momentum=0.9), d_optimizer=Adam(1e-3),
+                       batch_size=8)
+    gan = GAN(config, seed=1)
     gan.fit(RING, steps=5)
     gan.save(tmp_path / "custom.npz")
     loaded = fastgan.load(tmp_path / "custom.npz")
-    assert loaded.preset is None and loaded.generator.specs == generator.specs
+    assert loaded.config == config and loaded.config.name == "custom"
     assert_same_state(loaded, gan)
     wide = fastgan.load(tmp_path / "custom.npz", dtype="float64")
     assert wide.dtype == np.float64
@@ -111,7 +112,7 @@ def test_the_file_is_plain_arrays_readable_without_pickle(tmp_path):
     assert {"generator.params", "discriminator.params", "g_optimizer.m", "d_optimizer.v",
             "generator.ema", "generator.buffer.2.running_mean"} <= names
     assert metadata["format_version"] == checkpoint.FORMAT_VERSION
-    assert metadata["preset"]["name"] == "keras-mlp"
+    assert metadata["model"]["name"] == "keras-mlp"
     assert set(metadata["rng"]) == {"noise", "sample", "generator_dropout",
                                     "discriminator_dropout"}
     assert metadata["progress"]["data_order"]["batch"] == 0
@@ -206,7 +207,7 @@ def test_an_average_from_before_the_bias_correction_is_read_as_it_is(tmp_path):
     assert fastgan.load(path).ema.debiased
     np.testing.assert_array_equal(fastgan.load(path).sample(8, noise=noise),
                                   gan.sample(8, noise=noise))
-    rewrite_metadata(path, lambda m: m["model"].pop("ema_debiased"))
+    rewrite_metadata(path, lambda m: m["progress"].pop("ema_debiased"))
     legacy = fastgan.load(path)
     assert not legacy.ema.debiased and legacy.ema.correction(legacy.steps) == 1.0
     legacy.ema, average = None, legacy.ema.average

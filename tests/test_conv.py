@@ -181,7 +181,7 @@ def test_keras_dcgan_checkpoint_round_trip(tmp_path):
     gan = GAN.from_preset("keras-dcgan", data_dim=64, seed=1, latent_dim=4, g_filters=(4, 3, 2),
                           d_filters=(2, 3, 4), batch_size=4)
     gan.train_step(np.random.default_rng(0).uniform(-1, 1, (4, 64)))
-    noise = gan.draw_noise(3)
+    noise = gan.draw_sample_noise(3)
     restored = load(gan.save(tmp_path / "dcgan.npz"))
     assert restored.generator.specs == gan.generator.specs
     np.testing.assert_array_equal(restored.sample(3, noise), gan.sample(3, noise))

@@ -528,23 +528,6 @@ class Halving:
         self.backend.ema_update(grad, zeros, 0.5)
 
 
-def _averaging(gan: GAN, allreduce: Halving):
-    """``gan.step`` with every update preceded by ``allreduce.mean`` of its gradients, as
-    DataParallel steps eagerly."""
-    from fastgan.distributed.data_parallel import AveragedUpdate
-
-    own = gan.d_optimizer, gan.g_optimizer
-    averaged = tuple(AveragedUpdate(optimizer, allreduce) for optimizer in own)
-
-    def step(batch) -> None:
-        gan.d_optimizer, gan.g_optimizer = averaged
-        try:
-            gan.step(batch)
-        finally:
-            gan.d_optimizer, gan.g_optimizer = own
-    return step
-
-
 def test_graph_replays_the_gradient_mean_before_each_update(make_cuda):
     """What data parallelism adds to a graphed step, the gradients' mean before each update,
     is recorded and replayed: replays equal eager steps that average alike, and differ from
@@ -554,14 +537,11 @@ def test_graph_replays_the_gradient_mean_before_each_update(make_cuda):
                                **PRESETS["pytorch-vanilla"])
 
     eager, replayed, plain = build(), build(), build()
-    eager_step = _averaging(eager, Halving(eager.backend))
-    halving = Halving(replayed.backend)
-    graphed = GraphedStep(replayed, gradient_mean=halving.mean,
-                          eager_step=_averaging(replayed, halving))
-    graphed_plain = GraphedStep(plain)
+    eager_halving, halving = Halving(eager.backend), Halving(replayed.backend)
+    graphed, graphed_plain = GraphedStep(replayed), GraphedStep(plain)
     for batch in _batches(eager, 6, seed=1):
-        eager_step(batch)
-        graphed.step(batch)
+        eager.step(batch, gradient_hook=eager_halving.mean)
+        graphed.step(batch, gradient_hook=halving.mean)
         graphed_plain.step(batch)
     expected, actual = _state(eager), _state(replayed)
     for name in expected:
@@ -575,9 +555,8 @@ def test_graph_comparison_catches_a_step_count_baked_into_the_graph(make_cuda):
     repeat the captured bias correction, and the comparison above must notice."""
 
     def plant(graphed):
-        for update in (graphed.d_update, graphed.g_update):
-            opt = update.optimizer
-            update.step = lambda epoch=0, opt=opt: opt.params.backend.adam_update(
+        for opt in (graphed.gan.d_optimizer, graphed.gan.g_optimizer):
+            opt.step_scheduled = lambda schedule, opt=opt: opt.params.backend.adam_update(
                 opt.params.data, opt.params.grad, opt.state["m"], opt.state["v"],
                 opt.config.lr, opt.config.beta1, opt.config.beta2, opt.config.eps, opt.steps + 1)
 

@@ -290,9 +290,9 @@ def test_resuming_on_another_number_of_ranks_warns_and_trains(tmp_path):
     one = DataParallel(build("adam", 1, 2 * LOCAL_BATCH, dropout=0.3), MPI.COMM_SELF)
     with pytest.warns(UserWarning, match="written by 2 process.* continues on 1"):
         one.restore(saved)
-    assert one.steps == 10
+    assert one.gan.steps == 10
     one.fit(fastgan.data.ring(n=2048, seed=4), steps=5, log_every=5)
-    assert one.steps == 15
+    assert one.gan.steps == 15
 
 
 # ---------------------------------------------------------------- fastgan train, two ranks
@@ -391,7 +391,7 @@ def test_a_graphed_step_without_nccl_is_an_error():
 
     from fastgan.distributed import DataParallel
 
-    with pytest.raises(ConfigError, match="graph=True needs gradients all-reduced by NCCL"):
+    with pytest.raises(ConfigError, match="needs gradients all-reduced by NCCL"):
         DataParallel(build("adam", 1, 16), MPI.COMM_SELF, graph=True)
 
 
@@ -421,7 +421,7 @@ def test_the_nccl_allreduce_is_replayed_inside_the_cuda_graph():
         return dp, trace
 
     (graphed, replayed), (_, eager) = trained(True), trained(False)
-    assert len(graphed._graphed._graphs) == 1                 # one batch shape, one graph
+    assert len(graphed.inner._graphs) == 1                    # one batch shape, one graph
     for expected, found in zip(eager.params, replayed.params, strict=True):
         np.testing.assert_array_equal(found, expected)
     plain = Trace()

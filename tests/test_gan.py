@@ -86,7 +86,7 @@ def test_sample_uses_evaluation_mode_and_fixed_noise(backend):
 @pytest.mark.parametrize("noise", ["normal", "uniform"])
 def test_noise_kinds(noise):
     gan = GAN.from_preset("tiny", data_dim=2, noise=noise)
-    z = gan.draw_noise(2000)
+    z = gan.draw_sample_noise(2000)
     if noise == "uniform":
         assert z.min() >= -1 and z.max() <= 1 and abs(z.std() - 1 / np.sqrt(3)) < 0.02
     else:

@@ -112,13 +112,14 @@ def test_bce_is_stable_for_large_logits(backend):
 
 
 def _tiny_gan(backend, g_loss: str = "non_saturating", smoothing: float = 0.0) -> GAN:
-    generator = MLP([Dense(6, "leaky_relu", alpha=0.2), BatchNorm(), Dense(5, "tanh")],
-                    in_features=3, backend=backend, dtype="float64", seed=8)
-    discriminator = MLP([Dense(7, "leaky_relu", alpha=0.2), Dropout(0.3), Dense(4, "tanh"),
-                         Dense(1)], in_features=5, backend=backend, dtype="float64", seed=9)
-    from fastgan import Adam
-    return GAN(generator, discriminator, Adam(), Adam(), g_loss=g_loss,
-               label_smoothing=smoothing, seed=10)
+    from fastgan import Adam, GANConfig
+    config = GANConfig(
+        latent_dim=3,
+        generator=(Dense(6, "leaky_relu", alpha=0.2), BatchNorm(), Dense(5, "tanh")),
+        discriminator=(Dense(7, "leaky_relu", alpha=0.2), Dropout(0.3), Dense(4, "tanh"),
+                       Dense(1)),
+        g_optimizer=Adam(), d_optimizer=Adam(), g_loss=g_loss, label_smoothing=smoothing)
+    return GAN(config, backend=backend, dtype="float64", seed=10)
 
 
 def _frozen_randomness(gan: GAN):

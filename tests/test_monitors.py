@@ -28,7 +28,7 @@ def test_collapse_warns_when_diversity_falls_and_again_only_after_recovering(tmp
     gan = GAN.from_preset("tiny", data_dim=2, batch_size=16)
     loop = TrainingLoop(gan, RING)
     warnings = []
-    grids = monitors.SampleGrids(tmp_path, gan.draw_noise(64), RING[:64], None,
+    grids = monitors.SampleGrids(tmp_path, gan.draw_sample_noise(64), RING[:64], None,
                                  warn=warnings.append)
     weights = gan.generator.params.data.copy()
     last = gan.generator.layers[-1]
@@ -120,7 +120,7 @@ def test_tensorboard_logs_scalars_and_sample_grids(tmp_path):
                                                "'tensorboard')")
     digits = fastgan.data.load("digits")
     gan = GAN.from_preset("tiny", data_dim=64)
-    grids = monitors.SampleGrids(tmp_path / "samples", gan.draw_noise(16), digits.x[:16],
+    grids = monitors.SampleGrids(tmp_path / "samples", gan.draw_sample_noise(16), digits.x[:16],
                                  digits.image_shape)
     board = monitors.TensorBoardLog(tmp_path / "tb", grids)
     gan.fit(digits, epochs=2, log_every=5, callbacks=[grids, board])

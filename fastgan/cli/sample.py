@@ -46,9 +46,7 @@ def command(args: argparse.Namespace) -> int:
     if args.n < 1:
         fail(f"-n must be at least 1, got {args.n}")
     gan = load(args.checkpoint, backend=args.backend)
-    if args.seed is not None:
-        gan.sample_rng = np.random.default_rng(args.seed)
-    samples = gan.sample(args.n)
+    samples = gan.sample(args.n, seed=args.seed)
     if suffix == ".npy":
         write_atomically(args.output, lambda file: np.save(file, samples))
     else:

@@ -90,6 +90,9 @@ def add_parser(subparsers: Any) -> None:
         help=f"samples per evaluation (default {defaults.eval_n})")
     arg("--tensorboard", action="store_true", default=None,
         help="also log to RUN_DIR/tensorboard (needs tensorboardX)")
+    arg("--graph", action=argparse.BooleanOptionalAction, default=None,
+        help="replay each step as one CUDA graph (default: on with the cupy backend where "
+             "the step can be captured; --no-graph for eager steps)")
     arg("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=command)
 
@@ -98,7 +101,7 @@ def command(args: argparse.Namespace) -> int:
     """``fastgan train``: start or resume a run, and train it to its end (on every process
     together when an MPI launcher started several: :func:`parallel_command`)."""
     from ..distributed.launch import is_parallel
-    from ..runs.folder import Run, TrainConfig
+    from ..runs.folder import TrainConfig, prepare
 
     settings = {key: tuple(value) if isinstance(value, list) else value
                 for key, value in vars(args).items()
@@ -107,9 +110,9 @@ def command(args: argparse.Namespace) -> int:
         return parallel_command(args, settings)
     check_folders(args)
     if args.resume is not None:
-        run = Run.resume(args.resume, settings)
+        run = prepare(resume=args.resume, changes=settings)
     else:
-        run = Run.start(TrainConfig(**settings), args.out)
+        run = prepare(TrainConfig(**settings), args.out)
     if run.remaining_steps == 0:
         print(complete_message(run), file=sys.stderr)
         return 0

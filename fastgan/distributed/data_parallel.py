@@ -51,17 +51,14 @@ import numpy as np
 
 from ..backends.base import Backend
 from ..errors import ConfigError, TrainingDiverged
-from ..gan.cuda_graph import GraphedStep
-from ..gan.model import GAN, stats_record
-from ..nn.optim import BoundOptimizer
+from ..gan.cuda_graph import GraphedStep, capture_refusal
+from ..gan.model import GAN, STEP_STREAMS, stats_record
 from ..training import checkpoint
 from ..training.loop import DEFAULT_LOG_EVERY, Callback, History, Shard, TrainingLoop
 from .allreduce import Allreduce, HostAllreduce, NcclAllreduce, StagedAllreduce
 from .devices import nccl_communicator
 from .mpi import agree, failing_fast, import_mpi, same_on_every_rank, world
 
-RANK_STREAMS = ("noise", "generator_dropout", "discriminator_dropout")
-"""The random streams each rank has of its own (checkpoint names)."""
 RANK_KEY = 0x72616E6B
 """Spawn-key entry ("rank" in ASCII) under which each rank's streams derive from the seed."""
 
@@ -77,21 +74,6 @@ def gradient_allreduce(comm: Any, backend: Backend) -> Allreduce:
     return NcclAllreduce(communicator, comm.size)
 
 
-class AveragedUpdate:
-    """Stands in for one of the GAN's bound optimizers during a data-parallel step (as
-    Horovod's DistributedOptimizer wraps one): the network's gradient buffer is averaged over
-    the ranks, then the optimizer's own update runs, the same on every rank."""
-
-    def __init__(self, optimizer: BoundOptimizer, allreduce: Allreduce) -> None:
-        self.optimizer = optimizer
-        self.allreduce = allreduce
-
-    def step(self, epoch: int = 0) -> None:
-        """Average the gradients over the ranks, then update the parameters."""
-        self.allreduce.mean(self.optimizer.params.grad)
-        self.optimizer.step(epoch)
-
-
 class DivergedOnEveryRank(TrainingDiverged):
     """Divergence found in statistics and parameters that every rank shares: every rank
     raises it at the same step."""
@@ -102,8 +84,8 @@ class ParallelLoop(TrainingLoop):
     effect on every rank at the next log point; divergence is found on every rank at once."""
 
     def __init__(self, trainer: DataParallel, dataset: Any, **options: Any) -> None:
-        super().__init__(trainer, dataset, shard=trainer.shard, **options)
-        self.trainer = trainer
+        super().__init__(trainer.gan, dataset, shard=trainer.shard, stepper=trainer, **options)
+        self.stepper: DataParallel = trainer
         self.stop_asked = False
 
     def request_stop(self) -> None:
@@ -112,7 +94,7 @@ class ParallelLoop(TrainingLoop):
 
     def log(self) -> dict[str, Any]:
         """Agree whether any rank asked to stop, then log as a single process does."""
-        if self.trainer.any_rank(self.stop_asked):
+        if self.stepper.any_rank(self.stop_asked):
             self.stop_requested = True
         return super().log()
 
@@ -164,13 +146,6 @@ class SharedNoise:
         self.rng.set_state(state)
 
 
-def _forwarded(name: str) -> property:
-    """The wrapped GAN's attribute ``name``, read (and written) through."""
-    return property(lambda self: getattr(self.gan, name),
-                    lambda self, value: setattr(self.gan, name, value),
-                    doc=f"The GAN's ``{name}``.")
-
-
 class DataParallel:
     """``gan`` trained by every rank of ``comm`` (default ``MPI.COMM_WORLD``), each on its
     share of every batch, with one gradient all-reduce per network per step (see the module
@@ -181,34 +156,21 @@ class DataParallel:
     it copies rank 0's whole training state to every rank. It trains with the loop, monitors
     and checkpoints of a single process: :meth:`fit` takes the arguments of ``GAN.fit``.
 
-    ``graph=True`` (cupy backend, NCCL, device random generator) replays each step as one CUDA
-    graph with the two NCCL all-reduces inside it
-    (:class:`~fastgan.gan.cuda_graph.GraphedStep`).
+    It wraps what steps the GAN: the GAN itself (eager), or its
+    :class:`~fastgan.gan.cuda_graph.GraphedStep` (``DataParallel(GraphedStep(gan))``, or
+    ``graph=True``: cupy backend, NCCL, device random generator), which replays each step as
+    one CUDA graph with the two NCCL all-reduces inside it (``graph=None``: wherever that
+    can run). Either way the all-reduce mean is the step's gradient hook
+    (``GAN.step(batch, gradient_hook=...)``).
     ``allreduce`` replaces the averaging of gradients (default: :func:`gradient_allreduce`);
     ``shared_noise`` is for tests: every rank draws the same global noise and keeps its rows
     (:class:`SharedNoise`), so that W ranks see the inputs of one process at the global batch.
     """
 
-    backend = _forwarded("backend")
-    dtype = _forwarded("dtype")
-    data_dim = _forwarded("data_dim")
-    latent_dim = _forwarded("latent_dim")
-    k = _forwarded("k")
-    batch_size = _forwarded("batch_size")
-    steps = _forwarded("steps")
-    epoch = _forwarded("epoch")
-    data_order = _forwarded("data_order")
-    generator = _forwarded("generator")
-    discriminator = _forwarded("discriminator")
-    g_optimizer = _forwarded("g_optimizer")
-    d_optimizer = _forwarded("d_optimizer")
-    noise = _forwarded("noise")
-    preset = _forwarded("preset")
-    ema = _forwarded("ema")
-    sample_rng = _forwarded("sample_rng")
-
-    def __init__(self, gan: GAN, comm: Any = None, *, graph: bool = False,
+    def __init__(self, gan: GAN | GraphedStep, comm: Any = None, *, graph: bool | None = False,
                  allreduce: Allreduce | None = None, shared_noise: bool = False) -> None:
+        wrapped = gan
+        gan = wrapped.gan if isinstance(wrapped, GraphedStep) else wrapped
         self.gan = gan
         self.comm = world() if comm is None else comm
         self.rank, self.size = self.comm.rank, self.comm.size
@@ -218,16 +180,23 @@ class DataParallel:
         self.shard = Shard(self.rank, self.size)
         self.allreduce = gradient_allreduce(self.comm, gan.backend) if allreduce is None \
             else allreduce
-        self._own = (gan.d_optimizer, gan.g_optimizer)
-        self._averaged = tuple(AveragedUpdate(optimizer, self.allreduce)
-                               for optimizer in self._own)
+        on_nccl = isinstance(self.allreduce, NcclAllreduce)
+        if isinstance(wrapped, GraphedStep):
+            graph = True
+        elif graph is None:
+            graph = on_nccl and capture_refusal(gan) is None
+        if graph and not on_nccl:
+            raise ConfigError("a CUDA graph needs gradients all-reduced by NCCL on the GPUs "
+                              "(the cupy backend and cupy.cuda.nccl on every rank); this run "
+                              f"averages them with {type(self.allreduce).__name__}")
+        self.inner = gan.graphed() if graph and wrapped is gan else wrapped
+        self.gradient_mean = self.allreduce.mean
         self._stats = np.zeros(len(gan.stats), np.float64)
         self._broadcast_state()
         if shared_noise:
-            gan.noise_rng = SharedNoise(gan.noise_rng, self.shard, gan.backend)
+            gan.draw_training_noise_from(SharedNoise(gan.noise_rng, self.shard, gan.backend))
         else:
             self._derive_streams()
-        self._graphed = self._graphed_step() if graph else None
 
     # ------------------------------------------------------------------ start-up
     def _check_batch(self) -> None:
@@ -239,7 +208,7 @@ class DataParallel:
 
     def _check_same_model(self) -> None:
         gan = self.gan
-        description = {"model": checkpoint.model_description(gan), "backend": gan.backend.name,
+        description = {"model": gan.config.to_json(), "backend": gan.backend.name,
                        "dtype": gan.dtype.name}
         same_on_every_rank(self.comm, description, "model (architecture, optimizers, "
                             "batch size, backend or dtype)")
@@ -254,10 +223,10 @@ class DataParallel:
         progress = checkpoint.progress(gan) if self.rank == 0 else None
         checkpoint.set_progress(gan, self.comm.bcast(progress, root=0))
 
-    def _streams(self) -> dict[str, tuple[Any, Any]]:
-        """This rank's own random streams: (get_state, set_state) by name."""
-        streams = checkpoint.random_streams(self.gan)
-        return {name: streams[name] for name in RANK_STREAMS}
+    def _streams(self) -> dict[str, Any]:
+        """This rank's own random streams, by name."""
+        streams = self.gan.random_streams()
+        return {name: streams[name] for name in STEP_STREAMS}
 
     def _derive_streams(self) -> None:
         """Ranks other than 0 start their streams from the GAN's seed and their rank."""
@@ -266,9 +235,9 @@ class DataParallel:
         seed = self.gan.data_order.seed
         rank_seed = np.random.SeedSequence(seed.entropy,
                                            spawn_key=(*seed.spawn_key, RANK_KEY, self.rank))
-        children = rank_seed.spawn(len(RANK_STREAMS))
-        for (_, set_state), child in zip(self._streams().values(), children, strict=True):
-            set_state(self.backend.rng(child).get_state())
+        children = rank_seed.spawn(len(STEP_STREAMS))
+        for stream, child in zip(self._streams().values(), children, strict=True):
+            stream.set_state(self.gan.backend.rng(child).get_state())
 
     # ------------------------------------------------------------------ training
     @property
@@ -276,35 +245,16 @@ class DataParallel:
         """Rows of each discriminator step's batch this rank trains on."""
         return self.gan.batch_size // self.size
 
-    def _graphed_step(self) -> GraphedStep:
-        if not isinstance(self.allreduce, NcclAllreduce):
-            raise ConfigError("graph=True needs gradients all-reduced by NCCL on the GPUs (the "
-                              "cupy backend and cupy.cuda.nccl on every rank); this run "
-                              f"averages them with {type(self.allreduce).__name__}")
-        return GraphedStep(self.gan, gradient_mean=self.allreduce.mean,
-                           eager_step=self._eager_step)
-
     def step(self, local_batch: Any) -> None:
         """One training step on this rank's k x local-batch rows (every rank calls it
-        together): the GAN's step, with each optimizer update preceded by the all-reduce of
-        its network's gradients; replayed as a CUDA graph with ``graph=True``."""
-        if self._graphed is not None:
-            self._graphed.step(local_batch)
-        else:
-            self._eager_step(local_batch)
-
-    def _eager_step(self, local_batch: Any) -> None:
-        gan = self.gan
-        gan.d_optimizer, gan.g_optimizer = self._averaged
-        try:
-            gan.step(local_batch)
-        finally:
-            gan.d_optimizer, gan.g_optimizer = self._own
+        together): the wrapped step, each optimizer update preceded by the all-reduce mean of
+        its network's gradients."""
+        self.inner.step(local_batch, gradient_hook=self.gradient_mean)
 
     def last_stats(self) -> dict[str, float]:
         """The last step's losses and mean D outputs, averaged over the ranks (every rank
         calls it together)."""
-        self._stats[:] = self.backend.to_numpy(self.gan.stats)
+        self._stats[:] = self.gan.backend.to_numpy(self.gan.stats)
         self.comm.Allreduce(self._mpi.IN_PLACE, self._stats, op=self._mpi.SUM)
         self._stats /= self.size
         return stats_record(self._stats)
@@ -336,8 +286,8 @@ class DataParallel:
         """Write a checkpoint of rank 0's replica, with every rank's random streams and the
         caller's ``extra`` (every rank calls it together; rank 0 writes); a failure to write
         is an error on every rank. ``fastgan.load`` reads the file as any checkpoint."""
-        states = self.comm.gather({name: get() for name, (get, _) in self._streams().items()},
-                                  root=0)
+        states = self.comm.gather({name: stream.get_state()
+                                   for name, stream in self._streams().items()}, root=0)
 
         def write() -> Path:
             if self.rank != 0:
@@ -363,17 +313,13 @@ class DataParallel:
         self._derive_streams()
         if checkpoint.same_processes(saved, self.size) and self.size > 1:
             streams = saved["extra"][checkpoint.DATA_PARALLEL]["rank_streams"][self.rank]
-            for name, (_, set_state) in self._streams().items():
-                set_state(streams[name])
+            for name, stream in self._streams().items():
+                stream.set_state(streams[name])
 
     # ------------------------------------------------------------------ sampling
     def sample(self, n: int, noise: np.ndarray | None = None) -> np.ndarray:
         """``n`` samples from this rank's replica (see ``GAN.sample``)."""
         return self.gan.sample(n, noise)
-
-    def draw_noise(self, n: int) -> np.ndarray:
-        """``n`` latent vectors from this rank's sampling stream (see ``GAN.draw_noise``)."""
-        return self.gan.draw_noise(n)
 
     def __repr__(self) -> str:
         return f"DataParallel({self.gan!r}, rank {self.rank} of {self.size})"

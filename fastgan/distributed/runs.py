@@ -24,7 +24,6 @@ from typing import Any
 from .._version import __version__
 from ..backends import available_backends
 from ..runs.folder import Run, TrainConfig, read_config
-from ..training import checkpoint
 from .data_parallel import DataParallel
 from .devices import use_local_gpu
 from .mpi import AgreedError, agree, same_on_every_rank
@@ -35,8 +34,9 @@ def open_run(comm: Any, *, config: TrainConfig | None = None, folder: Path | Non
              changes: Mapping[str, Any] | None = None) -> tuple[Run, DataParallel]:
     """Start a new run (``config``, in ``folder``) or resume the one in ``resume`` (with
     ``changes``) on every rank of ``comm`` together; returns this rank's run and its
-    data-parallel trainer, the folder written. Any failure is an
-    :class:`~fastgan.distributed.mpi.AgreedError` on every rank."""
+    data-parallel trainer (replaying CUDA graphs as the run's ``graph`` setting says), the
+    folder written. Any failure is an :class:`~fastgan.distributed.mpi.AgreedError` on
+    every rank."""
     primary = comm.rank == 0
     record = None
     if resume is not None:
@@ -47,21 +47,20 @@ def open_run(comm: Any, *, config: TrainConfig | None = None, folder: Path | Non
 
     def open_here() -> Run:
         if resume is None:
-            return Run.start(config, folder, write=False, primary=primary)
-        return Run.resume(resume, changes, write=False, primary=primary, restore=False,
-                          record=record)
+            return Run.start(config, folder, primary=primary, world_size=comm.size)
+        return Run.resume(resume, changes, primary=primary, record=record,
+                          world_size=comm.size)
 
     run = agree(comm, open_here, root_first=True)
     gan = run.gan
     same_on_every_rank(comm, {"config": run.config.to_json(), "data": run.dataset.sha256,
-                              "model": checkpoint.model_description(gan),
+                              "model": gan.config.to_json(),
                               "backend": gan.backend.name, "dtype": gan.dtype.name,
                               "fastgan": __version__},
                        "run's configuration (preset, data, settings or fastgan version)")
-    trainer = DataParallel(gan, comm)
+    trainer = agree(comm, lambda: DataParallel(gan, comm, graph=run.config.graph))
     if resume is not None:
         trainer.restore(run.checkpoint_path)
-    run.world_size = comm.size
     agree(comm, lambda: run.write_folder() if primary else None)
     return run, trainer
 

@@ -22,8 +22,7 @@ same way, so a number has a scale. A generator that matches the data scores near
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -155,8 +154,7 @@ class Evaluator:
         if gan.data_dim != self.classifier.n_features:
             raise ConfigError(f"the GAN makes samples of {gan.data_dim} values but the "
                               f"{self.dataset} classifier reads {self.classifier.n_features}")
-        with _sampling_stream(gan, self.seed):
-            samples = gan.sample(self.n)
+        samples = gan.sample(self.n, seed=self.seed)
         if not np.isfinite(samples).all():
             raise TrainingDiverged("the generator's samples hold NaN or infinite values: "
                                    "training has diverged; resume from an earlier checkpoint")
@@ -183,17 +181,6 @@ def evaluate(gan: GAN, dataset: str | _data.Dataset, n: int = 10000, *,
     else:
         evaluator = Evaluator.for_dataset(dataset, n=n, cache_dir=cache_dir, seed=seed)
     return evaluator.evaluate(gan)
-
-
-@contextmanager
-def _sampling_stream(gan: GAN, seed: int) -> Iterator[None]:
-    """Within the block, ``gan`` samples from a fresh stream seeded with ``seed``."""
-    own = gan.sample_rng
-    gan.sample_rng = np.random.default_rng(seed)
-    try:
-        yield
-    finally:
-        gan.sample_rng = own
 
 
 class Evaluation(Callback):

@@ -1,8 +1,9 @@
 """A GAN training step replayed as one CUDA graph (opt-in; the eager step is the reference).
 
-    graphed = GraphedStep(gan)          # gan on the cupy backend, device random generator
+    gan.fit(data, steps=10_000, graph=True)     # cupy backend, device random generator
+    graphed = GraphedStep(gan)                  # or by hand:
     for batch in batches:
-        graphed.step(batch)             # same effect as gan.step(batch)
+        graphed.step(batch)                     # same effect as gan.step(batch)
 
 The first call at a batch shape runs ``gan.step`` eagerly (it checks the batch, compiles the
 kernels, creates every work array and lets cuBLAS pick its algorithms) and then captures the
@@ -14,129 +15,126 @@ between steps may be a host value baked into a launch:
 
 * noise and dropout masks: :class:`~fastgan.backends.base.PhiloxRng` keeps its draw
   counter in device memory and a kernel advances it;
-* the optimizers: while capturing, each bound optimizer is stood in for by a scheduled update
-  whose step count and learning rate live in device memory (a one-thread kernel advances the
-  step and computes Adam's bias corrections); before each replay the host's step count and
-  the learning rate of the current epoch are written there if they changed (an eager step,
-  a loaded checkpoint or a new epoch), and after it the host's counts follow the device's;
+* the optimizers: the captured step (``GAN.launch_step`` with ``schedules``) updates with a
+  step count and learning rate that live in device memory (:class:`DeviceSchedule`; a
+  one-thread kernel advances the step and computes Adam's bias corrections); before each
+  replay the host's step count and the learning rate of the current epoch are written there
+  if they changed (an eager step, a loaded checkpoint or a new epoch), and after it the GAN
+  counts the step on the host (``GAN.count_replayed_step``);
 * the batch: the graph reads a fixed device array, filled before each launch.
 
-Data parallelism (:class:`fastgan.distributed.DataParallel` with ``graph=True``) passes the
-gradient all-reduce as ``gradient_mean``: each network's gradient buffer goes through it just
-before the network's update, eagerly and in the graph (an NCCL all-reduce on the capturing
-stream is recorded with the kernels), and ``eager_step`` runs the data-parallel step when a
-shape is first seen.
+Data parallelism (:class:`fastgan.distributed.DataParallel` of a GraphedStep, or with
+``graph=True``) passes the gradient all-reduce as ``gradient_hook``: each network's gradient
+buffer goes through it just before the network's update, eagerly and in the graph (an NCCL
+all-reduce on the capturing stream is recorded with the kernels).
 
 Arrays the step uses must be updated in place (as checkpoint loading does), never replaced.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+import os
+from pathlib import Path
 from typing import Any
 
 from ..backends.base import PhiloxRng
 from ..backends.cupy_backend import CupyBackend
 from ..errors import ConfigError
+from ..nn.optim import BoundOptimizer
+from ..training.loop import History
+from .model import STEP_STREAMS, GradientHook
 
 
-class ScheduledUpdate:
-    """Stands in for one of a GAN's bound optimizers while its step is captured: the update
-    takes its step count and learning rate from device memory, advancing the count itself."""
+class DeviceSchedule:
+    """One optimizer's step count and learning rate in device memory, which a captured update
+    reads (a one-thread kernel advances the count and computes Adam's bias corrections)."""
 
-    def __init__(self, gan: Any, attribute: str,
-                 gradient_mean: Callable[[Any], None] | None = None) -> None:
-        self.gan = gan
-        self.attribute = attribute
-        self.optimizer = getattr(gan, attribute)
-        self.gradient_mean = gradient_mean
+    def __init__(self, gan: Any, optimizer: BoundOptimizer) -> None:
+        self.gan, self.optimizer = gan, optimizer
         self.schedule = gan.backend.new_schedule()
         self._on_device: tuple[int, float] | None = None   # (steps, lr) the schedule holds
 
-    def step(self, epoch: int = 0) -> None:
-        """The update as the graph records it (called by ``GAN.step`` during capture), after
-        the gradients' mean over the ranks when there is one."""
-        if self.gradient_mean is not None:
-            self.gradient_mean(self.optimizer.params.grad)
-        self.optimizer.step_scheduled(self.schedule)
-
-    @contextlib.contextmanager
-    def standing_in(self) -> Iterator[None]:
-        """Within the block, the GAN's optimizer attribute is this object."""
-        setattr(self.gan, self.attribute, self)
-        try:
-            yield
-        finally:
-            setattr(self.gan, self.attribute, self.optimizer)
-
     def sync(self) -> None:
         """Before a replay: make the device hold the host's step count and current rate."""
-        optimizer = self.optimizer
-        wanted = (optimizer.steps, optimizer.lr(self.gan.epoch))
+        wanted = (self.optimizer.steps, self.optimizer.lr(self.gan.epoch))
         if wanted != self._on_device:
             self.gan.backend.set_schedule(self.schedule, wanted[0], wanted[1],
-                                          *optimizer.schedule_betas())
+                                          *self.optimizer.schedule_betas())
             self._on_device = wanted
 
-    def advanced(self, updates: int) -> None:
-        """After a replay that ran ``updates`` updates: the host's count follows the device's."""
-        self.optimizer.steps += updates
+    def followed(self) -> None:
+        """After a replay counted on the host: the device advanced to the host's count."""
         self._on_device = (self.optimizer.steps, self._on_device[1])
 
 
+def capture_refusal(gan: Any) -> str | None:
+    """Why ``gan``'s step cannot be replayed as a CUDA graph, or None when it can."""
+    if not isinstance(gan.backend, CupyBackend):
+        return f"CUDA-graph replay needs the cupy backend; this GAN runs on {gan.backend.name}"
+    streams = gan.random_streams()
+    if not all(isinstance(streams[name], PhiloxRng) for name in STEP_STREAMS):
+        return ("CUDA-graph replay needs the device random generator; this GAN draws on the "
+                "host (made with CupyBackend(rng='pcg64'))")
+    return None
+
+
 class GraphedStep:
-    """Runs ``gan.step`` as a replayed CUDA graph, one graph per batch shape.
+    """Runs ``gan.step`` as a replayed CUDA graph, one graph per batch shape and gradient
+    hook; a stepper for :func:`fastgan.training.loop.fit` like the GAN itself."""
 
-    ``gradient_mean`` (called on a gradient buffer, in place, on the current stream) and
-    ``eager_step`` (default ``gan.step``) are for data parallelism: see the module docstring.
-    """
-
-    def __init__(self, gan: Any, *, gradient_mean: Callable[[Any], None] | None = None,
-                 eager_step: Callable[[Any], None] | None = None) -> None:
-        if not isinstance(gan.backend, CupyBackend):
-            raise ConfigError(f"CUDA-graph replay needs the cupy backend; this GAN runs on "
-                              f"{gan.backend.name}")
-        generators = (gan.noise_rng, gan.generator.dropout_rng, gan.discriminator.dropout_rng)
-        if not all(isinstance(g, PhiloxRng) for g in generators):
-            raise ConfigError("CUDA-graph replay needs the device random generator; this GAN "
-                              "draws on the host (made with CupyBackend(rng='pcg64'))")
+    def __init__(self, gan: Any) -> None:
+        refusal = capture_refusal(gan)
+        if refusal is not None:
+            raise ConfigError(refusal)
         self.gan = gan
-        self.eager_step = gan.step if eager_step is None else eager_step
-        self.d_update = ScheduledUpdate(gan, "d_optimizer", gradient_mean)
-        self.g_update = ScheduledUpdate(gan, "g_optimizer", gradient_mean)
-        self._graphs: dict[tuple[int, ...], tuple[Any, Any]] = {}
+        self.d_schedule = DeviceSchedule(gan, gan.d_optimizer)
+        self.g_schedule = DeviceSchedule(gan, gan.g_optimizer)
+        self._graphs: dict[tuple[Any, ...], tuple[Any, Any]] = {}
 
-    def step(self, real_batch: Any) -> None:
-        """One training step, as ``gan.step(real_batch)`` (host or device batch)."""
+    def step(self, real_batch: Any, *, gradient_hook: GradientHook | None = None) -> None:
+        """One training step, as ``gan.step(real_batch, gradient_hook=...)`` (host or device
+        batch). The first call at a shape and hook runs eagerly, then captures the graph."""
         gan = self.gan
         if real_batch.ndim == 3:
             real_batch = real_batch.reshape(-1, real_batch.shape[-1])
-        entry = self._graphs.get(real_batch.shape)
+        key = (real_batch.shape, gradient_hook)
+        entry = self._graphs.get(key)
         if entry is None:
-            self.eager_step(real_batch)
-            self._graphs[real_batch.shape] = self._capture(real_batch.shape)
+            gan.step(real_batch, gradient_hook=gradient_hook)
+            self._graphs[key] = self._capture(real_batch.shape, gradient_hook)
             return
         graph, real_input = entry
         gan.backend.copy(real_batch, real_input)
-        self.d_update.sync()
-        self.g_update.sync()
+        self.d_schedule.sync()
+        self.g_schedule.sync()
         graph.launch()
-        self.d_update.advanced(gan.k)
-        self.g_update.advanced(1)
-        gan.steps += 1
+        gan.count_replayed_step()
+        self.d_schedule.followed()
+        self.g_schedule.followed()
+
+    def last_stats(self) -> dict[str, float]:
+        """The last step's losses and mean D outputs (one small device-to-host read)."""
+        return self.gan.last_stats()
+
+    def save(self, path: str | os.PathLike[str], *,
+             extra: dict[str, Any] | None = None) -> Path:
+        """A checkpoint of the GAN (everything the graph changes lives in its arrays)."""
+        return self.gan.save(path, extra=extra)
+
+    def fit(self, dataset: Any, **options: Any) -> History:
+        """``gan.fit(dataset, graph=True, **options)``: train with this graph's steps."""
+        return self.gan.fit(dataset, graph=True, **options)
 
     def train_step(self, real_batch: Any) -> dict[str, float]:
         """One step, then the losses and D outputs (one small device-to-host read)."""
         self.step(real_batch)
-        return self.gan.last_stats()
+        return self.last_stats()
 
-    def _capture(self, shape: tuple[int, ...]) -> tuple[Any, Any]:
+    def _capture(self, shape: tuple[int, ...],
+                 gradient_hook: GradientHook | None) -> tuple[Any, Any]:
         gan = self.gan
         real_input = gan.backend.empty(shape, gan.dtype)
-        steps = gan.steps
-        with self.d_update.standing_in(), self.g_update.standing_in(), \
-                gan.backend.device.capture() as captured:
-            gan.step(real_input)
-        gan.steps = steps                  # capturing ran no step
+        schedules = (self.d_schedule.schedule, self.g_schedule.schedule)
+        with gan.backend.device.capture() as captured:
+            gan.launch_step(real_input, gradient_hook=gradient_hook, schedules=schedules)
         return captured.graph, real_input

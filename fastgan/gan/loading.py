@@ -10,13 +10,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..backends import get_backend
-from ..backends.base import Backend, resolve_dtype
+from ..backends.base import Backend
 from ..errors import CheckpointError, ConfigError
-from ..nn.mlp import MLP
-from ..training import checkpoint, serialization
+from ..training import checkpoint
+from .config import GANConfig
 from .model import GAN
-from .presets import Preset
 
 
 def load(path: str | os.PathLike[str], *, backend: str | Backend | None = None,
@@ -34,33 +32,12 @@ def load(path: str | os.PathLike[str], *, backend: str | Backend | None = None,
 
 
 def _build(stored: checkpoint.Stored, backend: str | Backend | None, dtype: Any) -> GAN:
-    """A GAN with the stored architecture (weights not yet restored)."""
+    """A GAN with the stored configuration (weights not yet restored)."""
     meta = stored.metadata
-    backend = get_backend(meta.get("backend") if backend is None else backend)
-    dtype = resolve_dtype(meta.get("dtype") if dtype is None else dtype)
     try:
-        model = meta["model"]
-        generator_specs = serialization.decode(model["generator"])
-        discriminator_specs = serialization.decode(model["discriminator"])
-        g_optimizer = serialization.decode(model["g_optimizer"])
-        d_optimizer = serialization.decode(model["d_optimizer"])
-        generator = MLP(generator_specs, in_features=model["latent_dim"], backend=backend,
-                        dtype=dtype)
-        discriminator = MLP(discriminator_specs, in_features=model["data_dim"],
-                            backend=backend, dtype=dtype)
-        gan = GAN(generator, discriminator, g_optimizer, d_optimizer,
-                  **{key: model[key] for key in ("noise", "k", "g_loss", "label_smoothing",
-                                                 "batch_size", "ema_decay")})
-        preset = meta.get("preset")
-        if preset is not None:
-            gan.preset = Preset(
-                name=preset["name"], source=preset["source"], latent_dim=gan.latent_dim,
-                noise=gan.noise, generator=generator_specs, discriminator=discriminator_specs,
-                g_optimizer=g_optimizer, d_optimizer=d_optimizer, batch_size=gan.batch_size,
-                k=gan.k, g_loss=gan.g_loss, label_smoothing=gan.label_smoothing,
-                ema_decay=model["ema_decay"])
-            gan.preset_overrides = dict(serialization.decode(preset["overrides"]))
-    except (KeyError, TypeError, ConfigError) as exc:
+        config = GANConfig.from_json(checkpoint.config_record(meta))
+    except (TypeError, ConfigError) as exc:
         raise CheckpointError(f"{stored.path}: the checkpoint's model description is damaged "
-                              f"({exc!r})") from None
-    return gan
+                              f"({exc})") from None
+    return GAN(config, backend=meta.get("backend") if backend is None else backend,
+               dtype=meta.get("dtype") if dtype is None else dtype)

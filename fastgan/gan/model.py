@@ -16,7 +16,7 @@ as Keras' ``train_on_batch`` on the concatenated batch (seed 001) does.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -28,10 +28,11 @@ from ..errors import ConfigError
 from ..nn.ema import WeightAverage
 from ..nn.losses import discriminator_loss, generator_loss
 from ..nn.mlp import MLP
-from ..nn.optim import OptimizerConfig
+from ..nn.optim import BoundOptimizer
 from ..training import checkpoint, loop
 from ..training.loop import DEFAULT_LOG_EVERY, Callback, DataOrder, History
 from . import presets as _presets
+from .config import GANConfig
 
 SAMPLE_CHUNK = 256
 
@@ -50,76 +51,81 @@ def stats_record(stats: np.ndarray) -> dict[str, float]:
             "d_fake": float(s[3])}
 
 
-class GAN:
-    """A generator/discriminator pair with their optimizers and training rule.
+class HostStream:
+    """A NumPy generator seen as a random stream: its state read and restored as a dict."""
 
-    ``ema_decay`` (e.g. 0.999) keeps an exponential moving average of the generator's weights,
-    updated after every step; ``sample`` then draws from the averaged weights (bias-corrected:
-    see :mod:`fastgan.nn.ema`).
+    def __init__(self, generator: np.random.Generator) -> None:
+        self.generator = generator
+
+    def get_state(self) -> dict[str, Any]:
+        """The bit generator's state (JSON values)."""
+        return self.generator.bit_generator.state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore a state returned by :meth:`get_state`."""
+        self.generator.bit_generator.state = state
+
+
+STEP_STREAMS = ("noise", "generator_dropout", "discriminator_dropout")
+"""The random streams a training step draws from (names of :meth:`GAN.random_streams`): each
+data-parallel rank has its own, and a CUDA graph needs them on the device."""
+
+GradientHook = Callable[[Any], None]
+"""Called on a network's flat gradient buffer, in place and on the current stream, between
+the network's gradients and its optimizer's update (data parallelism's mean over ranks)."""
+
+
+class GAN:
+    """A generator/discriminator pair with their optimizers and training rule, built from a
+    :class:`~fastgan.gan.config.GANConfig` on ``backend`` (None: the current default) in
+    ``dtype``; ``seed`` fixes the initial weights and every random stream.
+
+    With ``config.ema_decay`` set, an exponential moving average of the generator's weights
+    is updated after every step and ``sample`` draws from it (bias-corrected: see
+    :mod:`fastgan.nn.ema`).
     """
 
-    def __init__(self, generator: MLP, discriminator: MLP, g_optimizer: OptimizerConfig,
-                 d_optimizer: OptimizerConfig, *, noise: str = "normal", k: int = 1,
-                 g_loss: str = "non_saturating", label_smoothing: float = 0.0,
-                 batch_size: int = 64, seed: int | np.random.SeedSequence = 0,
-                 ema_decay: float | None = None) -> None:
-        if generator.backend is not discriminator.backend or generator.dtype != discriminator.dtype:
-            raise ConfigError("generator and discriminator must share one backend and dtype")
-        if generator.out_features != discriminator.in_features:
-            raise ConfigError(f"generator emits {generator.out_features} features but the "
-                              f"discriminator reads {discriminator.in_features}")
-        if discriminator.out_features != 1:
-            raise ConfigError("the discriminator must end in one unit (a logit), "
-                              f"not {discriminator.out_features}")
-        _presets.validate(SimpleNamespace(noise=noise, g_loss=g_loss, k=k, batch_size=batch_size,
-                                          label_smoothing=label_smoothing,
-                                          latent_dim=generator.in_features))
-        self.generator, self.discriminator = generator, discriminator
-        self.g_optimizer, self.d_optimizer = g_optimizer.bind(generator.params), \
-            d_optimizer.bind(discriminator.params)
-        self.noise, self.k, self.g_loss = noise, k, g_loss
-        self.label_smoothing, self.batch_size = label_smoothing, batch_size
-        seeds = (seed if isinstance(seed, np.random.SeedSequence)
-                 else np.random.SeedSequence(seed)).spawn(3)
-        self.noise_rng = self.backend.rng(seeds[0])
-        self.sample_rng = np.random.Generator(np.random.PCG64(seeds[1]))
-        self.data_order = DataOrder(seeds[2])
-        self.ema = None if ema_decay is None else WeightAverage(generator.params, ema_decay)
-        self.preset: _presets.Preset | None = None
-        self.preset_overrides: dict[str, Any] = {}
+    def __init__(self, config: GANConfig, *, backend: str | Backend | None = None,
+                 dtype: Any = "float32", seed: int | np.random.SeedSequence = 0) -> None:
+        if not isinstance(config, GANConfig):
+            raise ConfigError(f"a GAN is built from a GANConfig, got {type(config).__name__}; "
+                              "GAN.from_preset(name) builds a preset")
+        self.config = config
+        root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+        g_seed, d_seed, gan_seed = root.spawn(3)
+        self.generator = MLP(config.generator, in_features=config.latent_dim, backend=backend,
+                             dtype=dtype, seed=g_seed)
+        self.discriminator = MLP(config.discriminator, in_features=config.data_dim,
+                                 backend=self.generator.backend, dtype=dtype, seed=d_seed)
+        self.g_optimizer = config.g_optimizer.bind(self.generator.params)
+        self.d_optimizer = config.d_optimizer.bind(self.discriminator.params)
+        noise_seed, sample_seed, order_seed = gan_seed.spawn(3)
+        self.noise_rng = self.backend.rng(noise_seed)
+        self.sample_rng = np.random.Generator(np.random.PCG64(sample_seed))
+        self.data_order = DataOrder(order_seed)
+        self.ema = None if config.ema_decay is None else WeightAverage(self.generator.params,
+                                                                      config.ema_decay)
         self.epoch = 0
         self.steps = 0
         # [d real loss, D(x), d fake loss, D(G(z)) in D step, g loss, D(G(z)) in G step]
         self.stats = self.backend.zeros((6,), self.dtype)
         self._workspaces: dict[int, SimpleNamespace] = {}
         self._sample_inputs: dict[int, Any] = {}
+        self._graphed: Any = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_preset(cls, name: str, *, backend: str | Backend | None = None,
                     dtype: Any = "float32", seed: int = 0, data_dim: int = 784,
-                    ema_decay: float | None = None, **overrides: Any) -> GAN:
+                    **overrides: Any) -> GAN:
         """Build preset ``name`` (see :mod:`fastgan.gan.presets`) for ``data_dim`` features.
 
         ``backend=None`` is the current default (numpy unless inside ``use_backend``);
-        ``ema_decay`` None keeps the preset's (none but ``fast-mlp`` has one); ``overrides`` go
-        to :func:`fastgan.gan.presets.get` and are kept in ``preset_overrides``.
+        ``overrides`` (any :class:`~fastgan.gan.config.GANConfig` field, or a preset's own
+        argument such as ``lr`` or ``g_hidden``) go to :func:`fastgan.gan.presets.get`.
         """
-        if ema_decay is not None:
-            overrides["ema_decay"] = ema_decay
-        preset = _presets.get(name, data_dim, **overrides)
-        g_seed, d_seed, gan_seed = np.random.SeedSequence(seed).spawn(3)
-        generator = MLP(preset.generator, in_features=preset.latent_dim, backend=backend,
-                        dtype=dtype, seed=g_seed)
-        discriminator = MLP(preset.discriminator, in_features=data_dim,
-                            backend=generator.backend, dtype=dtype, seed=d_seed)
-        gan = cls(generator, discriminator, preset.g_optimizer, preset.d_optimizer,
-                  noise=preset.noise, k=preset.k, g_loss=preset.g_loss,
-                  label_smoothing=preset.label_smoothing, batch_size=preset.batch_size,
-                  seed=gan_seed, ema_decay=preset.ema_decay)
-        gan.preset = preset
-        gan.preset_overrides = dict(overrides)
-        return gan
+        return cls(_presets.get(name, data_dim, **overrides), backend=backend, dtype=dtype,
+                   seed=seed)
 
     @property
     def backend(self) -> Backend:
@@ -134,12 +140,35 @@ class GAN:
     @property
     def latent_dim(self) -> int:
         """Size of the generator's noise input."""
-        return self.generator.in_features
+        return self.config.latent_dim
 
     @property
     def data_dim(self) -> int:
         """Number of features of a sample."""
         return self.generator.out_features
+
+    @property
+    def k(self) -> int:
+        """Discriminator steps per generator step."""
+        return self.config.k
+
+    @property
+    def batch_size(self) -> int:
+        """Rows of real data in each discriminator step."""
+        return self.config.batch_size
+
+    def random_streams(self) -> dict[str, Any]:
+        """Every random stream, by the name checkpoints store it under: the training noise,
+        the noise of :meth:`sample`, and each network's dropout masks (each stream has
+        ``get_state`` and ``set_state``; the data order is :attr:`data_order`)."""
+        return {"noise": self.noise_rng, "sample": HostStream(self.sample_rng),
+                "generator_dropout": self.generator.dropout_rng,
+                "discriminator_dropout": self.discriminator.dropout_rng}
+
+    def draw_training_noise_from(self, stream: Any) -> None:
+        """Draw the training noise from ``stream`` (``normal``/``uniform`` into ``out``,
+        ``get_state``/``set_state``) instead of the GAN's own, as data-parallel tests do."""
+        self.noise_rng = stream
 
     # ------------------------------------------------------------------ training
     def workspace(self, batch: int) -> SimpleNamespace:
@@ -155,18 +184,28 @@ class GAN:
             )
         return ws
 
-    def _draw_noise(self, out: Any) -> None:
-        if self.noise == "normal":
+    def _draw_training_noise(self, out: Any) -> None:
+        if self.config.noise == "normal":
             self.noise_rng.normal(out)
         else:
             self.noise_rng.uniform(out, -1.0, 1.0)
 
-    def step(self, real_batch: Any) -> None:
+    def step(self, real_batch: Any, *, gradient_hook: GradientHook | None = None) -> None:
         """One training step (k D steps, one G step) without reading anything back.
 
         ``real_batch`` holds k*B rows of ``data_dim`` features (host or backend array), or
-        has shape (k, B, data_dim); each D step takes its own B rows.
+        has shape (k, B, data_dim); each D step takes its own B rows. ``gradient_hook`` sees
+        each network's gradient buffer just before its optimizer's update.
         """
+        self.launch_step(real_batch, gradient_hook=gradient_hook)
+        self.steps += 1
+
+    def launch_step(self, real_batch: Any, *, gradient_hook: GradientHook | None = None,
+                    schedules: tuple[Any, Any] | None = None) -> None:
+        """The kernels of one step, and no step count: :meth:`step` counts it; a CUDA graph
+        records it with ``schedules``, (D's, G's) device schedules from which the updates
+        read their step count and learning rate (the host's optimizer counts stay put: see
+        :meth:`count_replayed_step`)."""
         if real_batch.ndim == 3:
             real_batch = real_batch.reshape(-1, real_batch.shape[-1])
         rows = real_batch.shape[0]
@@ -174,34 +213,50 @@ class GAN:
         if not shape_ok or rows % self.k or not rows:
             raise ConfigError(f"real batch must have k*B rows of {self.data_dim} features "
                               f"(k={self.k}); got shape {real_batch.shape}")
+        d_schedule, g_schedule = (None, None) if schedules is None else schedules
         batch = rows // self.k
         ws = self.workspace(batch)
         for i in range(self.k):
             self.discriminator_gradients(real_batch[i * batch:(i + 1) * batch], ws)
-            self.d_optimizer.step(self.epoch)
+            self._update(self.d_optimizer, gradient_hook, d_schedule)
         self.generator_gradients(ws)
-        self.g_optimizer.step(self.epoch)
+        self._update(self.g_optimizer, gradient_hook, g_schedule)
         if self.ema is not None:
             self.ema.update()
+
+    def _update(self, optimizer: BoundOptimizer, gradient_hook: GradientHook | None,
+                schedule: Any) -> None:
+        if gradient_hook is not None:
+            gradient_hook(optimizer.params.grad)
+        if schedule is None:
+            optimizer.step(self.epoch)
+        else:
+            optimizer.step_scheduled(schedule)
+
+    def count_replayed_step(self) -> None:
+        """Count a step whose kernels ran without the host (a replayed CUDA graph): k updates
+        of D's optimizer, one of G's, one step."""
+        self.d_optimizer.steps += self.k
+        self.g_optimizer.steps += 1
         self.steps += 1
 
     def discriminator_gradients(self, real: Any, ws: SimpleNamespace) -> None:
         """D's loss on B real rows and B fresh fakes, its gradients into D's flat buffer."""
         be, G, D, batch = self.backend, self.generator, self.discriminator, real.shape[0]
         be.copy(real, ws.d_input[:batch])
-        self._draw_noise(ws.z)
+        self._draw_training_noise(ws.z)
         be.copy(G.forward(ws.z, training=True), ws.d_input[batch:])
         logits = D.forward(ws.d_input, training=True)
-        discriminator_loss(be, logits, ws.d_grad, self.stats[0:4], self.label_smoothing)
+        discriminator_loss(be, logits, ws.d_grad, self.stats[0:4], self.config.label_smoothing)
         D.backward(ws.d_grad, input_grad=False)
 
     def generator_gradients(self, ws: SimpleNamespace) -> None:
         """G's loss on fresh fakes through D; gradients into G's buffer only (D's input
         gradient is the link; D's parameter gradients are skipped)."""
         G, D = self.generator, self.discriminator
-        self._draw_noise(ws.z)
+        self._draw_training_noise(ws.z)
         logits = D.forward(G.forward(ws.z, training=True), training=True)
-        generator_loss(self.backend, self.g_loss, logits, ws.g_grad, self.stats[4:6])
+        generator_loss(self.backend, self.config.g_loss, logits, ws.g_grad, self.stats[4:6])
         G.backward(D.backward(ws.g_grad, input_grad=True, param_grads=False))
 
     def last_stats(self) -> dict[str, float]:
@@ -214,16 +269,39 @@ class GAN:
         self.step(real_batch)
         return self.last_stats()
 
+    def learning_rates(self) -> dict[str, float]:
+        """The learning rates in force this epoch: ``g_lr`` and ``d_lr``."""
+        return {"g_lr": self.g_optimizer.lr(self.epoch), "d_lr": self.d_optimizer.lr(self.epoch)}
+
+    def nonfinite_parameters(self) -> list[str]:
+        """The networks ("discriminator", "generator") whose parameters hold NaN or
+        infinity."""
+        return [name for name, network in (("discriminator", self.discriminator),
+                                           ("generator", self.generator))
+                if not self.backend.all_finite(network.params.data)]
+
+    def graphed(self) -> Any:
+        """This GAN's step replayed as a CUDA graph (made once, then reused; cupy backend and
+        its device random generator: see :class:`~fastgan.gan.cuda_graph.GraphedStep`).
+        Raises ConfigError where it cannot replay."""
+        if self._graphed is None:
+            from .cuda_graph import GraphedStep
+
+            self._graphed = GraphedStep(self)
+        return self._graphed
+
     def fit(self, dataset: Any, *, epochs: int | None = None, steps: int | None = None,
             callbacks: Iterable[Callback] = (), log_every: int = DEFAULT_LOG_EVERY,
-            sampling: str = "epoch") -> History:
+            sampling: str = "epoch", graph: bool = False) -> History:
         """Train on ``dataset`` (a :class:`fastgan.data.Dataset` or an (N, data_dim) array) for
         ``epochs`` more epochs or ``steps`` more steps, as :func:`fastgan.training.loop.fit` does:
         the data on the device, shuffled full batches (``sampling="epoch"``) or batches drawn
         with replacement (``"random"``), statistics read and checked every ``log_every``
-        steps, ``callbacks`` (:class:`fastgan.training.loop.Callback`) told of each event."""
+        steps, ``callbacks`` (:class:`fastgan.training.loop.Callback`) told of each event.
+        ``graph=True`` replays each step as one CUDA graph (cupy backend: :meth:`graphed`)."""
         return loop.fit(self, dataset, epochs=epochs, steps=steps, callbacks=callbacks,
-                            log_every=log_every, sampling=sampling)
+                        log_every=log_every, sampling=sampling,
+                        stepper=self.graphed() if graph else self)
 
     def save(self, path: str | os.PathLike[str], *,
              extra: dict[str, Any] | None = None) -> Path:
@@ -232,22 +310,26 @@ class GAN:
         return checkpoint.save(self, path, extra=extra)
 
     # ------------------------------------------------------------------ sampling
-    def draw_noise(self, n: int) -> np.ndarray:
-        """``n`` latent vectors of this GAN's noise kind, from its own sampling stream."""
-        return latent_noise(self.sample_rng, self.noise, n, self.latent_dim)
+    def draw_sample_noise(self, n: int, seed: int | None = None) -> np.ndarray:
+        """``n`` latent vectors of this GAN's noise kind, from its sampling stream (not the
+        training noise), or from a fresh stream seeded with ``seed``."""
+        rng = self.sample_rng if seed is None else np.random.default_rng(seed)
+        return latent_noise(rng, self.config.noise, n, self.latent_dim)
 
-    def sample(self, n: int, noise: np.ndarray | None = None) -> np.ndarray:
+    def sample(self, n: int, noise: np.ndarray | None = None, *,
+               seed: int | None = None) -> np.ndarray:
         """``n`` generated samples as a host array of shape (n, data_dim), in [-1, 1] for a
         tanh output. The generator runs in evaluation mode (batch norm uses running
         statistics), with the averaged weights when ``ema_decay`` is set; ``noise``
-        (n, latent_dim) fixes the inputs."""
+        (n, latent_dim) fixes the inputs, else they come from :meth:`draw_sample_noise`
+        (with ``seed``)."""
+        noise = self.draw_sample_noise(n, seed) if noise is None else np.asarray(noise)
         if self.ema is None:
-            return self._generate(n, noise)
+            return self._generate(noise)
         with self.ema.swapped_in(self.steps):
-            return self._generate(n, noise)
+            return self._generate(noise)
 
-    def _generate(self, n: int, noise: np.ndarray | None) -> np.ndarray:
-        noise = self.draw_noise(n) if noise is None else np.asarray(noise)
+    def _generate(self, noise: np.ndarray) -> np.ndarray:
         if noise.ndim != 2 or noise.shape[1] != self.latent_dim:
             raise ConfigError(f"noise must have shape (n, {self.latent_dim}), got {noise.shape}")
         n = noise.shape[0]
@@ -267,7 +349,6 @@ class GAN:
         return out
 
     def __repr__(self) -> str:
-        name = self.preset.name if self.preset else "custom"
-        return (f"GAN({name}: G {self.generator.n_params:,} params, "
+        return (f"GAN({self.config.name}: G {self.generator.n_params:,} params, "
                 f"D {self.discriminator.n_params:,} params, backend={self.backend.name}, "
                 f"dtype={self.dtype.name})")

@@ -1,19 +1,19 @@
 """The architectures and hyper-parameters of the reference tutorials, as named presets.
 
-``get(name, data_dim=784, **overrides)`` returns a :class:`Preset`: a complete, frozen
-description of a GAN (layer specs, optimizers, batch size, losses) that
-``GAN.from_preset`` builds. The image size follows the dataset through ``data_dim``.
+``get(name, data_dim=784, **overrides)`` returns a :class:`~fastgan.gan.config.GANConfig`:
+the complete, frozen description of a GAN (layer specs, optimizers, batch size, losses) that
+``GAN`` is built from. The image size follows the dataset through ``data_dim``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import fields, replace
 from typing import Any
 
 from ..errors import ConfigError
-from ..nn.optim import SGD, Adam, InverseTimeDecay, OptimizerConfig, StepDecay
+from ..nn.optim import SGD, Adam, InverseTimeDecay, StepDecay
 from ..nn.specs import (
     Activation,
     BatchNorm,
@@ -24,36 +24,8 @@ from ..nn.specs import (
     LayerSpec,
     Reshape,
     UpSampling2D,
-    output_shapes,
 )
-
-NOISES = ("normal", "uniform")
-G_LOSSES = ("non_saturating", "minimax")
-
-
-@dataclass(frozen=True)
-class Preset:
-    """Everything needed to build and train one GAN."""
-
-    name: str
-    source: str
-    latent_dim: int
-    noise: str
-    generator: tuple[LayerSpec, ...]
-    discriminator: tuple[LayerSpec, ...]
-    g_optimizer: OptimizerConfig
-    d_optimizer: OptimizerConfig
-    batch_size: int
-    k: int = 1
-    g_loss: str = "non_saturating"
-    label_smoothing: float = 0.0
-    ema_decay: float | None = None
-    """Decay of the average of G's weights that samples are drawn from (None: no average)."""
-
-    @property
-    def data_dim(self) -> int:
-        """Number of features the generator emits and the discriminator reads."""
-        return math.prod(output_shapes(self.generator, self.latent_dim)[-1])
+from .config import GANConfig
 
 
 def _mlp(hidden: tuple[int, ...], out: int, act: str, alpha: float, init: str,
@@ -69,8 +41,9 @@ def _mlp(hidden: tuple[int, ...], out: int, act: str, alpha: float, init: str,
 
 
 def _numpy_mlp(data_dim: int, latent_dim: int = 100, g_hidden: tuple[int, ...] = (128,),
-               d_hidden: tuple[int, ...] = (128,), lr: float = 1e-3, decay: float = 1e-4) -> Preset:
-    return Preset(
+               d_hidden: tuple[int, ...] = (128,), lr: float = 1e-3,
+               decay: float = 1e-4) -> GANConfig:
+    return GANConfig(
         name="numpy-mlp", source="000: NumPy MLP GAN, SGD with inverse-time decay, one digit",
         latent_dim=latent_dim, noise="normal",
         generator=_mlp(g_hidden, data_dim, "relu", 0.0, "he_normal", "tanh"),
@@ -82,11 +55,11 @@ def _numpy_mlp(data_dim: int, latent_dim: int = 100, g_hidden: tuple[int, ...] =
 
 
 def _keras_mlp(data_dim: int, latent_dim: int = 128, g_hidden: tuple[int, ...] = (256, 512, 1024),
-               d_hidden: tuple[int, ...] = (512, 256), lr: float = 2e-4) -> Preset:
+               d_hidden: tuple[int, ...] = (512, 256), lr: float = 2e-4) -> GANConfig:
     init = "glorot_uniform"
     generator = (*_mlp(g_hidden, data_dim, "leaky_relu", 0.2, init, "tanh")[:-1],
                  BatchNorm(momentum=0.8, eps=1e-3), Dense(data_dim, "tanh", 0.2, init))
-    return Preset(
+    return GANConfig(
         name="keras-mlp", source="001: Keras MLP GAN with BatchNorm, Adam(2e-4, 0.5)",
         latent_dim=latent_dim, noise="normal", generator=generator,
         discriminator=_mlp(d_hidden, 1, "leaky_relu", 0.2, init, "identity"),
@@ -95,9 +68,9 @@ def _keras_mlp(data_dim: int, latent_dim: int = 128, g_hidden: tuple[int, ...] =
 
 
 def _numpy_adam(data_dim: int, latent_dim: int = 100, g_hidden: tuple[int, ...] = (200, 560),
-                d_hidden: tuple[int, ...] = (128,), lr: float = 1e-3) -> Preset:
+                d_hidden: tuple[int, ...] = (128,), lr: float = 1e-3) -> GANConfig:
     decay = StepDecay(0.01, milestones=(1,))
-    return Preset(
+    return GANConfig(
         name="numpy-adam", source="002: NumPy GAN with Adam and an extreme step decay",
         latent_dim=latent_dim, noise="uniform",
         generator=_mlp(g_hidden, data_dim, "relu", 0.0, "he_normal", "tanh"),
@@ -110,9 +83,9 @@ def _numpy_adam(data_dim: int, latent_dim: int = 100, g_hidden: tuple[int, ...] 
 def _pytorch_vanilla(data_dim: int, latent_dim: int = 100,
                      g_hidden: tuple[int, ...] = (256, 512, 1024),
                      d_hidden: tuple[int, ...] = (1024, 512, 256), lr: float = 2e-4,
-                     dropout: float = 0.3) -> Preset:
+                     dropout: float = 0.3) -> GANConfig:
     init = "torch_default"
-    return Preset(
+    return GANConfig(
         name="pytorch-vanilla", source="004: PyTorch vanilla GAN, dropout in D, Adam(2e-4)",
         latent_dim=latent_dim, noise="normal",
         generator=_mlp(g_hidden, data_dim, "leaky_relu", 0.2, init, "tanh"),
@@ -125,7 +98,7 @@ def _fast_mlp(data_dim: int, latent_dim: int = 100,
               g_hidden: tuple[int, ...] = (256, 512, 1024),
               d_hidden: tuple[int, ...] = (1024, 512, 256), g_lr: float = 3.9e-4,
               d_lr: float = 6.7e-4, beta1: float = 0.51, dropout: float = 0.3,
-              lr: float | None = None) -> Preset:
+              lr: float | None = None) -> GANConfig:
     """Seed 004's architecture with the training settings a fastgan sweep found fastest to
     a low Fréchet distance on Fashion-MNIST (docs/sweeps.md, the best of 36 settings, rounded
     to two digits): D's learning rate above G's (``lr`` sets both), Adam's beta1 0.51, batch
@@ -141,7 +114,7 @@ def _fast_mlp(data_dim: int, latent_dim: int = 100,
 
 def _keras_dcgan(data_dim: int, latent_dim: int = 64, channels: int = 1,
                  g_filters: tuple[int, int, int] = (256, 128, 64),
-                 d_filters: tuple[int, int, int] = (64, 128, 256), lr: float = 1e-4) -> Preset:
+                 d_filters: tuple[int, int, int] = (64, 128, 256), lr: float = 1e-4) -> GANConfig:
     """Seed 003's DCGAN for square images of ``channels`` channels with a side divisible by 4
     (32 x 32 x 1: MNIST padded by 2).
 
@@ -175,7 +148,7 @@ def _keras_dcgan(data_dim: int, latent_dim: int = 64, channels: int = 1,
     discriminator = (Reshape((side, side, channels)), conv_block(d_filters[0], 1),
                      conv_block(d_filters[1], 2), conv_block(d_filters[2], 2), Flatten(),
                      Dense(1, init=init))
-    return Preset(
+    return GANConfig(
         name="keras-dcgan", source="003: Keras DCGAN (conv D, upsampling G), Adam(1e-4, 0.5, 0.9)",
         latent_dim=latent_dim, noise="normal", generator=generator, discriminator=discriminator,
         g_optimizer=Adam(lr, beta1=0.5, beta2=0.9), d_optimizer=Adam(lr, beta1=0.5, beta2=0.9),
@@ -188,8 +161,8 @@ def _positive(value: object) -> bool:
 
 
 def _tiny(data_dim: int, latent_dim: int = 8, g_hidden: tuple[int, ...] = (64, 64),
-          d_hidden: tuple[int, ...] = (64, 64), lr: float = 1e-3) -> Preset:
-    return Preset(
+          d_hidden: tuple[int, ...] = (64, 64), lr: float = 1e-3) -> GANConfig:
+    return GANConfig(
         name="tiny", source="small MLP GAN for tests and 2-D toy data",
         latent_dim=latent_dim, noise="normal",
         generator=_mlp(g_hidden, data_dim, "relu", 0.0, "he_normal", "tanh"),
@@ -198,7 +171,7 @@ def _tiny(data_dim: int, latent_dim: int = 8, g_hidden: tuple[int, ...] = (64, 6
     )
 
 
-_BUILDERS: dict[str, Callable[..., Preset]] = {
+_BUILDERS: dict[str, Callable[..., GANConfig]] = {
     "numpy-mlp": _numpy_mlp,
     "keras-mlp": _keras_mlp,
     "numpy-adam": _numpy_adam,
@@ -208,9 +181,9 @@ _BUILDERS: dict[str, Callable[..., Preset]] = {
     "tiny": _tiny,
 }
 
-# Overrides that act on the built preset rather than on the architecture.
-_TRAINING_FIELDS = ("batch_size", "k", "g_loss", "label_smoothing", "noise",
-                    "g_optimizer", "d_optimizer", "ema_decay")
+# Overrides that act on the built config rather than on a builder's arguments: every field of
+# GANConfig but latent_dim, which shapes the generator's first layer.
+_CONFIG_FIELDS = tuple(field.name for field in fields(GANConfig) if field.name != "latent_dim")
 
 
 def names() -> list[str]:
@@ -218,21 +191,22 @@ def names() -> list[str]:
     return list(_BUILDERS)
 
 
-def get(name: str, data_dim: int = 784, **overrides: Any) -> Preset:
+def get(name: str, data_dim: int = 784, **overrides: Any) -> GANConfig:
     """Build preset ``name`` for ``data_dim`` features, applying ``overrides``.
 
     Architecture overrides: ``latent_dim``, ``g_hidden``, ``d_hidden`` (tuples of widths),
     ``lr`` (both networks) and per-preset extras (``decay`` for numpy-mlp, ``dropout`` for
     pytorch-vanilla; ``channels``, ``g_filters`` and ``d_filters`` for keras-dcgan, whose
     images are square: ``data_dim`` = side^2 channels, side divisible by 4). Training
-    overrides: ``batch_size``, ``k``, ``g_loss``, ``label_smoothing``, ``noise``,
-    ``g_optimizer``, ``d_optimizer``.
+    overrides: any other field of :class:`~fastgan.gan.config.GANConfig` (``batch_size``,
+    ``k``, ``g_loss``, ``label_smoothing``, ``noise``, ``g_optimizer``, ``d_optimizer``,
+    ``ema_decay``...).
     """
     if name not in _BUILDERS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(names())}")
     if not isinstance(data_dim, int) or data_dim < 1:
         raise ConfigError(f"data_dim must be a positive integer, got {data_dim!r}")
-    training = {key: overrides.pop(key) for key in _TRAINING_FIELDS if key in overrides}
+    training = {key: overrides.pop(key) for key in _CONFIG_FIELDS if key in overrides}
     for key in ("g_hidden", "d_hidden", "g_filters", "d_filters"):
         if key in overrides:
             overrides[key] = tuple(overrides[key])
@@ -240,22 +214,4 @@ def get(name: str, data_dim: int = 784, **overrides: Any) -> Preset:
         preset = _BUILDERS[name](data_dim, **overrides)
     except TypeError as exc:
         raise ConfigError(f"preset {name!r} does not take these overrides: {exc}") from None
-    preset = replace(preset, **training)
-    validate(preset)
-    return preset
-
-
-def validate(preset: Preset) -> None:
-    """Check the training fields of a preset; raise ConfigError naming the bad one."""
-    if preset.noise not in NOISES:
-        raise ConfigError(f"noise must be one of {NOISES}, got {preset.noise!r}")
-    if preset.g_loss not in G_LOSSES:
-        raise ConfigError(f"g_loss must be one of {G_LOSSES}, got {preset.g_loss!r}")
-    if not 0.0 <= preset.label_smoothing < 1.0:
-        raise ConfigError(f"label_smoothing must be in [0, 1), got {preset.label_smoothing}")
-    if not (isinstance(preset.k, int) and preset.k >= 1):
-        raise ConfigError(f"k (D steps per G step) must be an integer >= 1, got {preset.k}")
-    if not (isinstance(preset.batch_size, int) and preset.batch_size >= 1):
-        raise ConfigError(f"batch_size must be a positive integer, got {preset.batch_size}")
-    if preset.latent_dim < 1:
-        raise ConfigError(f"latent_dim must be >= 1, got {preset.latent_dim}")
+    return replace(preset, **training)

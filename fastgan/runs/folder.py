@@ -15,8 +15,10 @@ A run folder holds::
     checkpoint.npz     the latest checkpoint (every --checkpoint-every steps, and at the end)
     tensorboard/       TensorBoard event files, with --tensorboard
 
-``Run.start`` makes a new folder; ``Run.resume`` reopens one at its last checkpoint, with its
-own configuration, so that the resumed run continues exactly where it stopped.
+``Run.start`` opens a new run and ``Run.resume`` reopens one with its own configuration (its
+last checkpoint loaded by ``Run.restore``), so that the resumed run continues exactly where it
+stopped; neither writes until ``Run.write_folder``. :func:`prepare` does it all for one
+process.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from .. import data, environment
 from ..errors import ConfigError, TrainingDiverged
 from ..fileio import write_atomically
 from ..gan import presets
+from ..gan.config import GANConfig
+from ..gan.cuda_graph import capture_refusal
 from ..gan.model import GAN
 from ..nn.optim import Adam
 from ..threads import set_num_threads
@@ -66,7 +70,7 @@ DEFAULT_RUNS_FOLDER = Path("runs")
 DEFAULT_STEPS = 10_000
 MAX_PICTURES = 100   # with sample_every unset, sample pictures are spread to at most this many
 RESUMABLE = ("epochs", "steps", "log_every", "checkpoint_every", "sample_every", "eval_every",
-             "eval_n", "tensorboard", "threads")
+             "eval_n", "tensorboard", "threads", "graph")
 """The settings ``--resume`` may change; the rest define the run and stay as they were."""
 
 
@@ -75,7 +79,8 @@ class TrainConfig:
     """What a run was asked to do. ``None`` means the preset's own value; with neither
     ``epochs`` nor ``steps`` the run trains :data:`DEFAULT_STEPS` steps; ``sample_every``
     ``None`` draws at most :data:`MAX_PICTURES` sample pictures; ``threads`` limits the BLAS
-    and OpenMP thread pools (``None``: leave them as they are)."""
+    and OpenMP thread pools (``None``: leave them as they are); ``graph`` replays each step
+    as a CUDA graph (``None``: wherever the step can be captured, the cupy backend)."""
 
     preset: str = "tiny"
     data: str = "digits"
@@ -106,6 +111,7 @@ class TrainConfig:
     eval_n: int = 10000
     tensorboard: bool = False
     threads: int | None = None
+    graph: bool | None = None
 
     def __post_init__(self) -> None:
         if self.epochs is not None and self.steps is not None:
@@ -151,47 +157,56 @@ def load_data(config: TrainConfig) -> data.Dataset:
                      pad=config.pad)
 
 
-def build_gan(config: TrainConfig, dataset: data.Dataset, backend: str | None = None) -> GAN:
-    """The GAN ``config`` describes, sized for ``dataset``, freshly initialised."""
+def gan_config(config: TrainConfig, data_dim: int) -> GANConfig:
+    """The GAN ``config`` describes for data of ``data_dim`` features: its preset with the
+    settings it overrides."""
     overrides: dict[str, Any] = {key: getattr(config, key)
                                  for key in ("latent_dim", "g_hidden", "d_hidden", "lr",
                                              "batch_size", "k", "label_smoothing")
                                  if getattr(config, key) is not None}
-    changes = {key: {name: value for name, value in (("lr", lr), ("beta1", config.beta1))
-                     if value is not None}
-               for key, lr in (("g_optimizer", config.g_lr), ("d_optimizer", config.d_lr))}
-    if any(changes.values()):
-        base = presets.get(config.preset, dataset.n_features, **overrides)
-        for key, change in changes.items():
-            optimizer = getattr(base, key)
-            if "beta1" in change and not isinstance(optimizer, Adam):
-                raise ConfigError(f"beta1 is Adam's; preset {config.preset} trains with "
-                                  f"{type(optimizer).__name__}")
-            if change:
-                overrides[key] = dataclasses.replace(optimizer, **change)
-    return GAN.from_preset(config.preset, backend=backend or config.backend, dtype=config.dtype,
-                           seed=config.seed, data_dim=dataset.n_features,
-                           ema_decay=config.ema, **overrides)
+    if config.ema is not None:
+        overrides["ema_decay"] = config.ema
+    described = presets.get(config.preset, data_dim, **overrides)
+    changes = {}
+    for key, lr in (("g_optimizer", config.g_lr), ("d_optimizer", config.d_lr)):
+        optimizer = getattr(described, key)
+        change = {name: value for name, value in (("lr", lr), ("beta1", config.beta1))
+                  if value is not None}
+        if "beta1" in change and not isinstance(optimizer, Adam):
+            raise ConfigError(f"beta1 is Adam's; preset {config.preset} trains with "
+                              f"{type(optimizer).__name__}")
+        if change:
+            changes[key] = dataclasses.replace(optimizer, **change)
+    return described.replace(**changes)
+
+
+def build_gan(config: TrainConfig, dataset: data.Dataset, backend: str | None = None) -> GAN:
+    """The GAN ``config`` describes, sized for ``dataset``, freshly initialised."""
+    return GAN(gan_config(config, dataset.n_features), backend=backend or config.backend,
+               dtype=config.dtype, seed=config.seed)
 
 
 class Run:
     """A run folder with everything training in it needs: its config, data, GAN and the
     fixed noise of its sample pictures.
 
-    A data-parallel run (:mod:`fastgan.distributed`) opens one Run per process: rank 0's is
-    the ``primary``, the only one that reads and writes the folder; the others (``primary``
-    False) hold the same configuration, data and model, get their state from rank 0, and keep
-    no records. ``world_size`` processes share every batch.
+    Opening a run (:meth:`start`, :meth:`resume`) reads and checks but writes nothing;
+    :meth:`restore` loads the checkpoint of a resumed run and :meth:`write_folder` makes or
+    updates the folder (:func:`prepare` does all three for one process). A data-parallel run
+    (:mod:`fastgan.distributed`) opens one Run per process: rank 0's is the ``primary``, the
+    only one that reads and writes the folder; the others (``primary`` False) hold the same
+    configuration, data and model, get their state from rank 0, and keep no records.
+    ``world_size`` processes share every batch.
     """
 
     def __init__(self, folder: Path, config: TrainConfig, dataset: data.Dataset, gan: GAN,
                  noise: np.ndarray, *, primary: bool = True, started: str | None = None,
-                 resumed: bool = False) -> None:
+                 resumed: bool = False, world_size: int = 1) -> None:
         self.folder, self.config, self.dataset, self.gan = folder, config, dataset, gan
         self.noise = noise
         self.primary = primary
         self.started, self.resumed = started, resumed
-        self.world_size = 1
+        self.world_size = world_size
         self.steps_per_epoch = steps_per_epoch(gan, len(dataset))
         self.total_steps = config.total_steps(self.steps_per_epoch)
 
@@ -202,12 +217,10 @@ class Run:
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def start(cls, config: TrainConfig, folder: Path | None = None, *, write: bool = True,
-              primary: bool = True) -> Run:
-        """A new run in ``folder`` (default ``runs/<time>-<preset>``), which must not exist or
-        be empty. Everything is checked before the folder is made. With ``write=False`` the
-        folder is made later, by :meth:`write_folder`; a run that is not ``primary`` neither
-        checks nor writes it."""
+    def start(cls, config: TrainConfig, folder: Path | None = None, *, primary: bool = True,
+              world_size: int = 1) -> Run:
+        """A new run for ``folder`` (default ``runs/<time>-<preset>``), which must not exist
+        or be empty (a run that is not ``primary`` does not look). Nothing is written."""
         _check_tensorboard(config)
         folder = _new_folder(config) if folder is None else folder
         if primary and folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
@@ -215,22 +228,17 @@ class Run:
                               f"that run with --resume {folder}")
         dataset = load_data(config)
         gan = build_gan(config, dataset)
-        noise = gan.draw_noise(GRID_SAMPLES if dataset.image_shape else SCATTER_SAMPLES)
-        run = cls(folder, config, dataset, gan, noise, primary=primary)
-        if write:
-            run.write_folder()
-        return run
+        noise = gan.draw_sample_noise(GRID_SAMPLES if dataset.image_shape else SCATTER_SAMPLES)
+        return cls(folder, config, dataset, gan, noise, primary=primary, world_size=world_size)
 
     @classmethod
     def resume(cls, folder: Path, changes: Mapping[str, Any] | None = None, *,
-               write: bool = True, primary: bool = True, restore: bool = True,
-               record: Mapping[str, Any] | None = None) -> Run:
-        """Reopen the run in ``folder`` at its last checkpoint; ``changes`` may set the
-        :data:`RESUMABLE` settings (e.g. more epochs). With ``write=False`` the folder is
-        updated later, by :meth:`write_folder`; with ``restore=False`` the GAN is left as
-        built, for a data-parallel trainer to restore on every rank. A run that is not
-        ``primary`` takes the folder's config.json as ``record`` (rank 0 read it) and reads
-        nothing."""
+               primary: bool = True, record: Mapping[str, Any] | None = None,
+               world_size: int = 1) -> Run:
+        """The run in ``folder``, its GAN built as it started (:meth:`restore` loads its last
+        checkpoint); ``changes`` may set the :data:`RESUMABLE` settings (e.g. more epochs).
+        A run that is not ``primary`` takes the folder's config.json as ``record`` (rank 0
+        read it) and reads nothing. Nothing is written."""
         record = read_config(folder) if record is None else record
         changes = dict(changes or {})
         fixed = sorted(set(changes) - set(RESUMABLE))
@@ -246,19 +254,20 @@ class Run:
             raise ConfigError(f"the data of run {folder} ({config.data}) has changed since the "
                               "run started, so resuming would not continue the same run")
         gan = build_gan(config, dataset, backend=record["backend"])
-        if primary and restore:
-            stored = checkpoint.read(folder / checkpoint.CHECKPOINT_NAME)
-            checkpoint.restore(gan, stored)
-            checkpoint.same_processes(stored.metadata, 1)
         if primary:
             noise = _read_noise(folder / FIXED_NOISE)
         else:
-            noise = gan.draw_noise(GRID_SAMPLES if dataset.image_shape else SCATTER_SAMPLES)
-        run = cls(folder, config, dataset, gan, noise, primary=primary,
-                  started=record.get("started"), resumed=True)
-        if write:
-            run.write_folder()
-        return run
+            noise = gan.draw_sample_noise(GRID_SAMPLES if dataset.image_shape
+                                          else SCATTER_SAMPLES)
+        return cls(folder, config, dataset, gan, noise, primary=primary,
+                   started=record.get("started"), resumed=True, world_size=world_size)
+
+    def restore(self) -> None:
+        """Load the run's checkpoint into its GAN (one process; a data-parallel trainer
+        restores every rank itself)."""
+        stored = checkpoint.read(self.checkpoint_path)
+        checkpoint.restore(self.gan, stored)
+        checkpoint.same_processes(stored.metadata, 1)
 
     def write_folder(self) -> None:
         """Make the folder of a new run (samples/, the fixed noise, config.json), or bring a
@@ -291,8 +300,7 @@ class Run:
             "total_steps": self.total_steps,
             "processes": {"world_size": self.world_size, "global_batch": gan.batch_size,
                           "batch_per_process": gan.batch_size // self.world_size},
-            "model": {"preset": gan.preset.name if gan.preset else None,
-                      **checkpoint.model_description(gan)},
+            "model": gan.config.to_json(),
             "versions": environment.versions(),
             "command": sys.argv,
             "started": self.started,
@@ -326,8 +334,9 @@ class Run:
               trainer: Any = None) -> History:
         """Train up to the run's total steps, keeping its records; returns fit's history.
 
-        ``trainer`` trains in the GAN's place when given: a
-        :class:`fastgan.distributed.DataParallel` of it, on every rank of a data-parallel run
+        ``trainer`` trains in the GAN's place when given: its
+        :class:`~fastgan.gan.cuda_graph.GraphedStep`, or a
+        :class:`fastgan.distributed.DataParallel` of it on every rank of a data-parallel run
         (each rank checkpoints through the trainer, which saves on rank 0; only the primary
         run keeps records). A divergence is re-raised naming the last good checkpoint."""
         config = self.config
@@ -336,7 +345,8 @@ class Run:
                  "classes": None if config.classes is None else list(config.classes)}
         checkpoints = Checkpoints(self.checkpoint_path, config.checkpoint_every, extra)
         keepers = self.record_keepers(progress) if self.primary else []
-        trainer = self.gan if trainer is None else trainer
+        if trainer is None:
+            trainer = self.gan.graphed() if self.uses_graph() else self.gan
         try:
             if config.threads is not None:
                 set_num_threads(config.threads)
@@ -349,11 +359,18 @@ class Run:
                          f"{self.checkpoint_path}")
             raise TrainingDiverged(f"{exc} {kept}") from None
 
+    def uses_graph(self) -> bool:
+        """Whether one process trains this run with CUDA graphs: as its ``graph`` setting
+        says, or by default wherever the GAN's step can be captured."""
+        if self.config.graph is None:
+            return capture_refusal(self.gan) is None
+        return self.config.graph
+
     def record_keepers(self, progress: bool) -> list[Callback]:
         """Progress bar, metrics log, sample pictures and, if asked, TensorBoard."""
         config, folder = self.config, self.folder
         bar = ProgressBar(self.total_steps, enabled=progress)
-        title = f"{self.gan.preset.name if self.gan.preset else 'GAN'} on {self.dataset.name}"
+        title = f"{self.gan.config.name} on {self.dataset.name}"
         metrics = MetricsLog(folder / METRICS, folder / LOSS_CURVES, title=title)
 
         def warn(record: dict[str, Any]) -> None:
@@ -378,6 +395,19 @@ class Run:
         if config.tensorboard:
             keepers.append(TensorBoardLog(folder / TENSORBOARD, grids))
         return keepers
+
+
+def prepare(config: TrainConfig | None = None, folder: Path | None = None, *,
+            resume: Path | None = None, changes: Mapping[str, Any] | None = None) -> Run:
+    """For one process: start a new run (``config``, in ``folder``) or resume the one in
+    ``resume`` (with ``changes``) from its checkpoint, and write its folder."""
+    if resume is None:
+        run = Run.start(config, folder)
+    else:
+        run = Run.resume(resume, changes)
+        run.restore()
+    run.write_folder()
+    return run
 
 
 def read_config(folder: Path) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +21,9 @@ from ..errors import TrainingDiverged
 from ..evaluation.metrics import METRICS, Evaluator
 from ..gan.model import GAN
 from ..runs import folder as runs
-from ..runs.folder import Run, TrainConfig
-from ..training.loop import Callback, TrainingLoop
-from ..training.monitors import MetricsLog
+from ..runs.folder import Run, TrainConfig, prepare
+from ..training.loop import TrainingLoop
+from ..training.monitors import MetricsLog, WallClock
 from .budget import Amount
 
 UNBOUNDED_STEPS = 2**62
@@ -60,37 +59,33 @@ class TrialTask:
     evaluation: EvalPlan | None = None
 
 
-class TrialClock(Callback):
-    """Counts a trial's training seconds (evaluations, checkpoints and pictures excluded),
-    calls ``evaluate`` every ``every`` and where training ends, and stops training once
-    ``target`` is used up. ``seconds`` counts on from the seconds trained before; the clock
-    starts after the first step, which on a fresh worker also loads the compiled kernels
-    (seconds, on a busy machine), so that every trial is timed alike."""
+class TrialClock(WallClock):
+    """A trial's :class:`~fastgan.training.monitors.WallClock`: counts its training seconds
+    (evaluations excluded), calls ``evaluate`` every ``every`` and where training ends, and
+    stops training once ``target`` is used up. ``seconds`` counts on from the seconds trained
+    before; the clock starts after the first step, which on a fresh worker also loads the
+    compiled kernels (seconds, on a busy machine), so that every trial is timed alike."""
 
     def __init__(self, target: Amount, every: Amount | None,
                  evaluate: Callable[[GAN], dict[str, Any]] | None, seconds: float = 0.0) -> None:
+        super().__init__(target.value if target.is_time else None, seconds=seconds,
+                         from_first_step=True)
         self.target, self.every, self.evaluate = target, every, evaluate
-        self.seconds = self._before = seconds
         self.step = 0
         self.records: list[dict[str, Any]] = []
-        self._started: float | None = None
-        self._paused = 0.0
         self._next = math.inf
 
     def on_train_begin(self, loop: TrainingLoop) -> None:
         """Note the step; the first evaluation falls on the next multiple of ``every``."""
-        self._started = None
+        super().on_train_begin(loop)
         self.step = loop.gan.steps
         if self.every is not None and self.evaluate is not None:
             self._next = self._next_multiple(self.every)
 
     def on_step_end(self, loop: TrainingLoop) -> None:
-        """Advance the clock (started by the first step); stop at the target, else evaluate
-        when one is due."""
-        now = time.perf_counter()
-        if self._started is None:
-            self._started = now
-        self.seconds = self._before + now - self._started - self._paused
+        """Advance the clock (which stops training at a target of seconds); stop at a target
+        of steps, else evaluate when one is due."""
+        super().on_step_end(loop)
         self.step = loop.gan.steps
         if self.target.reached(self.seconds, self.step):
             loop.request_stop()          # the evaluation where training ends follows
@@ -114,11 +109,10 @@ class TrialClock(Callback):
     def _evaluate(self, loop: TrainingLoop) -> None:
         if self.evaluate is None:
             return
-        started = time.perf_counter()
         gan = loop.gan
-        self.records.append({"event": "eval", "step": gan.steps, "epoch": gan.epoch,
-                             "seconds": self.seconds, **self.evaluate(gan)})
-        self._paused += time.perf_counter() - started
+        with self.paused():
+            self.records.append({"event": "eval", "step": gan.steps, "epoch": gan.epoch,
+                                 "seconds": self.seconds, **self.evaluate(gan)})
 
 
 def run_trial(task: TrialTask) -> dict[str, Any]:
@@ -159,11 +153,11 @@ def _open(task: TrialTask) -> Run:
     folder = Path(task.folder)
     steps = UNBOUNDED_STEPS if task.target.is_time else task.target.steps
     if task.rung > 0:
-        return Run.resume(folder, {"steps": steps})
+        return prepare(resume=folder, changes={"steps": steps})
     if folder.exists():
         shutil.rmtree(folder)
     config = dataclasses.replace(TrainConfig.from_json(task.config), epochs=None, steps=steps)
-    return Run.start(config, folder)
+    return prepare(config, folder)
 
 
 def evaluator_for(config: TrainConfig, n: int,

@@ -3,9 +3,9 @@
 The file holds arrays only — both networks' flat parameters, the optimizers' state buffers,
 batch-norm running statistics, the weight average when EMA is on — plus one more array: the
 UTF-8 bytes of a JSON document (key ``metadata.json``) with everything else: the format
-version, the fastgan version, backend and dtype, the architecture (layer specs, optimizer
-configurations and schedules, noise, k, losses, batch size; the preset name and overrides
-when the GAN came from a preset), the step and epoch counters, every random stream's state
+version, the fastgan version, backend and dtype, the GAN's configuration (``model``: its
+``GANConfig`` as JSON: layer specs, optimizers and schedules, noise, k, losses, batch size,
+the preset it came from), the step and epoch counters, every random stream's state
 (noise, sampling, each network's dropout masks, the data order of ``fit``) and an ``extra``
 dictionary for the caller.
 
@@ -36,26 +36,25 @@ from ..errors import CheckpointError
 from ..fileio import write_atomically
 from ..nn.ema import WeightAverage
 from ..nn.mlp import MLP
-from . import serialization
+from ..nn.optim import BoundOptimizer
 from .loop import Trainable
 
 
 class Checkpointable(Trainable, Protocol):
     """What a checkpoint stores of a GAN, beyond what the loop uses (:class:`Trainable`):
-    the architecture, every state array and every random stream. ``fastgan.GAN`` is one."""
+    its configuration, every state array and every random stream. ``fastgan.GAN`` is one."""
 
+    config: Any                 # a GANConfig: ``to_json()`` gives its JSON form
     generator: MLP
     discriminator: MLP
-    latent_dim: int
-    noise: str
-    g_loss: str
-    label_smoothing: float
+    g_optimizer: BoundOptimizer
+    d_optimizer: BoundOptimizer
     stats: Any
     ema: WeightAverage | None
-    noise_rng: Any
-    sample_rng: np.random.Generator
-    preset: Any
-    preset_overrides: dict[str, Any]
+
+    def random_streams(self) -> dict[str, Any]:
+        """Each random stream (``get_state``/``set_state``) by its checkpoint name."""
+
 
 FORMAT = "fastgan-checkpoint"
 FORMAT_VERSION = 1
@@ -89,12 +88,9 @@ def save(gan: Checkpointable, path: str | os.PathLike[str], *,
         "fastgan_version": __version__,
         "backend": gan.backend.name,
         "dtype": gan.dtype.name,
-        "model": model_description(gan),
-        "preset": None if gan.preset is None else {
-            "name": gan.preset.name, "source": gan.preset.source,
-            "overrides": serialization.encode(gan.preset_overrides)},
+        "model": gan.config.to_json(),
         "progress": progress(gan),
-        "rng": {name: get_state() for name, (get_state, _) in random_streams(gan).items()},
+        "rng": {name: stream.get_state() for name, stream in gan.random_streams().items()},
         "extra": dict(extra or {}),
     }
     arrays = {name: gan.backend.to_numpy(array) for name, array in state_arrays(gan).items()}
@@ -102,38 +98,38 @@ def save(gan: Checkpointable, path: str | os.PathLike[str], *,
     return write_atomically(path, lambda file: np.savez(file, **arrays))
 
 
-def progress(gan: Trainable) -> dict[str, Any]:
-    """Where training stands, as JSON values: the step, epoch and optimizer counters and the
-    position in the data."""
+def progress(gan: Checkpointable) -> dict[str, Any]:
+    """Where training stands, as JSON values: the step, epoch and optimizer counters, the
+    position in the data, and whether the average of G's weights is bias-corrected."""
     return {"steps": gan.steps, "epoch": gan.epoch,
             "g_optimizer_steps": gan.g_optimizer.steps,
             "d_optimizer_steps": gan.d_optimizer.steps,
-            "data_order": gan.data_order.get_state()}
+            "data_order": gan.data_order.get_state(),
+            "ema_debiased": None if gan.ema is None else gan.ema.debiased}
 
 
-def set_progress(gan: Trainable, values: Mapping[str, Any]) -> None:
+def set_progress(gan: Checkpointable, values: Mapping[str, Any]) -> None:
     """Put ``gan`` where :func:`progress` said training stood (KeyError, TypeError or
-    ValueError for a damaged record)."""
+    ValueError for a damaged record). A checkpoint without ``ema_debiased`` was written
+    when the average started at the weights (read as it is)."""
     gan.steps, gan.epoch = int(values["steps"]), int(values["epoch"])
     gan.g_optimizer.steps = int(values["g_optimizer_steps"])
     gan.d_optimizer.steps = int(values["d_optimizer_steps"])
     gan.data_order.set_state(values["data_order"])
+    if gan.ema is not None:
+        gan.ema.debiased = bool(values.get("ema_debiased", False))
 
 
-def model_description(gan: Checkpointable) -> dict[str, Any]:
-    """Everything that fixes the model's shape and training rule, as JSON values (layer
-    specs, optimizer configurations, noise, k, losses, batch size, EMA decay)."""
-    return {
-        "latent_dim": gan.latent_dim, "data_dim": gan.data_dim,
-        "generator": serialization.encode(gan.generator.specs),
-        "discriminator": serialization.encode(gan.discriminator.specs),
-        "g_optimizer": serialization.encode(gan.g_optimizer.config),
-        "d_optimizer": serialization.encode(gan.d_optimizer.config),
-        "noise": gan.noise, "k": gan.k, "g_loss": gan.g_loss,
-        "label_smoothing": gan.label_smoothing, "batch_size": gan.batch_size,
-        "ema_decay": None if gan.ema is None else gan.ema.decay,
-        "ema_debiased": None if gan.ema is None else gan.ema.debiased,
-    }
+def config_record(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON form of the stored GAN's configuration (``GANConfig.to_json``), also from a
+    checkpoint written before there was one (its ``model`` and ``preset`` records)."""
+    model = dict(metadata.get("model") or {})
+    if "name" in model:
+        return model
+    preset = metadata.get("preset") or {}          # format 1 before GANConfig
+    for legacy in ("data_dim", "ema_debiased"):
+        model.pop(legacy, None)
+    return {**model, "name": preset.get("name", "custom"), "source": preset.get("source", "")}
 
 
 def state_arrays(gan: Checkpointable) -> dict[str, Any]:
@@ -154,30 +150,13 @@ def state_arrays(gan: Checkpointable) -> dict[str, Any]:
     return arrays
 
 
-def random_streams(gan: Checkpointable) -> dict[str, tuple[Any, Any]]:
-    """Each random stream's (get_state, set_state) pair, by name."""
-    def numpy_stream(generator: np.random.Generator) -> tuple[Any, Any]:
-        bit_generator = generator.bit_generator
-        return (lambda: bit_generator.state,
-                lambda state: setattr(bit_generator, "state", state))
-
-    return {
-        "noise": (gan.noise_rng.get_state, gan.noise_rng.set_state),
-        "sample": numpy_stream(gan.sample_rng),
-        "generator_dropout": (gan.generator.dropout_rng.get_state,
-                              gan.generator.dropout_rng.set_state),
-        "discriminator_dropout": (gan.discriminator.dropout_rng.get_state,
-                                  gan.discriminator.dropout_rng.set_state),
-    }
-
-
 # ---------------------------------------------------------------- reading
 def restore(gan: Checkpointable, source: str | os.PathLike[str] | Stored) -> None:
     """Load a checkpoint (a path, or what :func:`read` returned) into ``gan``, which must have
     the same architecture."""
     stored = source if isinstance(source, Stored) else read(source)
-    expected, found = model_description(gan), stored.metadata.get("model") or {}
-    for key in ("latent_dim", "data_dim", "generator", "discriminator"):
+    expected, found = gan.config.to_json(), config_record(stored.metadata)
+    for key in ("latent_dim", "generator", "discriminator"):
         if expected[key] != found.get(key):
             raise CheckpointError(
                 f"{stored.path} holds another architecture: its {_describe(key, found.get(key))}"
@@ -242,23 +221,22 @@ def _restore(gan: Checkpointable, stored: Stored) -> None:
                                   f"{arrays[name].shape}, the model's {tuple(target.shape)}")
     for name, target in targets.items():
         gan.backend.copy(arrays[name].astype(gan.dtype, copy=False), target)
-    if gan.ema is not None:       # absent: written when the average started at the weights
-        gan.ema.debiased = bool((meta.get("model") or {}).get("ema_debiased", False))
     try:
-        set_progress(gan, meta["progress"])
+        legacy_debiased = (meta.get("model") or {}).get("ema_debiased", False)
+        set_progress(gan, {"ema_debiased": legacy_debiased, **meta["progress"]})
         rng_states = meta["rng"]
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: the checkpoint's progress record is damaged "
                               f"({exc!r})") from None
     same_backend = meta.get("backend") == gan.backend.name
-    for name, (get_state, set_state) in random_streams(gan).items():
+    for name, stream in gan.random_streams().items():
         saved = rng_states.get(name) if isinstance(rng_states, dict) else None
-        written_by, drawn_by = generator_of(saved), generator_of(get_state())
+        written_by, drawn_by = generator_of(saved), generator_of(stream.get_state())
         if written_by is not None and written_by != drawn_by:
             reason = f"comes from {written_by} and this {gan.backend.name} backend draws {drawn_by}"
         else:
             try:
-                set_state(saved)
+                stream.set_state(saved)
                 continue
             except (KeyError, TypeError, ValueError) as exc:
                 if same_backend:

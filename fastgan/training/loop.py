@@ -30,8 +30,6 @@ import numpy as np
 from .. import data
 from ..backends.base import Backend
 from ..errors import ConfigError, TrainingDiverged
-from ..nn.mlp import MLP
-from ..nn.optim import BoundOptimizer
 
 SAMPLINGS = ("epoch", "random")
 DEFAULT_LOG_EVERY = 50
@@ -89,8 +87,9 @@ WHOLE = Shard()
 
 
 class Trainable(Protocol):
-    """What the loop needs of a GAN (``fastgan.GAN`` is one): its sizes, its counters, where
-    it stands in the data, one step, and the last step's statistics."""
+    """What the loop needs of the model it trains (``fastgan.GAN`` is one): its sizes, its
+    counters, where it stands in the data, its learning rates and a check of its
+    parameters."""
 
     backend: Backend
     dtype: np.dtype
@@ -100,10 +99,18 @@ class Trainable(Protocol):
     steps: int
     epoch: int
     data_order: DataOrder
-    generator: MLP
-    discriminator: MLP
-    g_optimizer: BoundOptimizer
-    d_optimizer: BoundOptimizer
+
+    def learning_rates(self) -> dict[str, float]:
+        """The learning rates in force this epoch, by name (e.g. ``g_lr``, ``d_lr``)."""
+
+    def nonfinite_parameters(self) -> list[str]:
+        """The names of the networks whose parameters hold NaN or infinity."""
+
+
+class Stepper(Protocol):
+    """What steps the model, for the loop: the GAN itself (eager), a
+    :class:`~fastgan.gan.cuda_graph.GraphedStep`, a
+    :class:`~fastgan.distributed.DataParallel`, or one wrapping another."""
 
     def step(self, real_batch: Any) -> None:
         """One training step on k*B real rows."""
@@ -111,11 +118,15 @@ class Trainable(Protocol):
     def last_stats(self) -> dict[str, float]:
         """The last step's ``d_loss``, ``g_loss``, ``d_real`` and ``d_fake``."""
 
+    def save(self, path: Any, *, extra: dict[str, Any] | None = None) -> Any:
+        """Write a checkpoint of the training state (the checkpoint callback calls it)."""
+
 
 class Callback:
     """Hooks that ``fit`` calls; subclass and override the ones you need.
 
-    ``loop`` is the running :class:`TrainingLoop` (``loop.gan``, ``loop.request_stop()``...).
+    ``loop`` is the running :class:`TrainingLoop` (``loop.gan``, ``loop.stepper``,
+    ``loop.request_stop()``...).
     Log and epoch records are dicts of plain numbers (see :meth:`TrainingLoop.log`).
     """
 
@@ -149,11 +160,14 @@ class History:
 
 
 class TrainingLoop:
-    """One ``fit`` call: the dataset on the device, the batch buffer, callbacks and history."""
+    """One ``fit`` call: the dataset on the device, the batch buffer, callbacks and history.
+
+    ``stepper`` steps ``gan`` (default: the GAN itself, eagerly); ``shard`` is this process's
+    share of every batch."""
 
     def __init__(self, gan: Trainable, dataset: Any, *, callbacks: Iterable[Callback] = (),
                  log_every: int = DEFAULT_LOG_EVERY, sampling: str = "epoch",
-                 shard: Shard = WHOLE) -> None:
+                 shard: Shard = WHOLE, stepper: Stepper | None = None) -> None:
         host = np.asarray(getattr(dataset, "x", dataset))
         if host.ndim != 2 or host.shape[1] != gan.data_dim:
             raise ConfigError(f"the data must be rows of {gan.data_dim} features for this GAN, "
@@ -166,6 +180,7 @@ class TrainingLoop:
             raise ConfigError(f"a batch of {gan.batch_size} cannot be cut into {shard.count} "
                               "equal shares")
         self.gan = gan
+        self.stepper = gan if stepper is None else stepper
         self.callbacks = tuple(callbacks)
         self.log_every = log_every
         self.sampling = sampling
@@ -233,7 +248,7 @@ class TrainingLoop:
     def _train_one_step(self) -> None:
         gan, start = self.gan, self.gan.data_order.batch * self.rows
         gan.backend.take_rows(self.data, self._epoch_order()[start:start + self.rows], self.batch)
-        gan.step(self.batch)
+        self.stepper.step(self.batch)
         gan.data_order.batch += 1
 
     def _epoch_order(self) -> Any:
@@ -272,8 +287,7 @@ class TrainingLoop:
         rate = (step - then_step) / (now - then) if now > then and step > then_step else None
         record = {"event": "log", "step": step,
                   "epoch": gan.epoch + gan.data_order.batch / self.steps_per_epoch,
-                  **self.checked_stats(), "g_lr": gan.g_optimizer.lr(gan.epoch),
-                  "d_lr": gan.d_optimizer.lr(gan.epoch), "steps_per_s": rate}
+                  **self.checked_stats(), **gan.learning_rates(), "steps_per_s": rate}
         self.history.logs.append(record)
         self._emit("on_log", record)
         return record
@@ -281,17 +295,15 @@ class TrainingLoop:
     def checked_stats(self) -> dict[str, float]:
         """The last step's losses and mean D outputs, after checking that the losses and both
         networks' parameters are finite (TrainingDiverged names what is not)."""
-        gan, backend = self.gan, self.gan.backend
-        stats = gan.last_stats()
+        gan = self.gan
+        stats = self.stepper.last_stats()
         if self._checked_step == gan.steps:
             return stats
         problems = [f"the {network} loss is {stats[key]}"
                     for key, network in (("d_loss", "discriminator"), ("g_loss", "generator"))
                     if not math.isfinite(stats[key])]
         problems += [f"the {name}'s parameters hold NaN or infinity"
-                     for name, network in (("discriminator", gan.discriminator),
-                                           ("generator", gan.generator))
-                     if not backend.all_finite(network.params.data)]
+                     for name in gan.nonfinite_parameters()]
         if problems:
             raise TrainingDiverged(f"training diverged (found at step {gan.steps}, epoch "
                                    f"{gan.epoch + 1}): {'; '.join(problems)}. "
@@ -322,9 +334,10 @@ def _index_batches(sampling: str, n: int, rows: int,
 
 def fit(gan: Trainable, dataset: Any, *, epochs: int | None = None, steps: int | None = None,
         callbacks: Iterable[Callback] = (), log_every: int = DEFAULT_LOG_EVERY,
-        sampling: str = "epoch") -> History:
+        sampling: str = "epoch", stepper: Stepper | None = None) -> History:
     """Train ``gan`` on ``dataset`` (a :class:`fastgan.data.Dataset` or an (N, F) array) for
-    ``epochs`` more epochs or ``steps`` more steps; see :class:`TrainingLoop`."""
+    ``epochs`` more epochs or ``steps`` more steps, each step taken by ``stepper`` (default:
+    the GAN); see :class:`TrainingLoop`."""
     loop = TrainingLoop(gan, dataset, callbacks=callbacks, log_every=log_every,
-                        sampling=sampling)
+                        sampling=sampling, stepper=stepper)
     return loop.run(epochs=epochs, steps=steps)

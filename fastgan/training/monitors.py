@@ -1,4 +1,5 @@
-"""Callbacks that keep a run's records: metrics, sample pictures, checkpoints, progress.
+"""Callbacks that keep a run's records: metrics, sample pictures, checkpoints, progress, and
+the wall clock of its training, which can stop it.
 
 Each is a :class:`~fastgan.training.loop.Callback` with one job; :mod:`fastgan.runs.folder`
 puts them together for ``fastgan train``, and library users can pass any of them to ``GAN.fit``.
@@ -9,7 +10,9 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -202,8 +205,52 @@ class Checkpoints(Callback):
         """Check the state is finite, then write it atomically (with the trainer's own
         ``save``: a data-parallel trainer saves one replica and every rank's random state)."""
         loop.checked_stats()
-        loop.gan.save(self.path, extra=self.extra)
+        loop.stepper.save(self.path, extra=self.extra)
         self.saved_step = loop.gan.steps
+
+
+class WallClock(Callback):
+    """Seconds of training on the wall clock; stops training once they reach ``limit``.
+
+    The clock starts when it is made, or with ``from_first_step`` at the end of the first step
+    of each ``fit`` (leaving out that step's one-time costs, such as loading compiled kernels).
+    ``seconds`` counts on from ``seconds`` (trained before) and leaves out the time spent
+    inside :meth:`paused`. Training stops after the first step that ends with ``seconds`` at
+    ``limit`` or past it (None: the clock never stops it).
+    """
+
+    def __init__(self, limit: float | None = None, *, seconds: float = 0.0,
+                 from_first_step: bool = False) -> None:
+        self.limit = limit
+        self.seconds = seconds
+        self.from_first_step = from_first_step
+        self._before = seconds
+        self._started: float | None = None if from_first_step else time.perf_counter()
+        self._paused = 0.0
+
+    def on_train_begin(self, loop: TrainingLoop) -> None:
+        """With ``from_first_step``, restart the clock at this fit's first step."""
+        if self.from_first_step:
+            self._before, self._started, self._paused = self.seconds, None, 0.0
+
+    def on_step_end(self, loop: TrainingLoop) -> None:
+        """Read the clock (starting it if not started); stop training at ``limit``."""
+        now = time.perf_counter()
+        if self._started is None:
+            self._started = now
+        self.seconds = self._before + now - self._started - self._paused
+        if self.limit is not None and self.seconds >= self.limit:
+            loop.request_stop()
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Leave the time spent in the block out of ``seconds``."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self._started is not None:      # a pause before the start is not counted
+                self._paused += time.perf_counter() - started
 
 
 class ProgressBar(Callback):

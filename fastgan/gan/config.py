@@ -1,0 +1,110 @@
+"""GANConfig: the one list of a GAN's settings, and their validation.
+
+Everything that fixes a GAN's shape and training rule is a field here: the networks' layer
+specs, the optimizers, the batch, the losses, the noise, the average of G's weights, and the
+name and source it was made from. Presets produce one (:func:`fastgan.gan.presets.get`),
+:class:`~fastgan.gan.model.GAN` is built from one, and checkpoints, run folders, sweeps and
+data parallelism store or compare its JSON form (:meth:`GANConfig.to_json`), so a new setting
+is one new field plus its check in :meth:`GANConfig.__post_init__`.
+
+What a config does not hold is how it runs (backend, dtype, seed) and the training state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError
+from ..nn.optim import OptimizerConfig
+from ..nn.specs import LayerSpec, output_shapes
+from ..training import serialization
+
+NOISES = ("normal", "uniform")
+G_LOSSES = ("non_saturating", "minimax")
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    """Everything needed to build and train one GAN.
+
+    ``generator`` maps ``latent_dim`` noise features to a sample; ``discriminator`` maps a
+    sample to one logit. ``k`` discriminator steps of ``batch_size`` rows precede each
+    generator step; real labels are ``1 - label_smoothing``; ``noise`` is "normal" (N(0, 1))
+    or "uniform" (U[-1, 1)); ``ema_decay`` (e.g. 0.999) samples from an average of G's
+    weights (None: no average). ``name`` and ``source`` say where the config came from.
+    """
+
+    latent_dim: int
+    generator: tuple[LayerSpec, ...]
+    discriminator: tuple[LayerSpec, ...]
+    g_optimizer: OptimizerConfig
+    d_optimizer: OptimizerConfig
+    batch_size: int = 64
+    noise: str = "normal"
+    k: int = 1
+    g_loss: str = "non_saturating"
+    label_smoothing: float = 0.0
+    ema_decay: float | None = None
+    name: str = "custom"
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "generator", tuple(self.generator))
+        object.__setattr__(self, "discriminator", tuple(self.discriminator))
+        if not (_is_count(self.latent_dim)):
+            raise ConfigError(f"latent_dim must be a positive integer, got {self.latent_dim!r}")
+        if self.noise not in NOISES:
+            raise ConfigError(f"noise must be one of {NOISES}, got {self.noise!r}")
+        if self.g_loss not in G_LOSSES:
+            raise ConfigError(f"g_loss must be one of {G_LOSSES}, got {self.g_loss!r}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not _is_count(self.k):
+            raise ConfigError(f"k (D steps per G step) must be an integer >= 1, got {self.k}")
+        if not _is_count(self.batch_size):
+            raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size}")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ConfigError(f"EMA decay must be in (0, 1), e.g. 0.999; got {self.ema_decay}")
+        try:
+            d_out = output_shapes(self.discriminator, self.data_dim)[-1]
+        except ConfigError as exc:
+            raise ConfigError(f"the discriminator cannot read the generator's "
+                              f"{self.data_dim} features: {exc}") from None
+        if d_out != (1,):
+            raise ConfigError(f"the discriminator must end in one unit (a logit), not {d_out}")
+
+    @property
+    def data_dim(self) -> int:
+        """Number of features the generator emits and the discriminator reads."""
+        if not self.generator:
+            raise ConfigError("the generator has no layers")
+        return math.prod(output_shapes(self.generator, self.latent_dim)[-1])
+
+    def replace(self, **changes: Any) -> GANConfig:
+        """A copy with ``changes`` applied (and checked)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """Every field as JSON values (records tagged with their type, tuples as lists)."""
+        return {field.name: serialization.encode(getattr(self, field.name))
+                for field in dataclasses.fields(self)}
+
+    @classmethod
+    def from_json(cls, values: Mapping[str, Any]) -> GANConfig:
+        """The inverse of :meth:`to_json`; ConfigError names an unknown or missing field."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown GAN settings {', '.join(unknown)}")
+        try:
+            return cls(**{key: serialization.decode(value) for key, value in values.items()})
+        except TypeError as exc:
+            raise ConfigError(f"the GAN settings are incomplete: {exc}") from None
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1

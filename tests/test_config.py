@@ -1,0 +1,127 @@
+"""GANConfig: the one list of a GAN's settings survives every place that stores it, and a
+checkpoint and a run folder written before it existed still load and resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastgan
+from fastgan import GAN, SGD, Adam, BatchNorm, ConfigError, Dense, Dropout, GANConfig
+from fastgan.cli import main as cli
+from fastgan.nn.optim import StepDecay
+from fastgan.runs.folder import CONFIG, Run, TrainConfig, prepare
+from fastgan.training import checkpoint
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PRE_SEAMS_RUN = FIXTURES / "pre-seams-run"
+"""A run folder (without its pictures) written by fastgan before GANConfig (commit 4cc8b3e):
+``fastgan train --preset pytorch-vanilla --latent-dim 4 --g-hidden 8 8 --d-hidden 8 8
+--batch-size 32 --data ring.npz --steps 20 --log-every 10 --ema 0.9 --backend numpy``."""
+
+EVERY_FIELD = {
+    "latent_dim": 3,
+    "generator": (Dense(6, "leaky_relu", alpha=0.1), BatchNorm(momentum=0.8), Dense(4, "tanh")),
+    "discriminator": (Dense(5, "relu"), Dropout(0.25), Dense(1)),
+    "g_optimizer": SGD(0.02, momentum=0.5, schedule=StepDecay(0.5, milestones=(3,))),
+    "d_optimizer": Adam(3e-4, beta1=0.4),
+    "batch_size": 12,
+    "noise": "uniform",
+    "k": 2,
+    "g_loss": "minimax",
+    "label_smoothing": 0.1,
+    "ema_decay": 0.95,
+    "name": "every-field",
+    "source": "a config whose every field differs from its default",
+}
+"""A value for every field of GANConfig, none the default: a field added without a value here
+fails :func:`test_every_field_is_set_here`."""
+
+
+def test_every_field_is_set_here():
+    fields = dataclasses.fields(GANConfig)
+    assert set(EVERY_FIELD) == {field.name for field in fields}
+    for field in fields:
+        assert EVERY_FIELD[field.name] != field.default, field.name
+
+
+def test_every_field_survives_json_and_a_checkpoint(tmp_path):
+    config = GANConfig(**EVERY_FIELD)
+    assert GANConfig.from_json(json.loads(json.dumps(config.to_json()))) == config
+    gan = GAN(config, seed=2)
+    gan.fit(np.random.default_rng(0).uniform(-1, 1, (48, 4)), steps=2)
+    loaded = fastgan.load(gan.save(tmp_path / "c.npz"))
+    assert loaded.config == config
+    assert loaded.ema.decay == config.ema_decay and loaded.k == 2 and loaded.batch_size == 12
+
+
+def test_every_setting_of_a_run_survives_its_config_json(tmp_path):
+    settings = TrainConfig(preset="numpy-adam", data="ring", latent_dim=5, g_hidden=(9,),
+                           d_hidden=(7,), batch_size=16, g_lr=2e-4, beta1=0.6, k=2,
+                           label_smoothing=0.05, ema=0.99, steps=1)
+    run = prepare(settings, tmp_path / "run")
+    record = json.loads((tmp_path / "run" / CONFIG).read_text())
+    assert GANConfig.from_json(record["model"]) == run.gan.config
+    assert run.gan.config.g_optimizer.lr == 2e-4 and run.gan.config.d_optimizer.beta1 == 0.6
+    assert TrainConfig.from_json(record["config"]) == settings
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"latent_dim": 0}, "latent_dim"),
+    ({"noise": "cauchy"}, "noise must be"),
+    ({"g_loss": "hinge"}, "g_loss must be"),
+    ({"label_smoothing": 1.0}, "label_smoothing"),
+    ({"k": 0}, "k \\(D steps"),
+    ({"batch_size": 2.5}, "batch_size"),
+    ({"ema_decay": 1.0}, "EMA decay"),
+    ({"discriminator": (Dense(2),)}, "one unit"),
+    ({"generator": ()}, "no layers"),
+])
+def test_each_setting_is_checked(change, message):
+    with pytest.raises(ConfigError, match=message):
+        GANConfig(**{**EVERY_FIELD, **change})
+
+
+def test_stored_settings_that_do_not_fit_are_clear_errors():
+    with pytest.raises(ConfigError, match="unknown GAN settings colour"):
+        GANConfig.from_json({**GANConfig(**EVERY_FIELD).to_json(), "colour": "red"})
+    with pytest.raises(ConfigError, match="incomplete"):
+        GANConfig.from_json({"latent_dim": 3})
+
+
+def test_a_checkpoint_from_before_the_config_loads():
+    gan = fastgan.load(PRE_SEAMS_RUN)
+    expected = fastgan.presets.get("pytorch-vanilla", 2, latent_dim=4, g_hidden=(8, 8),
+                                   d_hidden=(8, 8), batch_size=32, ema_decay=0.9)
+    assert gan.config == expected
+    assert gan.steps == 20 and gan.epoch == 1 and gan.ema.debiased
+    stored = checkpoint.read(PRE_SEAMS_RUN)
+    for name, array in checkpoint.state_arrays(gan).items():
+        np.testing.assert_array_equal(gan.backend.to_numpy(array), stored.arrays[name])
+    for name, stream in gan.random_streams().items():
+        assert stream.get_state() == stored.metadata["rng"][name], name
+
+
+def test_a_run_folder_from_before_the_config_resumes(tmp_path, monkeypatch):
+    """``fastgan train --resume`` continues the old folder exactly as the library continues
+    its checkpoint (both on this machine, so the same BLAS kernels)."""
+    shutil.copytree(PRE_SEAMS_RUN, tmp_path / "run")
+    shutil.copy(FIXTURES / "ring.npz", tmp_path / "ring.npz")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "--resume", "run", "--steps", "40", "--no-progress"]) == 0
+    continued = fastgan.load(PRE_SEAMS_RUN)
+    continued.fit(fastgan.data.load("ring.npz"), steps=20, log_every=10)
+    resumed = fastgan.load(tmp_path / "run")
+    for name, array in checkpoint.state_arrays(continued).items():
+        np.testing.assert_array_equal(checkpoint.state_arrays(resumed)[name], array, name)
+    record = json.loads((tmp_path / "run" / CONFIG).read_text())
+    assert GANConfig.from_json(record["model"]) == continued.config
+    steps = [line["step"] for line in map(json.loads, (tmp_path / "run" / "metrics.jsonl")
+                                          .read_text().splitlines()) if line["event"] == "log"]
+    assert steps == [10, 20, 30, 40]
+    assert Run.resume(tmp_path / "run").gan.config == continued.config
