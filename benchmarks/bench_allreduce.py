@@ -11,13 +11,12 @@ asserts on time.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 from mpi4py import MPI
 
 from fastgan import GAN
+from fastgan.benchmarking.timing import median_seconds
 
 
 def main() -> None:
@@ -28,13 +27,9 @@ def main() -> None:
     gan = GAN.from_preset(options.preset, backend="numpy", dtype="float32", seed=0)
     size = gan.generator.params.data.size + gan.discriminator.params.data.size
     buffer = np.ones(size, np.float32)
-    comm, seconds = MPI.COMM_WORLD, []
-    for _ in range(options.repeats + 3):
-        comm.Barrier()
-        start = time.perf_counter()
-        comm.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
-        seconds.append(time.perf_counter() - start)
-    median = statistics.median(seconds[3:])
+    comm = MPI.COMM_WORLD
+    median = median_seconds(lambda: comm.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM),
+                            options.repeats, warmup=3, before=comm.Barrier)
     if comm.rank == 0:
         print(f"{options.preset}: {size:,} float32 ({buffer.nbytes / 1e6:.1f} MB) on "
               f"{comm.size} ranks: median {median * 1e3:.2f} ms, "

@@ -29,16 +29,20 @@ Nothing here asserts on time.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+
+from fastgan.benchmarking.bench import rotated_turns
+from fastgan.benchmarking.provenance import provenance
+from fastgan.benchmarking.timing import seconds_of
 
 PRESET, BACKEND, DTYPE, DATA_DIM = "pytorch-vanilla", "numba", "float32", 784
 BATCHES = (200, 1024)
@@ -53,9 +57,7 @@ class TimedAllreduce:
         self.seconds = 0.0
 
     def mean(self, buffer) -> None:
-        start = time.perf_counter()
-        self.inner.mean(buffer)
-        self.seconds += time.perf_counter() - start
+        self.seconds += seconds_of(lambda: self.inner.mean(buffer))
 
 
 def worker(preset: str, batch: int, threads: int, steps: int, warmup: int) -> dict:
@@ -86,11 +88,13 @@ def worker(preset: str, batch: int, threads: int, steps: int, warmup: int) -> di
     barrier()
     if allreduce is not None:
         allreduce.seconds = 0.0
-    start = time.perf_counter()
-    for _ in range(steps):
-        step(real)
-    barrier()
-    seconds = time.perf_counter() - start
+
+    def train() -> None:
+        for _ in range(steps):
+            step(real)
+        barrier()
+
+    seconds = seconds_of(train)
     if ranks > 1 and comm.rank != 0:
         return {}
     return {"ranks": ranks, "threads": threads, "batch": batch, "steps": steps,
@@ -128,17 +132,17 @@ def mpiexec() -> str:
 
 
 def measure(options: argparse.Namespace) -> dict:
-    """Every contender at every global batch, ``options.rounds`` rotated rounds: medians."""
-    results = {"preset": options.preset, "backend": BACKEND, "dtype": DTYPE,
+    """Every contender at every global batch, ``options.rounds`` rotated rounds: medians,
+    after their provenance (command, commit, machine, date)."""
+    results = {**provenance(), "preset": options.preset, "backend": BACKEND, "dtype": DTYPE,
                "steps": options.steps, "rounds": options.rounds,
                "load_average_before": os.getloadavg(), "batches": {}}
     for batch in options.batches:
-        runs = contenders(batch)
-        names = list(runs)
-        samples: dict[str, list[dict]] = {name: [] for name in names}
-        for r in range(options.rounds):
-            for name in names[r % len(names):] + names[:r % len(names)]:
-                samples[name].append(launch(*runs[name], options))
+        launches = {name: functools.partial(launch, *spec, options)
+                    for name, spec in contenders(batch).items()}
+        samples: dict[str, list[dict]] = {name: [] for name in launches}
+        for name, launch_one in rotated_turns(launches, options.rounds):
+            samples[name].append(launch_one())
         results["batches"][batch] = {name: summarise(found) for name, found in samples.items()}
     results["load_average_after"] = os.getloadavg()
     return results

@@ -23,7 +23,6 @@ step by kernel (GEMM, im2col, col2im, the rest), which says what bounds it. Run:
 from __future__ import annotations
 
 import os
-import statistics
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -32,8 +31,9 @@ from contextlib import contextmanager
 import numpy as np
 
 from fastgan import GAN, threads
-from fastgan.benchmarking.bench import interleaved, settle_time
+from fastgan.benchmarking.bench import interleaved, settle_time, spread
 from fastgan.benchmarking.floor import gemm_operands, measure_bandwidth, optimizer_bytes
+from fastgan.benchmarking.timing import seconds_of
 from fastgan.gan import presets
 
 PRESET, BATCH, DATA_DIM, DTYPE = "keras-dcgan", 64, 1024, "float32"
@@ -111,16 +111,14 @@ def numba_breakdown(step: Callable[[], None], gan: GAN, rounds: int) -> dict[str
     shares: dict[str, list[float]] = {}
     for _ in range(rounds):
         with kernel_timer(gan) as spent:
-            start = time.perf_counter()
-            step()
-            total = time.perf_counter() - start
+            total = seconds_of(step)
         groups = Counter({label: spent.pop(name, 0.0) for name, label in KERNEL_GROUPS.items()})
         groups["other kernels"] = sum(spent.values())
         groups["outside kernels"] = total - sum(groups.values())
         groups["step"] = total
-        for label, value in groups.items():
-            shares.setdefault(label, []).append(1e3 * value)
-    return {label: statistics.median(values) for label, values in shares.items()}
+        for label, seconds in groups.items():
+            shares.setdefault(label, []).append(seconds)
+    return {label: spread(seconds)["median"] for label, seconds in shares.items()}
 
 
 def measure(rounds: int = ROUNDS) -> dict:
@@ -133,7 +131,7 @@ def measure(rounds: int = ROUNDS) -> dict:
         contenders["torch"] = _torch(thread_count, channels_last=False)
         contenders["torch channels-last"] = _torch(thread_count, channels_last=True)
     seconds = interleaved(contenders, rounds, WARMUP, settle_time())
-    ms = {name: 1e3 * statistics.median(s) for name, s in seconds.items()}
+    ms = {name: spread(s)["median"] for name, s in seconds.items()}
     ms["floor"] = ms.pop("gemms") + 1e3 * optimizer_bytes(_preset(), 4) / measure_bandwidth()
     return {"threads": thread_count, "rounds": rounds, "ms": ms, "torch": missing or "eager",
             "numba_breakdown": numba_breakdown(numba_step, numba_gan, max(3, rounds // 2))}

@@ -21,12 +21,12 @@ from fastgan.benchmarking.bench import (
     alternating_windows,
     fastgan_step,
     gemms_step,
-    machine,
     paired_rounds,
     quartiles,
     settle_time,
 )
 from fastgan.benchmarking.floor import measure_bandwidth
+from fastgan.benchmarking.provenance import provenance
 
 STREAMS = ("philox", "pcg64")
 
@@ -34,15 +34,16 @@ STREAMS = ("philox", "pcg64")
 def measure(case: Case, rounds: int, window: float, warmup: int = 3,
             thread_count: int = 1) -> dict[str, Any]:
     """``fastgan bench --windows`` figures of numba drawing each stream (contenders named by
-    the stream), and Philox's speed-up over PCG64 round by round (``philox_speedup``)."""
+    the stream), and Philox's speed-up over PCG64 round by round (``philox_speedup``), after
+    their provenance (command, commit, machine, date)."""
     contenders = {GEMMS: gemms_step(case),
                   **{s: fastgan_step(NumbaBackend(rng=s), case) for s in STREAMS}}
     seconds = alternating_windows(contenders, rounds, window, warmup, settle_time())
     result = paired_rounds(case, seconds, window,
                            measure_bandwidth(dtype=case.dtype, threads=thread_count))
     speedup = [p / x for p, x in zip(seconds["pcg64"], seconds["philox"], strict=True)]
-    return {**result, "threads": thread_count, "philox_speedup": quartiles(speedup),
-            "machine": machine()}
+    return {**provenance(), **result, "threads": thread_count,
+            "philox_speedup": quartiles(speedup)}
 
 
 def report(result: dict[str, Any]) -> str:

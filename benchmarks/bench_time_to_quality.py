@@ -48,12 +48,14 @@ from typing import Any
 import numpy as np
 
 from fastgan import GAN, available_backends, data
+from fastgan.benchmarking.provenance import FIELDS, provenance
+from fastgan.benchmarking.timing import seconds_of
 from fastgan.errors import FastganError
 from fastgan.evaluation.metrics import Evaluator
 from fastgan.gan import presets
 from fastgan.gan.model import latent_noise
 from fastgan.sweep.trial import UNBOUNDED_STEPS
-from fastgan.training.loop import Callback, TrainingLoop
+from fastgan.training.monitors import WallClock
 
 DATASET = "fashion-mnist"
 EVAL_N = 5000
@@ -125,26 +127,12 @@ class Run:
     def train(self, seconds: float) -> None:
         """Train for ``seconds`` more of this run's clock (to the end of the step that passes
         them; at least one step)."""
-        started = time.perf_counter()
-        self.train_until(started + seconds)
-        self.seconds += time.perf_counter() - started
+        deadline = time.perf_counter() + seconds
+        self.seconds += seconds_of(lambda: self.train_until(deadline))
 
     def record(self) -> dict[str, Any]:
         """The run as JSON values."""
         return {"contender": asdict(self.contender), "seed": self.seed, "trace": self.trace}
-
-
-class Deadline(Callback):
-    """Stops ``fit`` after the first step that ends at or past ``deadline`` (perf_counter)."""
-
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
-
-    def on_step_end(self, loop: TrainingLoop) -> None:
-        """Stop once the deadline has passed."""
-        if time.perf_counter() >= self.deadline:
-            loop.request_stop()
-
 
 
 def fastgan_run(contender: Contender, seed: int, threads: int, device: str) -> Run:
@@ -158,7 +146,8 @@ def fastgan_run(contender: Contender, seed: int, threads: int, device: str) -> R
     noise = _noise(gan.preset)
 
     def fit_until(deadline: float) -> None:
-        gan.fit(train, steps=UNBOUNDED_STEPS, callbacks=[Deadline(deadline)])
+        gan.fit(train, steps=UNBOUNDED_STEPS,
+                callbacks=[WallClock(limit=deadline - time.perf_counter())])
 
     train_until = fit_until if device == "cpu" else _graphed(gan, train, seed)
     return Run(contender, seed, train_until, lambda n: gan.sample(n, noise=noise[:n]),
@@ -262,9 +251,9 @@ def race(contenders: Sequence[Contender] = CONTENDERS, seeds: Sequence[int] = SE
          device: str = "cpu", shard: tuple[int, int] = (0, 1),
          log: Callable[[str], None] = print, cache_dir: Path | None = None) -> dict[str, Any]:
     """Train this shard's runs in turns of ``slice_s`` seconds until each clock passes
-    ``budget``, scoring after every slice; returns the runs' traces and, over them, the
-    summary (``cache_dir``: where the evaluation classifier is cached; default the data
-    cache)."""
+    ``budget``, scoring after every slice; returns the provenance (command, commit, machine,
+    date), the runs' traces and, over them, the summary (``cache_dir``: where the evaluation
+    classifier is cached; default the data cache)."""
     index, count = shard
     plan = [(c, s) for c in contenders for s in seeds][index::count]
     evaluator = Evaluator.for_dataset(DATASET, n=EVAL_N, seed=0, notify=log, cache_dir=cache_dir)
@@ -285,8 +274,8 @@ def race(contenders: Sequence[Contender] = CONTENDERS, seeds: Sequence[int] = SE
             log(f"{run.contender.name:26} seed {run.seed}  {run.seconds:6.1f} s  step "
                 f"{run.steps():6d}  FD {scores['frechet_distance']:8.2f}  recall "
                 f"{scores['recall']:.3f}")
-    result = {"dataset": DATASET, "eval_n": EVAL_N, "budget_s": budget, "slice_s": slice_s,
-              "threads": threads, "device": device,
+    result = {**provenance(), "dataset": DATASET, "eval_n": EVAL_N, "budget_s": budget,
+              "slice_s": slice_s, "threads": threads, "device": device,
               "real_vs_real": evaluator.real["frechet_distance"],
               "runs": [run.record() for run in runs]}
     result["summary"] = summarize(result)
@@ -294,11 +283,13 @@ def race(contenders: Sequence[Contender] = CONTENDERS, seeds: Sequence[int] = SE
 
 
 def combine(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """One result from the shards' results (the same race settings, different runs)."""
-    first = dict(results[0])
-    first["runs"] = [run for result in results for run in result["runs"]]
-    first["summary"] = summarize(first)
-    return first
+    """One result from the shards' results (the same race settings, different runs), with
+    this command's provenance, and each shard's under ``shards``."""
+    combined = {**results[0], **provenance(),
+                "shards": [{key: result.get(key) for key in FIELDS} for result in results],
+                "runs": [run for result in results for run in result["runs"]]}
+    combined["summary"] = summarize(combined)
+    return combined
 
 
 def summarize(result: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,6 @@ all contenders, and ``extra_info`` (in the JSON) holds each contender's median.
 from __future__ import annotations
 
 import os
-import statistics
 import warnings
 from collections.abc import Callable
 
@@ -31,11 +30,12 @@ from fastgan.benchmarking.bench import (
     fastgan_step,
     gemms_step,
     interleaved,
-    machine,
     settle_time,
+    spread,
     torch_step,
 )
 from fastgan.benchmarking.floor import measure_bandwidth, optimizer_bytes
+from fastgan.benchmarking.provenance import machine
 from fastgan.gan import presets
 
 CASES = [("pytorch-vanilla", 100), ("numpy-mlp", 64), ("pytorch-vanilla", 512),
@@ -83,7 +83,7 @@ def test_train_step_side_by_side(benchmark, summary_rows, preset, batch):
     seconds = interleaved(contenders, ROUNDS, WARMUP, settle_time())
     benchmark.pedantic(lambda: [run() for run in contenders.values()], rounds=1, iterations=1)
 
-    ms = {name: 1e3 * statistics.median(values) for name, values in seconds.items()}
+    ms = {name: spread(values)["median"] for name, values in seconds.items()}
     optimizer_ms = 1e3 * optimizer_bytes(presets.get(preset), 4) / measure_bandwidth(dtype=DTYPE)
     ms["floor"] = ms["gemms"] + optimizer_ms
     torch_ms = ms.get("torch eager")

@@ -1,11 +1,15 @@
-"""Benchmark collection and reporting: ``bench_*.py`` files are collected like tests, and the
-side-by-side results are printed as one table at the end of the run."""
+"""Benchmark collection and reporting: ``bench_*.py`` files are collected like tests, the
+side-by-side results are printed as one table at the end of the run, and pytest-benchmark's
+JSON (``--benchmark-json``, ``--benchmark-autosave``) records the provenance every result file
+does (:func:`fastgan.benchmarking.provenance.provenance`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+
+from fastgan.benchmarking.provenance import provenance
 
 _RESULTS: list[dict] = []
 
@@ -22,6 +26,13 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Mod
             and not parent.session.isinitpath(file_path)):
         return pytest.Module.from_parent(parent, path=file_path)
     return None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list,
+                                 output_json: dict) -> None:
+    """Add the command, commit, machine and date to pytest-benchmark's JSON."""
+    output_json.update(provenance())
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

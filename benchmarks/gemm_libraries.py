@@ -28,7 +28,6 @@ import argparse
 import ctypes
 import json
 import os
-import statistics
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,8 +36,9 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from fastgan.benchmarking.bench import alternating_windows, machine, quartiles
+from fastgan.benchmarking.bench import alternating_windows, quartiles, spread
 from fastgan.benchmarking.floor import gemm_operands, step_gemms
+from fastgan.benchmarking.provenance import provenance
 from fastgan.environment import gemm_library
 from fastgan.gan import presets
 
@@ -140,8 +140,8 @@ def measure(libraries: list[Library], threads: int, rounds: int, window: float
             row = {}
             for name, times in seconds.items():
                 ratios = [r / t for r, t in zip(reference, times, strict=True)]
-                row[name] = {"gflops": flops / statistics.median(times) / 1e9,
-                             "ms": 1e3 * statistics.median(times),
+                ms = spread(times)["median"]
+                row[name] = {"gflops": flops / ms / 1e6, "ms": ms,
                              "speed_vs_numpy": quartiles(ratios)}
             results.append({"preset": preset_name, "batch": batch, "n_gemms": len(operands),
                             "gflops": flops, "libraries": row})
@@ -203,7 +203,7 @@ def main() -> None:
     print(table(results, described, args.threads))
     if args.json:
         args.json.write_text(json.dumps({
-            "machine": machine(), "threads": args.threads, "rounds": args.rounds,
+            **provenance(), "threads": args.threads, "rounds": args.rounds,
             "window_s": args.window, "load_before": load_before, "load_after": load_after,
             "libraries": described, "results": results}, indent=1))
 

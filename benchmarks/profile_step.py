@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import functools
 import os
-import statistics
 import threading
 import time
 from collections import defaultdict
@@ -34,7 +33,9 @@ import numpy as np
 
 from fastgan import GAN
 from fastgan.backends.base import Backend, Rng
+from fastgan.benchmarking.bench import spread
 from fastgan.benchmarking.floor import gemm_operands, step_gemms
+from fastgan.benchmarking.timing import seconds_of
 from fastgan.environment import gemm_library
 from fastgan.gan import presets
 
@@ -151,29 +152,25 @@ def profile(preset: str, batch: int, backend: str, steps: int, threads: int | No
     main = threading.get_native_id()
     with _instrumented(gan, totals, counts):
         for _ in range(steps):
-            start = time.perf_counter()
-            gemms_alone()
-            gemm_seconds.append(time.perf_counter() - start)
+            gemm_seconds.append(seconds_of(gemms_alone))
             before = thread_cpu_ns()
-            start = clock()
-            gan.step(real)
-            step_seconds.append(clock() - start)
+            step_seconds.append(seconds_of(lambda: gan.step(real), clock))
             for tid, ns in thread_cpu_ns().items():
                 role = "main" if tid == main else "blas pool" if tid in blas_threads \
                     else "numba pool"
                 step_cpu[role] += ns - before.get(tid, 0)
     mean_ms = 1e3 * sum(step_seconds) / steps
+    gemms_alone_ms = spread(gemm_seconds)["median"]
     flops = sum(g.flops for g in step_gemms(preset_spec, batch))
     return {"preset": preset, "batch": batch, "backend": backend,
             "threads": {"numba": fastgan.threads.get_num_threads()["numba"],
                         "numpy's blas": (gemm_library() or {}).get("threads")}, "steps": steps,
             "clock": next(name for name, function in CLOCKS.items() if function is clock),
-            "step_ms": 1e3 * statistics.median(step_seconds), "mean_ms": mean_ms,
+            "step_ms": spread(step_seconds)["median"], "mean_ms": mean_ms,
             "kernels": {name: {"calls": counts[name] / steps, "ms": 1e3 * seconds / steps}
                         for name, seconds in sorted(totals.items(), key=lambda item: -item[1])},
             "other_ms": mean_ms - 1e3 * sum(totals.values()) / steps,
-            "gemms_alone_ms": 1e3 * statistics.median(gemm_seconds),
-            "gemm_gflops_alone": flops / statistics.median(gemm_seconds) / 1e9,
+            "gemms_alone_ms": gemms_alone_ms, "gemm_gflops_alone": flops / gemms_alone_ms / 1e6,
             "cpu_ms_per_step": {role: ns / 1e6 / steps for role, ns in step_cpu.items()},
             "load_average": os.getloadavg()}
 

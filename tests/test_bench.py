@@ -28,6 +28,7 @@ from fastgan.benchmarking.bench import (
     spread,
     thread_counts,
 )
+from fastgan.benchmarking.provenance import FIELDS
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTENDER_FIGURES = {"step_ms", "steps_per_s", "samples_per_s", "gflops", "pct_gemm_peak",
@@ -54,6 +55,7 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
     assert "| numpy |" in done.stdout  # the printed table
     report = json.loads(out.read_text())
     assert report["settings"]["threads"] == 1
+    assert set(FIELDS) <= set(report) and "bench" in report["command"]
     assert {"cpu", "logical_cpus", "load_average", "versions"} <= set(report["machine"])
     [result] = report["results"]
     assert (result["preset"], result["batch"], result["dtype"]) == ("tiny", 64, "float32")

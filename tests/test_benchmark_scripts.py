@@ -4,6 +4,7 @@ what they measure is not checked here, only that every code path executes and re
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from types import ModuleType
 import pytest
 
 import fastgan
+from fastgan.benchmarking.provenance import FIELDS
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -56,6 +58,8 @@ def test_time_to_quality_race_runs_every_contender_in_slices(monkeypatch, classi
                          cache_dir=classifier_cache) for index in range(2)]
     assert [len(shard["runs"]) for shard in shards] == [3, 3]      # 3 contenders x 2 seeds
     result = bench.combine(shards)
+    assert set(FIELDS) <= set(result) and len(result["shards"]) == 2
+    assert all(shard["commit"] == result["commit"] for shard in result["shards"])
     assert {(run["contender"]["preset"], run["seed"]) for run in result["runs"]} == {
         (preset, seed) for preset in ("tiny", "numpy-mlp") for seed in (0, 1)}
     for run in result["runs"]:
@@ -97,17 +101,18 @@ def test_time_to_quality_summary_takes_medians_over_seeds():
     assert goals["recall"] == {"value": 0.4, "goal": ">= 0.3", "met": True}
 
 
-def test_data_parallel_benchmark_launches_every_contender(capsys):
+def test_data_parallel_benchmark_launches_every_contender(capsys, tmp_path):
     if importlib.util.find_spec("mpi4py") is None:
         pytest.skip("the data-parallel benchmark needs mpi4py and mpiexec: pip install -e '.[mpi]'")
     bench = _load("bench_data_parallel")
     bench.main(["--preset", "tiny", "--batches", "8", "--steps", "2", "--warmup", "1",
-                "--rounds", "1", "--timeout", "240"])
+                "--rounds", "1", "--timeout", "240", "--json", str(tmp_path / "dp.json")])
     table = capsys.readouterr().out
     for contender in ("1 rank x 1 thread", "1 rank x 2 threads", "2 ranks x 1 thread",
                       "1 rank x 1 thread, batch 4"):
         assert f"| {contender} |" in table
     assert "scaling efficiency" in table
+    assert set(FIELDS) <= set(json.loads((tmp_path / "dp.json").read_text()))
 
 
 def test_step_profile_accounts_for_kernels_gemms_and_threads():
@@ -180,5 +185,6 @@ def test_rng_streams_benchmark_measures_and_reports():
                                       (("g_hidden", (8,)), ("d_hidden", (8,)))),
                            rounds=2, window=0.01, warmup=1)
     assert len(result["rounds"]) == 2 and result["philox_speedup"]["median"] > 0
+    assert set(FIELDS) <= set(result)
     text = bench.report(result)
     assert "numba philox:" in text and "numba pcg64:" in text and "Philox over PCG64" in text

@@ -31,6 +31,7 @@ from fastgan.evaluation import classifier
 from fastgan.evaluation.metrics import Evaluator
 from fastgan.runs.folder import RESUMABLE, TrainConfig
 from fastgan.sweep import Amount, Range, Space, halving, pools, trial
+from fastgan.training.loop import Callback
 from fastgan.training.monitors import read_records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,6 +152,28 @@ def test_the_trial_clock_evaluates_at_multiples_and_stops_at_the_target():
     gan.fit(fastgan.data.ring(1024), steps=100, callbacks=[resumed])
     assert [r["step"] for r in resumed.records] == [12, 14]
     assert resumed.records[0]["seconds"] >= clock.seconds
+
+
+def test_the_trial_clock_stops_at_a_time_target_without_its_first_step_or_evaluations(
+        monkeypatch):
+    """Every step takes 1 s and every evaluation 10 s of a fake clock: the first step (kernel
+    loading on a fresh worker) and the evaluations are not training seconds."""
+    now = [0.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: now[0])
+
+    class StepCost(Callback):
+        def on_step_end(self, loop) -> None:
+            now[0] += 1.0
+
+    def evaluate(gan) -> dict:
+        now[0] += 10.0
+        return {"at": gan.steps}
+
+    gan = fastgan.GAN.from_preset("tiny", data_dim=2, backend="numpy")
+    clock = trial.TrialClock(Amount(3, "s"), Amount(2, "s"), evaluate, seconds=0.5)
+    history = gan.fit(fastgan.data.ring(1024), steps=100, callbacks=[StepCost(), clock])
+    assert history.outcome == "stopped" and gan.steps == 4 and clock.seconds == 3.5
+    assert [(r["step"], r["seconds"]) for r in clock.records] == [(3, 2.5), (4, 3.5)]
 
 
 # ---------------------------------------------------------------- bad input, one line, nothing made

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -43,6 +42,8 @@ from .floor import (
     step_gemms,
     weight_shapes,
 )
+from .provenance import provenance
+from .timing import seconds_of
 
 BACKENDS = ("numpy", "numba", "cupy")
 PEERS = {"none": (), "eager": ("torch eager",), "compile": ("torch compile",),
@@ -63,6 +64,7 @@ pytorch-vanilla b100 at 2 threads: PyTorch eager 136 ms/step right after numba, 
 0.2 s pause."""
 
 Step = Callable[[], None]
+Turn = Callable[[], Any]
 
 
 # ---------------------------------------------------------------- timing
@@ -77,17 +79,15 @@ def interleaved(contenders: dict[str, Step], repeats: int, warmup: int = DEFAULT
     repetitions that call every contender once, rotating the order each repetition, with an
     untimed pause of ``settle`` seconds after every timed call (see :data:`SETTLE_S`)."""
     seconds: dict[str, list[float]] = {name: [] for name in contenders}
-    for name, run in _rotated_turns(contenders, repeats, warmup):
-        start = time.perf_counter()
-        run()
-        seconds[name].append(time.perf_counter() - start)
+    for name, run in rotated_turns(contenders, repeats, warmup):
+        seconds[name].append(seconds_of(run))
         if settle:
             time.sleep(settle)
     return seconds
 
 
-def _rotated_turns(contenders: dict[str, Step], rounds: int, warmup: int
-                   ) -> Iterator[tuple[str, Step]]:
+def rotated_turns(contenders: dict[str, Turn], rounds: int, warmup: int = 0
+                  ) -> Iterator[tuple[str, Turn]]:
     """``warmup`` untimed calls of each contender, then each contender's turn in every one of
     ``rounds`` rounds, the order rotating by one each round: (name, contender) pairs."""
     for run in contenders.values():
@@ -113,7 +113,7 @@ def alternating_windows(contenders: dict[str, Step], rounds: int, window: float,
     compares them in the same mode.
     """
     seconds: dict[str, list[float]] = {name: [] for name in contenders}
-    for name, run in _rotated_turns(contenders, rounds, warmup):
+    for name, run in rotated_turns(contenders, rounds, warmup):
         calls = 0
         start = now = time.perf_counter()
         while now - start < window or not calls:
@@ -378,25 +378,7 @@ def plot_scaling(path: Path, scaling: dict[str, list[dict[str, Any]]]) -> Path |
     return _save_figure(path, figure)
 
 
-# ---------------------------------------------------------------- machine and report
-def machine() -> dict[str, Any]:
-    """The CPU model, logical CPUs, the GEMM library the floor and the CPU backends call
-    (:func:`fastgan.environment.gemm_library`), package versions and the load average now."""
-    from ..environment import gemm_library, versions
-
-    model = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {"cpu": model, "logical_cpus": os.cpu_count(), "load_average": load,
-            "gemm": gemm_library(),
-            "versions": {k: v for k, v in versions().items() if v is not None}}
-
-
+# ---------------------------------------------------------------- report
 def set_threads(threads: int, torch_too: bool) -> None:
     """One thread count for BLAS, Numba (see :mod:`fastgan.threads`) and torch (when
     ``torch_too``)."""
@@ -517,16 +499,17 @@ def measure_cases(cases: Sequence[Case], names: Sequence[str], settings: Setting
 
 def run(settings: Settings, *, plot: Path | None = None,
         notify: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    """Measure everything ``settings`` asks for; returns the report (machine, settings,
-    skipped contenders with reasons, bandwidth, ``results`` and, with ``scaling``, the scaling
-    results and the plot's path, written to ``plot``). ``notify`` hears progress lines."""
+    """Measure everything ``settings`` asks for; returns the report (its provenance: command,
+    commit, machine and date; settings, skipped contenders with reasons, bandwidth, ``results``
+    and, with ``scaling``, the scaling results and the plot's path, written to ``plot``).
+    ``notify`` hears progress lines."""
     names, skipped = usable(settings.backends, PEERS[settings.peers])
     set_threads(settings.threads, any(name.startswith("torch") for name in names))
     for name, reason in skipped.items():
         notify(f"skipping {name}: {reason}")
     if not names:
         raise BackendUnavailable("none of the asked-for backends or peers can run here")
-    report: dict[str, Any] = {"machine": machine(), "settings": dataclasses.asdict(settings),
+    report: dict[str, Any] = {**provenance(), "settings": dataclasses.asdict(settings),
                               "skipped": skipped}
     bandwidth = measure_bandwidth(dtype=settings.dtype, threads=settings.threads)
     report["bandwidth_gbs"] = bandwidth / 1e9

@@ -16,9 +16,7 @@ the floor); a GEMM here is ``C (m x n) = A (m x k) @ B (k x n)``.
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ from ..errors import ConfigError
 from ..gan.presets import Preset
 from ..nn.optim import SGD, Adam, OptimizerConfig
 from ..nn.specs import BatchNorm, Conv2D, Dense, LayerSpec, output_shapes
+from .timing import median_seconds
 
 BANDWIDTH_BYTES = 64 * 2**20
 """Size of each of the three arrays :func:`measure_bandwidth` streams: larger than the caches."""
@@ -197,17 +196,6 @@ def gemm_operands(preset: Preset, batch: int, dtype: str = "float32", seed: int 
     return operands
 
 
-def _median_seconds(run: Callable[[], None], repeats: int, warmup: int) -> float:
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def measure_bandwidth(n_bytes: int = BANDWIDTH_BYTES, dtype: str = "float32",
                       repeats: int = 5, threads: int = 1) -> float:
     """Memory bandwidth in bytes/s: ``np.add(a, b, out=c)`` over three ``n_bytes`` arrays
@@ -226,7 +214,7 @@ def measure_bandwidth(n_bytes: int = BANDWIDTH_BYTES, dtype: str = "float32",
     a, b = (rng.standard_normal(n, dtype=np.dtype(dtype).type) for _ in range(2))
     c = np.empty_like(a)
     if threads == 1:
-        seconds = _median_seconds(lambda: np.add(a, b, out=c), repeats, warmup=1)
+        seconds = median_seconds(lambda: np.add(a, b, out=c), repeats, warmup=1)
         return 3 * a.nbytes / seconds
     parts = [slice(i * n // threads, (i + 1) * n // threads) for i in range(threads)]
     with ThreadPoolExecutor(threads) as pool:
@@ -234,7 +222,7 @@ def measure_bandwidth(n_bytes: int = BANDWIDTH_BYTES, dtype: str = "float32",
             for done in [pool.submit(np.add, a[p], b[p], out=c[p]) for p in parts]:
                 done.result()
 
-        seconds = _median_seconds(add_in_parallel, repeats, warmup=1)
+        seconds = median_seconds(add_in_parallel, repeats, warmup=1)
     return 3 * a.nbytes / seconds
 
 
@@ -260,7 +248,7 @@ def measure_gemm_floor(preset: Preset, batch: int, dtype: str = "float32", repea
 
     limits = threadpool_limits(threads, user_api="blas") if threads else nullcontext()
     with limits:
-        gemm_s = _median_seconds(all_gemms, repeats, warmup=3)
+        gemm_s = median_seconds(all_gemms, repeats, warmup=3)
     bandwidth = measure_bandwidth(dtype=dtype)
     traffic = optimizer_bytes(preset, np.dtype(dtype).itemsize)
     optimizer_s = traffic / bandwidth

@@ -83,8 +83,8 @@ class TrialClock(WallClock):
             self._next = self._next_multiple(self.every)
 
     def on_step_end(self, loop: TrainingLoop) -> None:
-        """Advance the clock (which stops training at a target of seconds); stop at a target
-        of steps, else evaluate when one is due."""
+        """Advance the clock (it stops training at a target of seconds itself); stop at the
+        target, else evaluate when one is due."""
         super().on_step_end(loop)
         self.step = loop.gan.steps
         if self.target.reached(self.seconds, self.step):
