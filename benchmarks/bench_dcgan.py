@@ -30,7 +30,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from fastgan import GAN, threads
+from fastgan import GAN, GANConfig, threads
 from fastgan.benchmarking.bench import interleaved, settle_time, spread
 from fastgan.benchmarking.floor import gemm_operands, measure_bandwidth, optimizer_bytes
 from fastgan.benchmarking.timing import seconds_of
@@ -42,7 +42,7 @@ WARMUP = 2
 KERNEL_GROUPS = {"gemm": "GEMM", "im2col": "im2col", "col2im": "col2im"}
 
 
-def _preset() -> presets.Preset:
+def _preset() -> GANConfig:
     return presets.get(PRESET, DATA_DIM, batch_size=BATCH)
 
 

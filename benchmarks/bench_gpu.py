@@ -79,7 +79,7 @@ def _gemm_info(gan: GAN, real: Any) -> tuple[list[tuple], dict[str, Any]]:
     import cupy
 
     calls = _step_gemms(gan, real)
-    gemms = step_gemms(gan.preset, real.shape[0] // gan.k)
+    gemms = step_gemms(gan.config, real.shape[0] // gan.k)
     props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
     return calls, {"gflop_per_step": sum(g.flops for g in gemms) / 1e9,
                    "gemms_per_step": len(calls), "gemms_expected": len(gemms),

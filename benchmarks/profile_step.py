@@ -38,6 +38,7 @@ from fastgan.benchmarking.floor import gemm_operands, step_gemms
 from fastgan.benchmarking.timing import seconds_of
 from fastgan.environment import gemm_library
 from fastgan.gan import presets
+from fastgan.gan.streams import STEP_STREAMS
 
 KERNELS = [name for name, value in vars(Backend).items()
            if callable(value) and not name.startswith("_")
@@ -95,7 +96,7 @@ def _instrumented(gan: GAN, totals: dict[str, float], counts: dict[str, int]
             else _timed(totals, counts, name, getattr(backend, name))
         setattr(backend, name, timed)
         shadowed.append((backend, name))
-    streams: list[Rng] = [gan.noise_rng, gan.generator.dropout_rng, gan.discriminator.dropout_rng]
+    streams: list[Rng] = [gan.random_streams()[name] for name in STEP_STREAMS]
     for stream in streams:
         for name in DRAWS:
             setattr(stream, name, _timed(totals, counts, f"rng.{name}", getattr(stream, name)))

@@ -34,6 +34,7 @@ import numpy as np
 from ..backends import Backend, available_backends
 from ..errors import BackendUnavailable, ConfigError
 from ..gan import presets
+from ..gan.config import GANConfig
 from ..threads import default_num_threads, get_num_threads, physical_cores, set_num_threads
 from .floor import (
     gemm_operands,
@@ -152,7 +153,7 @@ class Case:
     dtype: str
     overrides: tuple[tuple[str, Any], ...] = ()
 
-    def build(self) -> presets.Preset:
+    def build(self) -> GANConfig:
         """The preset with this batch size and these overrides."""
         return presets.get(self.preset, batch_size=self.batch, **dict(self.overrides))
 
@@ -300,7 +301,7 @@ def paired_rounds(case: Case, seconds: dict[str, list[float]], window: float,
 
 
 # ---------------------------------------------------------------- scaling
-def hidden_widths(preset: presets.Preset) -> dict[str, tuple[int, ...]]:
+def hidden_widths(preset: GANConfig) -> dict[str, tuple[int, ...]]:
     """The preset's hidden layer widths: ``{"g_hidden": (...), "d_hidden": (...)}``."""
     g = weight_shapes(preset.generator, preset.latent_dim)
     d = weight_shapes(preset.discriminator, preset.data_dim)

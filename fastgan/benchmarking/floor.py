@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from ..backends.base import resolve_dtype
 from ..errors import ConfigError
-from ..gan.presets import Preset
+from ..gan.config import GANConfig
 from ..nn.optim import SGD, Adam, OptimizerConfig
 from ..nn.specs import BatchNorm, Conv2D, Dense, LayerSpec, output_shapes
 from .timing import median_seconds
@@ -111,7 +111,7 @@ def _backward(step: str, network: str, shapes: list[tuple[int, int, int]], batch
     return gemms
 
 
-def step_gemms(preset: Preset, batch: int) -> list[Gemm]:
+def step_gemms(preset: GANConfig, batch: int) -> list[Gemm]:
     """Every GEMM of one training step of ``preset`` with B = ``batch``, in execution order.
 
     Per D step (k of them): G forward on B rows; D forward on the 2B rows [real; fake]; D
@@ -136,7 +136,7 @@ def step_gemms(preset: Preset, batch: int) -> list[Gemm]:
     return gemms
 
 
-def step_gemm_shapes(preset: Preset, batch: int) -> list[tuple[int, int, int, str]]:
+def step_gemm_shapes(preset: GANConfig, batch: int) -> list[tuple[int, int, int, str]]:
     """(m, n, k, role) of every GEMM of one training step (see :func:`step_gemms`)."""
     return [(g.m, g.n, g.k, g.role) for g in step_gemms(preset, batch)]
 
@@ -155,7 +155,7 @@ def optimizer_arrays(config: OptimizerConfig) -> int:
     raise ConfigError(f"no traffic model for optimizer {config!r}")
 
 
-def optimizer_bytes(preset: Preset, itemsize: int) -> int:
+def optimizer_bytes(preset: GANConfig, itemsize: int) -> int:
     """Bytes the optimizers move in one training step (D's optimizer runs k times)."""
     g_params = parameter_count(preset.generator, preset.latent_dim)
     d_params = parameter_count(preset.discriminator, preset.data_dim)
@@ -164,7 +164,7 @@ def optimizer_bytes(preset: Preset, itemsize: int) -> int:
 
 
 # ---------------------------------------------------------------- measurements
-def gemm_operands(preset: Preset, batch: int, dtype: str = "float32", seed: int = 0
+def gemm_operands(preset: GANConfig, batch: int, dtype: str = "float32", seed: int = 0
                   ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(A, B, C) arrays for each GEMM of :func:`step_gemms`, laid out as a step has them.
 
@@ -226,7 +226,7 @@ def measure_bandwidth(n_bytes: int = BANDWIDTH_BYTES, dtype: str = "float32",
     return 3 * a.nbytes / seconds
 
 
-def measure_gemm_floor(preset: Preset, batch: int, dtype: str = "float32", repeats: int = 20,
+def measure_gemm_floor(preset: GANConfig, batch: int, dtype: str = "float32", repeats: int = 20,
                        threads: int | None = None) -> dict[str, float | int]:
     """Time the step's GEMMs back to back (``np.matmul(a, b, out=c)``) and add the
     optimizer's traffic at measured bandwidth.

@@ -1,4 +1,4 @@
-"""PyTorch peer: any fastgan :class:`~fastgan.gan.presets.Preset` trained by fastgan's algorithm,
+"""PyTorch peer: any fastgan :class:`~fastgan.gan.config.GANConfig` trained by fastgan's algorithm,
 written the way a PyTorch user would write it (autograd, ``nn.Module``, ``torch.optim``).
 
 It exists to be timed side by side with fastgan's backends, so it does exactly the same work:
@@ -34,7 +34,7 @@ import numpy as np
 
 from ..backends.base import resolve_dtype
 from ..errors import BackendUnavailable, ConfigError, FastganError
-from ..gan.presets import Preset
+from ..gan.config import GANConfig
 from ..nn.optim import SGD, Adam, OptimizerConfig
 from ..nn.specs import (
     Activation,
@@ -202,7 +202,7 @@ class TorchGAN:
     CPU convolutions are fastest in (activations follow them).
     """
 
-    def __init__(self, preset: Preset, *, device: str = "cpu", dtype: Any = "float32",
+    def __init__(self, preset: GANConfig, *, device: str = "cpu", dtype: Any = "float32",
                  seed: int = 0, compile: bool = False, channels_last: bool = False) -> None:
         self.preset = preset
         self.device = _device(device)

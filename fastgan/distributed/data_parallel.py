@@ -52,7 +52,8 @@ import numpy as np
 from ..backends.base import Backend
 from ..errors import ConfigError, TrainingDiverged
 from ..gan.cuda_graph import GraphedStep, capture_refusal
-from ..gan.model import GAN, STEP_STREAMS, stats_record
+from ..gan.model import GAN, stats_record
+from ..gan.streams import STEP_STREAMS
 from ..training import checkpoint
 from ..training.loop import DEFAULT_LOG_EVERY, Callback, History, Shard, TrainingLoop
 from .allreduce import Allreduce, HostAllreduce, NcclAllreduce, StagedAllreduce

@@ -41,8 +41,8 @@ from ..backends.base import PhiloxRng
 from ..backends.cupy_backend import CupyBackend
 from ..errors import ConfigError
 from ..nn.optim import BoundOptimizer
-from ..training.loop import History
-from .model import STEP_STREAMS, GradientHook
+from ..training.loop import GradientHook, History
+from .streams import STEP_STREAMS
 
 
 class DeviceSchedule:

@@ -16,7 +16,7 @@ as Keras' ``train_on_batch`` on the concatenated batch (seed 001) does.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -30,9 +30,10 @@ from ..nn.losses import discriminator_loss, generator_loss
 from ..nn.mlp import MLP
 from ..nn.optim import BoundOptimizer
 from ..training import checkpoint, loop
-from ..training.loop import DEFAULT_LOG_EVERY, Callback, DataOrder, History
+from ..training.loop import DEFAULT_LOG_EVERY, Callback, DataOrder, GradientHook, History
 from . import presets as _presets
 from .config import GANConfig
+from .streams import HostStream
 
 SAMPLE_CHUNK = 256
 
@@ -49,30 +50,6 @@ def stats_record(stats: np.ndarray) -> dict[str, float]:
     s = np.asarray(stats, dtype=float)
     return {"d_loss": float(s[0] + s[2]), "g_loss": float(s[4]), "d_real": float(s[1]),
             "d_fake": float(s[3])}
-
-
-class HostStream:
-    """A NumPy generator seen as a random stream: its state read and restored as a dict."""
-
-    def __init__(self, generator: np.random.Generator) -> None:
-        self.generator = generator
-
-    def get_state(self) -> dict[str, Any]:
-        """The bit generator's state (JSON values)."""
-        return self.generator.bit_generator.state
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        """Restore a state returned by :meth:`get_state`."""
-        self.generator.bit_generator.state = state
-
-
-STEP_STREAMS = ("noise", "generator_dropout", "discriminator_dropout")
-"""The random streams a training step draws from (names of :meth:`GAN.random_streams`): each
-data-parallel rank has its own, and a CUDA graph needs them on the device."""
-
-GradientHook = Callable[[Any], None]
-"""Called on a network's flat gradient buffer, in place and on the current stream, between
-the network's gradients and its optimizer's update (data parallelism's mean over ranks)."""
 
 
 class GAN:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Protocol
@@ -105,6 +105,11 @@ class Trainable(Protocol):
 
     def nonfinite_parameters(self) -> list[str]:
         """The names of the networks whose parameters hold NaN or infinity."""
+
+
+GradientHook = Callable[[Any], None]
+"""Called on a network's flat gradient buffer, in place and on the current stream, between
+the network's gradients and its optimizer's update (data parallelism's mean over ranks)."""
 
 
 class Stepper(Protocol):
