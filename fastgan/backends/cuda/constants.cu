@@ -1,0 +1,13 @@
+// fastgan kernels. Activation codes match fastgan.backends.base.
+#define ACT_IDENTITY $ACT_IDENTITY
+#define ACT_RELU $ACT_RELU
+#define ACT_LEAKY_RELU $ACT_LEAKY_RELU
+#define ACT_TANH $ACT_TANH
+#define ACT_SIGMOID $ACT_SIGMOID
+#define COLSUM_ONLY ($COLSUM_ONLY)
+#define TILE_COLS $TILE_COLS
+#define ROW_LANES $ROW_LANES
+#define REDUCE_THREADS $REDUCE_THREADS
+#define RNG_NORMAL $RNG_NORMAL
+#define RNG_UNIFORM $RNG_UNIFORM
+#define RNG_DROPOUT $RNG_DROPOUT
