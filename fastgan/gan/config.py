@@ -90,20 +90,12 @@ class GANConfig:
 
     def to_json(self) -> dict[str, Any]:
         """Every field as JSON values (records tagged with their type, tuples as lists)."""
-        return {field.name: serialization.encode(getattr(self, field.name))
-                for field in dataclasses.fields(self)}
+        return serialization.encode_fields(self)
 
     @classmethod
     def from_json(cls, values: Mapping[str, Any]) -> GANConfig:
         """The inverse of :meth:`to_json`; ConfigError names an unknown or missing field."""
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"unknown GAN settings {', '.join(unknown)}")
-        try:
-            return cls(**{key: serialization.decode(value) for key, value in values.items()})
-        except TypeError as exc:
-            raise ConfigError(f"the GAN settings are incomplete: {exc}") from None
+        return serialization.decode_fields(cls, values, "GAN settings")
 
 
 def _is_count(value: object) -> bool:

@@ -45,7 +45,7 @@ from ..gan.cuda_graph import capture_refusal
 from ..gan.model import GAN
 from ..nn.optim import Adam
 from ..threads import set_num_threads
-from ..training import checkpoint
+from ..training import checkpoint, serialization
 from ..training.loop import DEFAULT_LOG_EVERY, Callback, History, steps_per_epoch
 from ..training.monitors import (
     TENSORBOARD_MISSING,
@@ -136,19 +136,12 @@ class TrainConfig:
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON values (tuples as lists)."""
-        return {key: list(value) if isinstance(value, tuple) else value
-                for key, value in dataclasses.asdict(self).items()}
+        return serialization.encode_fields(self)
 
     @classmethod
     def from_json(cls, values: Mapping[str, Any]) -> TrainConfig:
         """The inverse of :meth:`to_json`."""
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"unknown training settings {', '.join(unknown)}")
-        values = {key: tuple(value) if isinstance(value, list) else value
-                  for key, value in values.items()}
-        return cls(**values)
+        return serialization.decode_fields(cls, values, "training settings")
 
 
 def load_data(config: TrainConfig) -> data.Dataset:

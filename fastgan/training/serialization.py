@@ -9,11 +9,14 @@ configurations store models this way, so nothing is ever unpickled.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from ..errors import ConfigError
 from ..nn.optim import SGD, Adam, Constant, InverseTimeDecay, StepDecay
 from ..nn.specs import SPEC_TYPES
+
+T = TypeVar("T")
 
 RECORD_TYPES: dict[str, type] = {cls.__name__: cls for cls in (
     *SPEC_TYPES, SGD, Adam, Constant, InverseTimeDecay, StepDecay)}
@@ -49,3 +52,23 @@ def decode(value: Any) -> Any:
         except TypeError as exc:
             raise ConfigError(f"stored {value['type']} record does not fit: {exc}") from None
     return value
+
+
+def encode_fields(record: Any) -> dict[str, Any]:
+    """Every field of the dataclass ``record`` as JSON values, by name (see :func:`encode`)."""
+    return {field.name: encode(getattr(record, field.name))
+            for field in dataclasses.fields(record)}
+
+
+def decode_fields(record_type: type[T], values: Mapping[str, Any], what: str) -> T:
+    """The ``record_type`` whose fields :func:`encode_fields` gave as ``values``; ConfigError
+    names an unknown field, or a missing one, of ``what`` (e.g. "GAN settings")."""
+    known = {field.name for field in dataclasses.fields(record_type)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown {what} {', '.join(unknown)}")
+    try:
+        return record_type(**{key: decode(value) for key, value in values.items()})
+    except TypeError as exc:
+        raise ConfigError(f"the {what} are incomplete: {exc}") from None
+
