@@ -205,3 +205,13 @@ def test_the_graph_is_on_by_default_where_the_step_can_be_captured(emulated, mon
     assert Run.start(TrainConfig(backend="cupy", **settings)).uses_graph()
     assert not Run.start(TrainConfig(backend="cupy", graph=False, **settings)).uses_graph()
     assert not Run.start(TrainConfig(backend="numpy", **settings)).uses_graph()
+
+
+def test_fastgan_train_graph_where_it_cannot_run_is_an_error_before_the_folder(tmp_path,
+                                                                              capsys):
+    run = tmp_path / "run"
+    status = cli.main(["train", "--graph", "--backend", "numpy", "--data", "ring", "--steps",
+                       "2", "--out", str(run)])
+    assert status == 1 and not run.exists()
+    assert "--graph: CUDA-graph replay needs the cupy backend" in capsys.readouterr().err
+

@@ -84,9 +84,10 @@ class ParallelLoop(TrainingLoop):
     """The training loop on one rank: its shard of every batch; a stop asked on any rank takes
     effect on every rank at the next log point; divergence is found on every rank at once."""
 
+    stepper: DataParallel
+
     def __init__(self, trainer: DataParallel, dataset: Any, **options: Any) -> None:
         super().__init__(trainer.gan, dataset, shard=trainer.shard, stepper=trainer, **options)
-        self.stepper: DataParallel = trainer
         self.stop_asked = False
 
     def request_stop(self) -> None:

@@ -195,6 +195,9 @@ class Run:
     def __init__(self, folder: Path, config: TrainConfig, dataset: data.Dataset, gan: GAN,
                  noise: np.ndarray, *, primary: bool = True, started: str | None = None,
                  resumed: bool = False, world_size: int = 1) -> None:
+        refusal = capture_refusal(gan) if config.graph else None
+        if refusal is not None:
+            raise ConfigError(f"--graph: {refusal}; leave --graph out (or --no-graph)")
         self.folder, self.config, self.dataset, self.gan = folder, config, dataset, gan
         self.noise = noise
         self.primary = primary
