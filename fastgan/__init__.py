@@ -1,5 +1,6 @@
 """fastgan: MLP GANs with hand-derived gradients on NumPy, Numba and CuPy backends.
 
+Examples:
     >>> import fastgan
     >>> gan = fastgan.GAN.from_preset("tiny", data_dim=2, backend="numpy")
     >>> stats = gan.train_step(real_batch)      # doctest: +SKIP

@@ -5,6 +5,7 @@ the site itself, strictly.)"""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import re
 from pathlib import Path
@@ -70,3 +71,22 @@ def test_names_resolve_in_the_docstring_scope_first(roles):
     assert resolve(".checkpoint.save") == "fastgan.training.checkpoint.save"
     assert resolve("DEFAULT_LOG_EVERY") is None                    # no docstring: not rendered
     assert resolve("numpy.ndarray") is None
+
+
+def _docstrings():
+    """(where, cleaned docstring) of every module, class and function of the package."""
+    root = DOCS.parent
+    for path in sorted((root / "fastgan").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                where = f"{path.relative_to(root)}: {getattr(node, 'name', 'module')}"
+                yield where, ast.get_docstring(node) or ""
+
+
+def test_no_docstring_line_starts_with_a_doctest_prompt():
+    """Markdown reads ``>>>`` at the start of a line as three nested quotes, so an example
+    left at a docstring's margin renders as one quoted paragraph: examples go indented, under
+    ``Examples:`` (mkdocstrings renders that Google section as code)."""
+    at_margin = [where for where, docstring in _docstrings()
+                 if any(line.startswith(">>>") for line in docstring.splitlines())]
+    assert not at_margin, at_margin
