@@ -4,6 +4,8 @@ reason where a backend cannot run here (so later backends inherit the tests by r
 from __future__ import annotations
 
 import functools
+import signal
+from collections.abc import Callable
 
 import pytest
 
@@ -85,3 +87,15 @@ def classifier_cache(tmp_path_factory: pytest.TempPathFactory):
     """One cache folder for the evaluation classifiers of a test session: each default
     classifier is trained once per run, and never read from the user's cache."""
     return tmp_path_factory.mktemp("fastgan-cache")
+
+
+@pytest.fixture(params=[signal.SIG_DFL, signal.SIG_IGN], ids=["sigint-default", "sigint-ignored"])
+def child_dispositions(request: pytest.FixtureRequest) -> Callable[[], None]:
+    """A ``preexec_fn`` for a child that a test sends signals to: SIGTERM at its default and
+    SIGINT as a terminal starts it (default) or as a background job, ``nohup`` or a CI runner
+    does (ignored), whatever the test runner itself inherited. Stop signals must work the
+    same either way."""
+    def preexec() -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, request.param)
+    return preexec

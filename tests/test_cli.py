@@ -117,19 +117,24 @@ def test_beta1_sets_adams_beta1_of_both_networks_and_is_checked(tmp_path):
         assert result.returncode == 1 and expected in result.stderr
 
 
-def test_ctrl_c_saves_a_checkpoint_and_exits_130_and_the_run_resumes(tmp_path):
+@pytest.mark.parametrize(("signum", "status", "name"), [
+    (signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_signal_saves_a_checkpoint_exits_128_plus_it_and_the_run_resumes(
+        tmp_path, signum, status, name, child_dispositions):
     process = subprocess.Popen(
         [sys.executable, "-m", "fastgan", *TINY_RING, "--steps", "1000000", "--log-every", "10",
          "--checkpoint-every", "20", "--out", "run"],
-        cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=child_dispositions)
     saved = tmp_path / "run" / "checkpoint.npz"
     deadline = time.monotonic() + 120
     while not saved.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+    assert process.returncode == status, stderr
     assert "Traceback" not in stderr and "fastgan train --resume run" in stderr
+    assert f"fastgan: stopped by {name}; checkpoint at step" in stderr
     stopped_at = steps_of(saved)
     assert 20 <= stopped_at < 1_000_000
     assert metrics(tmp_path / "run")[-1] == {"event": "end", "outcome": "stopped",

@@ -343,14 +343,22 @@ def test_train_resume_on_two_ranks(tmp_path):
 
 
 @needs_mpi
-def test_ctrl_c_stops_every_rank_at_one_step_and_saves(tmp_path):
+@pytest.mark.parametrize("child_dispositions", [signal.SIG_IGN], ids=["sigint-ignored"],
+                         indirect=True)
+@pytest.mark.parametrize(("to_group", "signum", "status", "name"), [
+    (True, signal.SIGINT, 130, "Ctrl-C"),          # a terminal's Ctrl-C: every process
+    (False, signal.SIGTERM, 143, "SIGTERM"),       # a batch system's preemption: the launcher
+], ids=["ctrl-c", "sigterm"])
+def test_a_stop_signal_stops_every_rank_at_one_step_and_saves(tmp_path, to_group, signum,
+                                                               status, name,
+                                                               child_dispositions):
     run = tmp_path / "run"
     runner = [str(TESTS / "distributed_cli.py"), str(tmp_path), "train"]
     command = [MPIEXEC, "-n", "2", sys.executable, *runner, "--steps", "1000000",
                "--out", str(run), *QUICK]
     with subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True,
-                          start_new_session=True) as process:
+                          stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                          preexec_fn=child_dispositions) as process:
         try:
             deadline = time.monotonic() + LAUNCH_TIMEOUT
             metrics = run / "metrics.jsonl"
@@ -358,14 +366,18 @@ def test_ctrl_c_stops_every_rank_at_one_step_and_saves(tmp_path):
                 assert process.poll() is None and time.monotonic() < deadline, \
                     "training did not start"
                 time.sleep(0.2)
-            os.killpg(process.pid, signal.SIGINT)            # Ctrl-C: the terminal's signal
+            if to_group:
+                os.killpg(process.pid, signum)
+            else:
+                process.send_signal(signum)
             output, _ = process.communicate(timeout=LAUNCH_TIMEOUT)
         finally:
             if process.poll() is None:
                 end_session(process)
-    status, stderr = rank_records(tmp_path)
-    assert process.returncode == 130 and status == ["130", "130"], output + "".join(stderr)
-    assert "interrupted; checkpoint at step" in stderr[0]
+    statuses, stderr = rank_records(tmp_path)
+    assert process.returncode == status and statuses == [str(status)] * 2, \
+        output + "".join(stderr)
+    assert f"stopped by {name}; checkpoint at step" in stderr[0]
     end = json.loads(metrics.read_text().splitlines()[-1])
     assert end["event"] == "end" and end["outcome"] == "stopped"
     assert fastgan.load(run).steps == end["step"]

@@ -283,19 +283,27 @@ def test_a_toml_file_describes_the_same_sweep_as_the_options(tmp_path, capsys):
     assert "unknown keys speed" in message
 
 
-def test_ctrl_c_keeps_finished_trials_and_the_same_command_finishes_the_rest(tmp_path):
+@pytest.mark.parametrize("child_dispositions", [signal.SIG_IGN], ids=["sigint-ignored"],
+                         indirect=True)
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=["SIGINT", "SIGTERM"])
+def test_a_stop_signal_keeps_finished_trials_and_the_same_command_finishes_the_rest(
+        tmp_path, signum, status, child_dispositions):
+    """Whatever the sweep inherited: started as a background job (SIGINT ignored), it still
+    stops on SIGINT as on SIGTERM."""
     command = [sys.executable, "-m", "fastgan", *RING, "--grid", "lr=1e-3,2e-3,3e-3,4e-3",
                "--budget", "1s", "--workers", "1", "--out", "s"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=child_dispositions)
     results = tmp_path / "s" / "results.jsonl"
     deadline = time.monotonic() + 120
     while process.poll() is None and time.monotonic() < deadline and not (
             results.exists() and '"end"' in results.read_text()):
         time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+    assert process.returncode == status, stderr
     assert "Traceback" not in stderr and "re-run the same command to continue" in stderr
     finished = {r["trial"] for r in records(tmp_path / "s", "end")}
     assert 1 <= len(finished) < 4

@@ -22,6 +22,7 @@ from .._version import __version__
 from ..errors import FastganError, TrainingDiverged
 from . import bench, evaluate, info, sample, sweep, train
 from .common import EXIT_DIVERGED, EXIT_ERROR, EXIT_INTERRUPTED, Parser
+from .signals import Interrupted, exit_status, signal_name
 
 COMMANDS = (train, sample, info, evaluate, bench, sweep)
 """The subcommand modules, in the order ``fastgan --help`` lists them."""
@@ -60,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         print(f"fastgan: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return EXIT_ERROR
+    except Interrupted as exc:
+        print(f"\nfastgan: stopped by {signal_name(exc.signum)}", file=sys.stderr)
+        return exit_status(exc.signum)
     except KeyboardInterrupt:
         print("\nfastgan: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -9,7 +9,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .common import EXIT_INTERRUPTED, fail
+from .common import fail
+from .signals import Interrupted, StopSignals, exit_status, signal_name
 
 FILE_KEYS = ("preset", "data", "backend", "dtype", "seeds", "budget", "eval_every", "eval_n",
              "metric", "halving", "min_budget", "workers", "scheduler", "threads", "out",
@@ -103,18 +104,23 @@ def command(args: argparse.Namespace) -> int:
     def note(message: str) -> None:
         print(f"fastgan: {message}", file=sys.stderr)
 
+    def stop(signum: int) -> None:
+        raise Interrupted(signum)
+
     try:
-        results = run(space, out, budget=options["budget"], base=base,
-                      seeds=options.get("seeds", 1), metric=options.get("metric"),
-                      eval_every=options.get("eval_every"),
-                      eval_n=options.get("eval_n", 5000), halving_eta=options.get("halving"),
-                      min_budget=options.get("min_budget"), workers=options.get("workers"),
-                      scheduler=options.get("scheduler"), retry_failed=args.retry_failed,
-                      progress=not args.no_progress, notify=note, command=sys.argv)
-    except KeyboardInterrupt:
-        note(f"interrupted; every finished trial is kept in {out}; re-run the same command "
-             "to continue")
-        return EXIT_INTERRUPTED
+        with StopSignals(stop).installed():
+            results = run(space, out, budget=options["budget"], base=base,
+                          seeds=options.get("seeds", 1), metric=options.get("metric"),
+                          eval_every=options.get("eval_every"),
+                          eval_n=options.get("eval_n", 5000),
+                          halving_eta=options.get("halving"),
+                          min_budget=options.get("min_budget"), workers=options.get("workers"),
+                          scheduler=options.get("scheduler"), retry_failed=args.retry_failed,
+                          progress=not args.no_progress, notify=note, command=sys.argv)
+    except Interrupted as exc:
+        note(f"stopped by {signal_name(exc.signum)}; every finished trial is kept in {out}; "
+             "re-run the same command to continue")
+        return exit_status(exc.signum)
     failed = sum(row["status"] != "completed" for row in results)
     note(f"sweep done: {len(results)} trials ended ({failed} failed or diverged); see "
          f"{out / 'summary.md'}")

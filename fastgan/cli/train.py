@@ -1,4 +1,5 @@
-"""``fastgan train``: start or resume a run folder and train it to its end; Ctrl-C saves.
+"""``fastgan train``: start or resume a run folder and train it to its end; Ctrl-C or SIGTERM
+stops after the step in progress and saves.
 
 Started by an MPI launcher as several processes (``mpiexec -n 4 fastgan train ...``), every
 process trains the one model on its share of every batch (:mod:`fastgan.distributed`).
@@ -7,17 +8,16 @@ process trains the one model on its share of every batch (:mod:`fastgan.distribu
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from ..errors import FastganError, TrainingDiverged
 from ..training.loop import Callback, TrainingLoop
-from .common import EXIT_DIVERGED, EXIT_ERROR, EXIT_INTERRUPTED, fail
+from .common import EXIT_DIVERGED, EXIT_ERROR, fail
+from .signals import Interrupted, StopSignals, exit_status, signal_name
 
 
 def add_parser(subparsers: Any) -> None:
@@ -120,8 +120,8 @@ def command(args: argparse.Namespace) -> int:
     stopper = StopOnInterrupt()
     with stopper.installed():
         history = run.train(progress=not args.no_progress, callbacks=[stopper])
-    print(end_message(run, history.outcome), file=sys.stderr)
-    return EXIT_INTERRUPTED if history.outcome == "stopped" else 0
+    print(end_message(run, history.outcome, stopper.signals.received), file=sys.stderr)
+    return stopper.exit_status(history.outcome)
 
 
 def parallel_command(args: argparse.Namespace, settings: dict[str, Any]) -> int:
@@ -182,8 +182,8 @@ def train_parallel(args: argparse.Namespace, settings: dict[str, Any], comm: Any
         history = run.train(progress=primary and not args.no_progress, callbacks=[stopper],
                             trainer=trainer)
     if primary:
-        print(end_message(run, history.outcome), file=sys.stderr)
-    return EXIT_INTERRUPTED if history.outcome == "stopped" else 0
+        print(end_message(run, history.outcome, stopper.signals.received), file=sys.stderr)
+    return stopper.exit_status(history.outcome)
 
 
 def check_folders(args: argparse.Namespace) -> None:
@@ -207,43 +207,45 @@ def start_message(run: Any) -> str:
             f"{processes}, step {run.gan.steps} -> {run.total_steps}; run folder {run.folder}")
 
 
-def end_message(run: Any, outcome: str) -> str:
-    """What ``fastgan train`` says when training ended with ``outcome``."""
+def end_message(run: Any, outcome: str, signum: int | None = None) -> str:
+    """What ``fastgan train`` says when training ended with ``outcome`` (stopped by signal
+    ``signum``)."""
     if outcome == "stopped":
-        return (f"fastgan: interrupted; checkpoint at step {run.gan.steps} saved in "
+        by = "interrupted" if signum is None else f"stopped by {signal_name(signum)}"
+        return (f"fastgan: {by}; checkpoint at step {run.gan.steps} saved in "
                 f"{run.checkpoint_path}; continue with: fastgan train --resume {run.folder}")
     return f"fastgan: done at step {run.gan.steps}; see {run.folder}"
 
 
 class StopOnInterrupt(Callback):
-    """While installed, the first Ctrl-C (SIGINT) asks training to stop after the current
-    step (then the run saves a checkpoint) and prints ``notice`` (None: nothing); a second one
-    interrupts at once."""
+    """While installed, the first SIGINT (Ctrl-C) or SIGTERM (preemption) asks training to
+    stop after the current step (then the run saves a checkpoint) and prints ``notice``
+    (None: nothing); a second one interrupts at once. ``signals.received`` is the signal that
+    stopped training."""
 
     def __init__(self, notice: str | None = "stopping after this step") -> None:
         self.loop: TrainingLoop | None = None
-        self.interrupted = False
         self.notice = notice
+        self.signals = StopSignals(self._stop)
 
     def on_train_begin(self, loop: TrainingLoop) -> None:
         """Remember the loop to stop."""
         self.loop = loop
 
-    def handle(self, signum: int, frame: Any) -> None:
-        """The SIGINT handler."""
-        if self.interrupted or self.loop is None:
-            raise KeyboardInterrupt
-        self.interrupted = True
+    def _stop(self, signum: int) -> None:
+        if self.loop is None:                    # no step yet: nothing to finish
+            raise Interrupted(signum)
         self.loop.request_stop()
         if self.notice is not None:
-            print(f"\nfastgan: {self.notice} (Ctrl-C again to quit at once)", file=sys.stderr,
-                  flush=True)
+            print(f"\nfastgan: {signal_name(signum)}: {self.notice} (again to quit at once)",
+                  file=sys.stderr, flush=True)
 
-    @contextmanager
-    def installed(self) -> Iterator[None]:
-        """Handle SIGINT within the block; the previous handler comes back after it."""
-        previous = signal.signal(signal.SIGINT, self.handle)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
+    def installed(self) -> AbstractContextManager[StopSignals]:
+        """Handle SIGINT and SIGTERM within the block (the previous handlers come back)."""
+        return self.signals.installed()
+
+    def exit_status(self, outcome: str) -> int:
+        """0 for a run that ended, 128 + the signal's number for one a signal stopped."""
+        if outcome != "stopped" or self.signals.received is None:
+            return 0
+        return exit_status(self.signals.received)

@@ -56,9 +56,9 @@ def run(space: Space | dict[str, Sequence[Any]], out: str | Path, *,
     the Dask ``scheduler`` at an address, in this process (``workers=1``), or on a new local
     cluster of ``workers`` processes (default: the physical cores; 1 without Dask).
     ``retry_failed`` trains failed trials again; ``progress`` shows a progress bar;
-    ``notify`` receives one-line notes; ``command`` is recorded in the report. Ctrl-C stops
-    the sweep: the report is written with every finished trial, and KeyboardInterrupt is
-    raised again.
+    ``notify`` receives one-line notes; ``command`` is recorded in the report. Ctrl-C (or
+    any KeyboardInterrupt, such as ``fastgan sweep``'s on SIGTERM) stops the sweep: the
+    report is written with every finished trial, and the interrupt is raised again.
     """
     say = notify or (lambda message: None)
     out = Path(out)
@@ -72,7 +72,8 @@ def run(space: Space | dict[str, Sequence[Any]], out: str | Path, *,
     claim(out, plan)
     log = MetricsLog(out / RESULTS)
     records = read_records(out / RESULTS)
-    started, interrupted = time.perf_counter(), False
+    started = time.perf_counter()
+    interrupted: KeyboardInterrupt | None = None
     bar = _bar(plan, progress)
     with ExitStack() as stack:
         opened: list[Pool] = []
@@ -90,17 +91,18 @@ def run(space: Space | dict[str, Sequence[Any]], out: str | Path, *,
 
         try:
             _run_rungs(plan, pool, log, records, bar, retry_failed)
-        except KeyboardInterrupt:
-            interrupted = True
+        except KeyboardInterrupt as exc:
+            interrupted = exc
         finally:
             bar.close()
         session = {"event": "session", "where": opened[0].description if opened else None,
-                   "wall_seconds": time.perf_counter() - started, "interrupted": interrupted}
+                   "wall_seconds": time.perf_counter() - started,
+                   "interrupted": interrupted is not None}
     log.write(session)
     records.append(session)
-    report.write(out, plan, records, interrupted=interrupted, command=command)
-    if interrupted:
-        raise KeyboardInterrupt
+    report.write(out, plan, records, interrupted=interrupted is not None, command=command)
+    if interrupted is not None:
+        raise interrupted
     return Results(trial_rows(plan, segments(records)))
 
 
