@@ -1,5 +1,6 @@
 """Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s bench``, ``nox -s docs``,
-``nox -s build``; portability: ``nox -s tests-cpus`` (other CPUs' OpenBLAS kernels),
+``nox -s build``, ``nox -s faults`` (the fault drills and their table); portability:
+``nox -s tests-cpus`` (other CPUs' OpenBLAS kernels),
 ``nox -s tests-oldest`` (the oldest declared dependencies)."""
 
 import os
@@ -40,6 +41,21 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
     session.run("python", "-m", "pytest", "benchmarks", "--benchmark-autosave",
                 "--benchmark-columns=median,iqr,ops", *session.posargs)
+
+
+@nox.session
+def faults(session: nox.Session) -> None:
+    """The fault drills (``pytest -m faults``: processes killed, a full disk, two writers,
+    damaged files), then their figures as the table of docs/faults.md (``faults-table.md``,
+    which the page includes)."""
+    session.install("-e", ".[dev]")
+    drills = Path(session.create_tmp()) / "drills.jsonl"
+    drills.unlink(missing_ok=True)
+    session.run("python", "-m", "pytest", "-m", "faults", *session.posargs,
+                env={"FASTGAN_DRILLS": str(drills)})
+    table = session.run("python", "tests/drills.py", str(drills), silent=True)
+    Path("docs/faults-table.md").write_text(table, encoding="utf-8")
+    session.log(f"wrote docs/faults-table.md:\n{table}")
 
 
 @nox.session
