@@ -53,7 +53,7 @@ def faults(session: nox.Session) -> None:
     drills.unlink(missing_ok=True)
     session.run("python", "-m", "pytest", "-m", "faults", *session.posargs,
                 env={"FASTGAN_DRILLS": str(drills)})
-    table = session.run("python", "tests/drills.py", str(drills), silent=True)
+    table = session.run("python", "tests/support/drills.py", str(drills), silent=True)
     Path("docs/faults-table.md").write_text(table, encoding="utf-8")
     session.log(f"wrote docs/faults-table.md:\n{table}")
 

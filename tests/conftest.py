@@ -16,7 +16,7 @@ from fastgan import backends
 def pytest_report_header() -> str:
     """Which OpenBLAS kernel the tests run on: it sets the rounding of every GEMM, and so each
     training trajectory (docs/testing-portability.md)."""
-    from learning_runs import openblas_kernel
+    from support.learning_runs import openblas_kernel
 
     return f"OpenBLAS kernel: {openblas_kernel()}"
 
@@ -61,7 +61,7 @@ def fast_backend(request: pytest.FixtureRequest) -> backends.Backend:
 @pytest.fixture(scope="session")
 def emulator_library():
     """The CUDA kernels compiled for the CPU emulation (cuda_emulator.py), or a skip."""
-    import cuda_emulator
+    from support import cuda_emulator
 
     if not cuda_emulator.compiler_available():
         pytest.skip("g++ is not available to build the CPU emulation of the CUDA kernels")
@@ -77,7 +77,7 @@ def dtype(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def tiny_recipe():
     """An evaluation-classifier recipe that trains in a blink: for plumbing tests, not accuracy."""
-    from learning_runs import QUICK_RECIPE
+    from support.learning_runs import QUICK_RECIPE
 
     return QUICK_RECIPE
 

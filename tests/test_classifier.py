@@ -9,8 +9,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import tolerances
-from gradcheck import check_gradient, slot_names
+from support import tolerances
+from support.gradcheck import check_gradient, slot_names
 
 from fastgan import MLP, Dense, Dropout, data
 from fastgan.errors import ConfigError, DataError
@@ -88,7 +88,7 @@ def digits_splits() -> tuple[data.Dataset, data.Dataset]:
 
 def test_training_reduces_the_loss_and_scores_the_test_split(digits_splits, tiny_recipe):
     """The quick recipe (2 epochs), measured over seeds 0-9 on numpy and numba
-    (tests/tools/learning_stats.py quick-classifier): test accuracy 0.78-0.85, the second
+    (tests/support/learning_stats.py quick-classifier): test accuracy 0.78-0.85, the second
     epoch's loss 0.72-1.04 below the first. Rule: the loss falls, accuracy > 0.5 (chance 0.1).
     """
     losses = []

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-import tolerances
+from support import tolerances
 
 from fastgan import GAN, MLP, ConfigError, data, load
 from fastgan.backends.base import ConvGeometry

@@ -12,10 +12,9 @@ import subprocess
 import sys
 from types import SimpleNamespace
 
-import cuda_emulator
 import numpy as np
 import pytest
-import tolerances
+from support import cuda_emulator, tolerances
 from test_parity import DCGAN_SGD, GEOMETRIES
 
 import fastgan

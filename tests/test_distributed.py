@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import cuda_emulator
 import numpy as np
 import pytest
+from support import cuda_emulator
 
 import fastgan
 from fastgan.backends import cupy_backend
@@ -30,7 +30,7 @@ from fastgan.distributed import devices, launch
 from fastgan.errors import ConfigError
 from fastgan.training.loop import Shard
 
-TESTS = Path(__file__).parent
+SUPPORT = Path(__file__).parent / "support"
 LAUNCH_TIMEOUT = 240     # seconds for one mpiexec run (a busy 2-core machine runs 2 ranks)
 
 
@@ -45,7 +45,7 @@ needs_mpi = pytest.mark.skipif(
     reason="needs mpi4py and mpiexec: pip install -e '.[mpi]'")
 
 
-def launch_ranks(arguments: list[str], *, ranks: int = 2, cwd: Path = TESTS,
+def launch_ranks(arguments: list[str], *, ranks: int = 2, cwd: Path = SUPPORT,
                  timeout: float = LAUNCH_TIMEOUT) -> subprocess.CompletedProcess:
     """``mpiexec -n ranks python ARGUMENTS`` (ARGUMENTS may hold ``:``-separated parts of an
     MPMD launch); fails the test, ending the launch, if it outlives ``timeout``."""
@@ -186,8 +186,8 @@ def test_gradients_without_nccl_are_averaged_through_host_memory(gpu):
 def test_one_rank_on_a_gpu_trains_as_one_process():
     """DataParallel on one GPU, through NCCL where CuPy has it (else staged through host
     memory): the mean over one rank leaves every step as ``GAN.fit`` takes it, bit for bit."""
-    from distributed_worker import Trace, build
     from mpi4py import MPI
+    from support.distributed_worker import Trace, build
 
     from fastgan.distributed import DataParallel
     from fastgan.distributed.allreduce import NcclAllreduce, StagedAllreduce
@@ -279,8 +279,8 @@ def test_a_nan_on_one_rank_stops_every_rank_at_the_same_step():
 
 @needs_mpi
 def test_resuming_on_another_number_of_ranks_warns_and_trains(tmp_path):
-    from distributed_worker import LOCAL_BATCH, build
     from mpi4py import MPI
+    from support.distributed_worker import LOCAL_BATCH, build
 
     from fastgan.distributed import DataParallel
 
@@ -301,7 +301,7 @@ def train_ranks(folder: Path, *arguments: str, parts: list[list[str]] | None = N
     """``mpiexec -n 2 fastgan train ...`` with every rank's stderr and status kept in
     ``folder`` (``parts``: one argument list per rank, an MPMD launch)."""
     folder.mkdir(exist_ok=True)
-    runner = [str(TESTS / "distributed_cli.py"), str(folder), "train"]
+    runner = [str(SUPPORT / "distributed_cli.py"), str(folder), "train"]
     if parts is None:
         return launch_ranks([*runner, *arguments], cwd=folder)
     mpmd = [*runner, *parts[0], ":", "-n", "1", sys.executable, *runner, *parts[1]]
@@ -353,7 +353,7 @@ def test_a_stop_signal_stops_every_rank_at_one_step_and_saves(tmp_path, to_group
                                                                status, name,
                                                                child_dispositions):
     run = tmp_path / "run"
-    runner = [str(TESTS / "distributed_cli.py"), str(tmp_path), "train"]
+    runner = [str(SUPPORT / "distributed_cli.py"), str(tmp_path), "train"]
     command = [MPIEXEC, "-n", "2", sys.executable, *runner, "--steps", "1000000",
                "--out", str(run), *QUICK]
     with subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
@@ -398,8 +398,8 @@ def test_a_batch_the_ranks_cannot_share_is_one_error_and_no_folder(tmp_path):
 @pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None,
                     reason="needs mpi4py: pip install -e '.[mpi]'")
 def test_a_graphed_step_without_nccl_is_an_error():
-    from distributed_worker import build
     from mpi4py import MPI
+    from support.distributed_worker import build
 
     from fastgan.distributed import DataParallel
 
@@ -413,8 +413,8 @@ def test_a_graphed_step_without_nccl_is_an_error():
 def test_the_nccl_allreduce_is_replayed_inside_the_cuda_graph():
     """One rank, with the mean taken over "2 ranks" (every gradient halved, so that the
     all-reduce shows in the result): 20 steps replayed as graphs equal 20 eager steps."""
-    from distributed_worker import Trace, build
     from mpi4py import MPI
+    from support.distributed_worker import Trace, build
 
     from fastgan.distributed import DataParallel
     from fastgan.distributed.allreduce import NcclAllreduce

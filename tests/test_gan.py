@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import tolerances
+from support import tolerances
 
 from fastgan import GAN
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gradcheck import check_gradient, slot_names
+from support.gradcheck import check_gradient, slot_names
 
 from fastgan import GAN, MLP, BatchNorm, Dense, Dropout
 from fastgan.backends.base import ACTIVATION_CODES

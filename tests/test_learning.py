@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from learning_runs import MODES, RING_JUDGED_FROM, covered_modes, ring_checks
+from support.learning_runs import MODES, RING_JUDGED_FROM, covered_modes, ring_checks
 
 from fastgan import data
 
-# The rule, set below the worst of 40 measured runs (tests/tools/learning_stats.py ring): the
+# The rule, set below the worst of 40 measured runs (tests/support/learning_stats.py ring): the
 # figures are in test_tiny_gan_covers_the_ring's docstring.
 MIN_MODES = 5
 MIN_NEAR_FRACTION = 0.5
@@ -58,7 +58,7 @@ def test_best_checkpoint_takes_each_statistic_on_its_own():
 def test_tiny_gan_covers_the_ring(backend):
     """3000 steps of batch 128 (seed 0), checks every 250 steps, judged from step 2000.
 
-    Measured (tests/tools/learning_stats.py ring; best modes / best near fraction, both
+    Measured (tests/support/learning_stats.py ring; best modes / best near fraction, both
     backends): OpenBLAS's own Haswell kernel, seeds 0-11 (checks at 2000, 2500, 3000 only):
     6-8 / 0.664-0.805; Sandybridge, seeds 0-2: 7-8 / 0.720-0.795; Prescott, seeds 1-2: 8 /
     0.747-0.790; Nehalem, seed 0: 7-8 / 0.735-0.773; seed 0 under Prescott (here) and

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from learning_runs import collapsed_reports, digits_gan_reports, real_against_real
+from support.learning_runs import collapsed_reports, digits_gan_reports, real_against_real
 
 from fastgan import GAN, data
 from fastgan.evaluation.metrics import Evaluator
@@ -35,7 +35,7 @@ def digits_evaluator(classifier_cache) -> Evaluator:
 
 def test_digits_classifier_reaches_94_percent(digits_evaluator):
     """Measured (297 test images, the last of the set) over classifier seeds 0-9 on numba
-    (tests/tools/learning_stats.py digits-classifier): 95.6-96.0 %, median 95.8 %; seeds 0-2
+    (tests/support/learning_stats.py digits-classifier): 95.6-96.0 %, median 95.8 %; seeds 0-2
     on numpy earlier: 95.6, 95.6, 96.3 %. Rule: >= 94 %, 5 images below the worst (the
     measured spread is 2 images); chance is 10 %.
     """
@@ -47,7 +47,7 @@ def test_real_test_digits_score_like_real_data(digits_evaluator):
 
     Measured over four random splits: Fréchet distances 49-70 against real-vs-real 44-69 (ratio
     at most 1.31); precision, recall, coverage within 0.08 of their real values; KL <= 0.11.
-    Over classifier seeds 0-9 (numba, tests/tools/learning_stats.py digits-classifier): ratio
+    Over classifier seeds 0-9 (numba, tests/support/learning_stats.py digits-classifier): ratio
     1.27-1.37; precision within 0.142, recall 0.095, coverage 0.068; KL <= 0.018; inception
     score within 3.2 %. With 148 samples and 3 neighbours these scores are noisy, so the rule
     leaves room (ratio < 2, each within 0.25): a collapsed generator is 11x off in FD and
@@ -93,7 +93,7 @@ def assert_learned(before: dict, after: dict, untrained_above: float,
 def test_tiny_gan_learns_digits(backend, digits_evaluator):
     """The `tiny` preset, 3000 steps of 128 on the 1500 training digits (seed 0).
 
-    Measured (tests/tools/learning_stats.py digits-gan, real-vs-real FD 38.7): numpy seeds
+    Measured (tests/support/learning_stats.py digits-gan, real-vs-real FD 38.7): numpy seeds
     0-9: untrained FD 371-522 (5-9 classes), trained FD 42.9-71.6 (median 48.8), 10/10 classes
     every time; numba seeds 0-9: untrained the same, trained FD 39.8-70.2 (median 48.9), 10/10
     classes. Rule: untrained FD > 300, trained FD < 90 (18 above the worst) with >= 9 classes.

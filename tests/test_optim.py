@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-import tolerances
+from support import tolerances
 
 from fastgan import SGD, Adam, ConfigError, Constant, InverseTimeDecay, StepDecay
 from fastgan.nn.params import FlatParams

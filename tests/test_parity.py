@@ -1,7 +1,7 @@
 """Every optimized backend against the NumPy reference: kernel by kernel, then step by step.
 
 Kernels run on fresh random inputs in both dtypes, within tolerances.KERNEL (float64 to
-rounding, float32 within ``rtol 1e-5``; tests/tolerances.py says why). Whole training steps
+rounding, float32 within ``rtol 1e-5``; tests/support/tolerances.py says why). Whole training steps
 run from the same seed, so both backends start from the same weights and draw the same noise
 and dropout masks (the host PCG64 stream).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import tolerances
+from support import tolerances
 
 import fastgan
 from fastgan import GAN, SGD

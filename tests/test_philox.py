@@ -51,7 +51,7 @@ def test_python_and_numpy_philox_match_random123_known_answers(counter, key, wor
 
 @pytest.fixture(scope="module")
 def emulated_cuda(request):
-    from cuda_emulator import EmulatedDevice
+    from support.cuda_emulator import EmulatedDevice
 
     from fastgan.backends.cupy_backend import CupyBackend
 

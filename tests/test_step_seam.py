@@ -29,7 +29,7 @@ SMALL = {"data_dim": 2, "g_hidden": (8,), "d_hidden": (8, 8), "batch_size": 16}
 @pytest.fixture
 def emulated(emulator_library):
     """A factory of cupy backends on the CPU emulation of the CUDA kernels."""
-    import cuda_emulator
+    from support import cuda_emulator
 
     return lambda: CupyBackend(device=cuda_emulator.EmulatedDevice(emulator_library))
 

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from learning_runs import torch_blob_run
+from support.learning_runs import torch_blob_run
 
 from fastgan.errors import BackendUnavailable, ConfigError, FastganError
 from fastgan.gan import presets
@@ -182,7 +182,7 @@ def test_tiny_preset_learns_a_2d_blob():
     """200 steps on a 2-D Gaussian blob (std 0.05) pull the generated mean onto it, and D ends
     near the equilibrium D(x) = D(G(z)) = 1/2, where it can no longer tell real from fake.
 
-    Measured over seeds 0-11 (tests/tools/learning_stats.py torch-blob): the mean ends 0.015-
+    Measured over seeds 0-11 (tests/support/learning_stats.py torch-blob): the mean ends 0.015-
     0.087 from the centre (median 0.038), and |D - 1/2| <= 0.071. Untrained, it starts
     0.18-1.52 away (0.91 for seed 0, the negative control). Rule: within 0.15 (3 std of the
     blob) and |D - 1/2| < 0.15.

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-import tolerances
+from support import tolerances
 
 from fastgan import GAN, Callback, ConfigError, TrainingDiverged, data
 

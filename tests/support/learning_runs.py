@@ -1,5 +1,5 @@
 """The training runs that the learning tests judge, written once for the tests and for
-``tests/tools/learning_stats.py``, which repeats them over many seeds and OpenBLAS kernels.
+``tests/support/learning_stats.py``, which repeats them over many seeds and OpenBLAS kernels.
 
 A run's trajectory depends on the machine (OpenBLAS picks its kernels per CPU, and so rounds
 differently), so a test never asserts on one run's path: it asserts a rule that held, with

@@ -36,7 +36,7 @@ def _scaled(table: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
 KERNEL = _scaled({"float32": {"rtol": 1e-5, "atol": 1e-6},
                   "float64": {"rtol": 1e-12, "atol": 1e-14}})
 
-# The CUDA source (on a GPU, or compiled for the CPU by tests/cuda_emulator.py) against the
+# The CUDA source (on a GPU, or compiled for the CPU by tests/support/cuda_emulator.py) against the
 # NumPy reference: its exp/tanh are CUDA's libdevice functions (float32: <= 2 ulp) and the
 # compiler contracts a*b+c into FMAs, so float32 gets twice KERNEL's room; GEMMs of inner size
 # 70 and reductions over up to 300 rows scale ``atol`` by the caller (``scale``).
@@ -66,7 +66,7 @@ STEPS = _scaled({"float32": {"params": 1e-4, "stats": 1e-5},
 DEVICE_STEPS = _scaled({"float32": {"rtol": 1e-4, "atol": 1e-5},
                         "float64": {"rtol": 1e-10, "atol": 1e-12}})
 
-# Central finite differences in float64 (tests/gradcheck.py): with step eps the truncation
+# Central finite differences in float64 (tests/support/gradcheck.py): with step eps the truncation
 # error is eps^2 |L'''| / 6 ~ 1e-12 and the rounding error u |L| / eps ~ 1e-10 |L|, so a
 # correct gradient agrees to ~1e-9 relative; rtol 1e-5 leaves 1e4x, and a wrong gradient
 # (an error of order 1) fails by 1e5x. atol covers derivatives that are 0.

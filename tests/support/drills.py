@@ -4,7 +4,7 @@ Each drill test calls :func:`record` once, after its assertions passed, with how
 it injected, how many the program survived (nothing lost, the next command carries on), what
 was lost (steps or results; the goal is 0) and the longest time it took to notice a fault.
 With ``FASTGAN_DRILLS`` set to a file (``nox -s faults`` sets it), each record is appended
-there as a JSON line, and ``python tests/drills.py FILE`` prints the table the page shows.
+there as a JSON line, and ``python tests/support/drills.py FILE`` prints the table the page shows.
 """
 
 from __future__ import annotations

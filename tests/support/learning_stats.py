@@ -4,8 +4,8 @@ The learning tests assert rules set from these figures, with margin, so that the
 machine: OpenBLAS picks its kernels per CPU, and a different kernel rounds differently and so
 trains along a different trajectory. Run once per kernel to see its effect::
 
-    python tests/tools/learning_stats.py ring --seeds 10
-    OPENBLAS_CORETYPE=Sandybridge python tests/tools/learning_stats.py ring --seeds 10
+    python tests/support/learning_stats.py ring --seeds 10
+    OPENBLAS_CORETYPE=Sandybridge python tests/support/learning_stats.py ring --seeds 10
 
 Subcommands: ``ring`` (test_learning.py), ``digits-gan``, ``digits-classifier``
 (test_learning_quality.py), ``quick-classifier`` (test_classifier.py), ``torch-blob``
@@ -28,12 +28,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import learning_runs as runs
-
 from fastgan import data
 from fastgan.evaluation import classifier
 from fastgan.evaluation.classifier import ClassifierConfig
 from fastgan.evaluation.metrics import Evaluator
+from support import learning_runs as runs
 
 
 def summarize(label: str, values: Sequence[float]) -> str:

@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-from tolerances import GRADIENT
+
+from .tolerances import GRADIENT
 
 
 def check_gradient(loss: Callable[[], float], theta: Any, analytic: Any, backend: Any, *,
