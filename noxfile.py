@@ -43,19 +43,22 @@ def bench(session: nox.Session) -> None:
                 "--benchmark-columns=median,iqr,ops", *session.posargs)
 
 
+FAULTS_TABLE = "benchmarks/results/faults-2core-drills.md"
+
+
 @nox.session
 def faults(session: nox.Session) -> None:
     """The fault drills (``pytest -m faults``: processes killed, a full disk, two writers,
-    damaged files), then their figures as the table of docs/faults.md (``faults-table.md``,
-    which the page includes)."""
+    damaged files), then their figures as the table docs/faults.md includes
+    (benchmarks/results/faults-2core-drills.md)."""
     session.install("-e", ".[dev]")
     drills = Path(session.create_tmp()) / "drills.jsonl"
     drills.unlink(missing_ok=True)
     session.run("python", "-m", "pytest", "-m", "faults", *session.posargs,
                 env={"FASTGAN_DRILLS": str(drills)})
     table = session.run("python", "tests/support/drills.py", str(drills), silent=True)
-    Path("docs/faults-table.md").write_text(table, encoding="utf-8")
-    session.log(f"wrote docs/faults-table.md:\n{table}")
+    Path(FAULTS_TABLE).write_text(table, encoding="utf-8")
+    session.log(f"wrote {FAULTS_TABLE}:\n{table}")
 
 
 @nox.session

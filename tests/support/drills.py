@@ -32,14 +32,22 @@ def record(drill: str, *, faults: int, survived: int, lost: int = 0,
 
 
 def table(records: list[dict[str, Any]]) -> str:
-    """The Markdown table of ``records``, one row per drill in the order they ran."""
-    rows = ["| drill | faults injected | survived | lost | detected within | notes |",
-            "|---|---|---|---|---|---|"]
+    """The Markdown table of ``records``: one row per drill, in the order the drills first
+    ran, its runs added up (the longest detection time kept)."""
+    rows: dict[str, dict[str, Any]] = {}
     for r in records:
+        row = rows.setdefault(r["drill"], {**r, "faults": 0, "survived": 0, "lost": 0})
+        for key in ("faults", "survived", "lost"):
+            row[key] += r[key]
+        times = [t for t in (row["detection_s"], r["detection_s"]) if t is not None]
+        row["detection_s"] = max(times) if times else None
+    lines = ["| drill | faults injected | survived | lost | detected within | notes |",
+             "|---|---|---|---|---|---|"]
+    for r in rows.values():
         detected = "—" if r["detection_s"] is None else f"{r['detection_s']:.1f} s"
-        rows.append(f"| {r['drill']} | {r['faults']} | {r['survived']} | {r['lost']} | "
-                    f"{detected} | {r['note']} |")
-    return "\n".join(rows) + "\n"
+        lines.append(f"| {r['drill']} | {r['faults']} | {r['survived']} | {r['lost']} | "
+                     f"{detected} | {r['note']} |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
