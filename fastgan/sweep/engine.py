@@ -5,7 +5,9 @@ evaluation and one per trial segment's end, appended as each trial finishes, and
 invocation of the sweep: where it ran, its wall time, whether it was interrupted), the report
 (:mod:`fastgan.sweep.report`) and one run folder per trial. Re-running the same sweep skips
 every segment ``results.jsonl`` records as ended; a trial that was cut short (Ctrl-C, a lost
-worker) trains its rung again from the checkpoint of the rung before.
+worker or scheduler) trains its rung again from the last checkpoint it saved (see
+:mod:`fastgan.sweep.trial`). A lost Dask scheduler stops the sweep as Ctrl-C does, with a
+:class:`~fastgan.sweep.pools.PoolLost` error instead of the interrupt.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from ..training.monitors import MetricsLog, read_records
 from . import halving, pools, report
 from .budget import Amount
 from .plan import DEFAULT_EVAL_N, Plan, Trial, make_plan
-from .pools import Pool, open_pool
+from .pools import Pool, PoolLost, open_pool
 from .results import Results, segments, setting_scores, trial_rows
 from .space import Space
 from .trial import evaluator_for
@@ -58,7 +60,8 @@ def run(space: Space | dict[str, Sequence[Any]], out: str | Path, *,
     ``retry_failed`` trains failed trials again; ``progress`` shows a progress bar;
     ``notify`` receives one-line notes; ``command`` is recorded in the report. Ctrl-C (or
     any KeyboardInterrupt, such as ``fastgan sweep``'s on SIGTERM) stops the sweep: the
-    report is written with every finished trial, and the interrupt is raised again.
+    report is written with every finished trial, and the interrupt is raised again. So does
+    losing the Dask scheduler, raising :class:`~fastgan.sweep.pools.PoolLost`.
     """
     say = notify or (lambda message: None)
     out = Path(out)
@@ -73,7 +76,7 @@ def run(space: Space | dict[str, Sequence[Any]], out: str | Path, *,
     log = MetricsLog(out / RESULTS)
     records = read_records(out / RESULTS)
     started = time.perf_counter()
-    interrupted: KeyboardInterrupt | None = None
+    stopped: KeyboardInterrupt | PoolLost | None = None
     bar = _bar(plan, progress)
     with ExitStack() as stack:
         opened: list[Pool] = []
@@ -91,19 +94,33 @@ def run(space: Space | dict[str, Sequence[Any]], out: str | Path, *,
 
         try:
             _run_rungs(plan, pool, log, records, bar, retry_failed)
-        except KeyboardInterrupt as exc:
-            interrupted = exc
+        except (KeyboardInterrupt, PoolLost) as exc:
+            stopped = exc
         finally:
             bar.close()
         session = {"event": "session", "where": opened[0].description if opened else None,
                    "wall_seconds": time.perf_counter() - started,
-                   "interrupted": interrupted is not None}
+                   "interrupted": stopped is not None}
+        if isinstance(stopped, PoolLost):
+            session["error"] = str(stopped)
     log.write(session)
     records.append(session)
-    report.write(out, plan, records, interrupted=interrupted is not None, command=command)
-    if interrupted is not None:
-        raise interrupted
+    report.write(out, plan, records, stopped=_why(stopped), command=command)
+    if isinstance(stopped, PoolLost):
+        raise PoolLost(f"{stopped}; every finished trial is kept in {out}: re-run the same "
+                       "command, on a working scheduler, to finish the sweep") from None
+    if stopped is not None:
+        raise stopped
     return Results(trial_rows(plan, segments(records)))
+
+
+def _why(stopped: BaseException | None) -> str | None:
+    """Why the sweep stopped before its end, for the report (None: it did not)."""
+    if stopped is None:
+        return None
+    if isinstance(stopped, KeyboardInterrupt):       # fastgan sweep's name the signal
+        return f"interrupted ({stopped or 'Ctrl-C'})"
+    return str(stopped)
 
 
 def _amount(value: Amount | str | int | None) -> Amount | None:
@@ -178,8 +195,8 @@ def _records(trial: Trial, result: dict[str, Any], target: Amount) -> list[dict[
     who = {"trial": trial.name, "setting": trial.setting, "seed": trial.seed,
            "rung": result["rung"]}
     end = {"event": "end", **who, "budget": str(target),
-           **{key: result[key] for key in ("status", "error", "step", "seconds", "d_loss",
-                                           "g_loss")}}
+           **{key: result[key] for key in ("status", "error", "attempt", "resumed_from", "step",
+                                           "seconds", "d_loss", "g_loss")}}
     return json.loads(json.dumps([{**record, **who} for record in result["evaluations"]] + [end]))
 
 

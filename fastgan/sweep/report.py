@@ -59,22 +59,23 @@ def setting_rows(plan: Plan, found: dict[tuple[str, int], Segment]) -> list[dict
     return ordered
 
 
-def write(out: Path, plan: Plan, records: Sequence[dict[str, Any]], *, interrupted: bool,
+def write(out: Path, plan: Plan, records: Sequence[dict[str, Any]], *, stopped: str | None,
           command: Sequence[str] | None) -> None:
-    """Write summary.md, curves.png and samples.png into ``out`` from the sweep's records."""
+    """Write summary.md, curves.png and samples.png into ``out`` from the sweep's records
+    (``stopped``: why the last invocation stopped before its end, or None)."""
     found = segments(records)
     settings = setting_rows(plan, found)
     curves = _draw_curves(out, plan, found, settings)
     sheet = _draw_sheet(out, plan, settings)
     sessions = [record for record in records if record.get("event") == "session"]
-    write_text(out / SUMMARY, summary(plan, found, settings, sessions, interrupted=interrupted,
+    write_text(out / SUMMARY, summary(plan, found, settings, sessions, stopped=stopped,
                                       command=command,
                                       pictures=[p for p in (curves, sheet) if p is not None]))
 
 
 def summary(plan: Plan, found: dict[tuple[str, int], Segment],
             settings: list[dict[str, Any]], sessions: Sequence[dict[str, Any]], *,
-            interrupted: bool, command: Sequence[str] | None,
+            stopped: str | None, command: Sequence[str] | None,
             pictures: Sequence[Path]) -> str:
     """The text of summary.md."""
     config = plan.trials[0].config
@@ -91,8 +92,8 @@ def summary(plan: Plan, found: dict[tuple[str, int], Segment],
         f"- backend {config.backend}, {config.dtype}, {config.threads or 'default'} thread(s) "
         f"per trial, run {where}",
         f"- wall time: {wall:.1f} s over {len(sessions)} invocation(s)"
-        + ("; the last **interrupted** (Ctrl-C): re-run the same command to continue"
-           if interrupted else ""),
+        + (f"; the last stopped early, **{stopped}**: re-run the same command to continue"
+           if stopped else ""),
         f"- segments ended: {len(ended)}; failed or diverged: "
         f"{sum(end['status'] != 'completed' for end, _ in ended)}",
     ]
@@ -159,9 +160,16 @@ def _trial_table(plan: Plan, found: dict[tuple[str, int], Segment]) -> list[str]
                      f"{row['rung']} | {row['step']} | {_number(row['seconds'])} | {values} | "
                      f"{row['status']} |")
     errors = [f"- {row['trial']}: {row['error']}" for row in rows if row["error"]]
+    retried = [f"- {row['trial']}: attempt {row['attempt']} at rung {row['rung']}, "
+               + ("trained from its start" if row["resumed_from"] is None
+                  else f"resumed from step {row['resumed_from']}")
+               for row in rows if (row["attempt"] or 1) > 1]
     lines.append("")
     if errors:
         lines += ["Failures:", "", *errors, ""]
+    if retried:
+        lines += ["Cut short and trained again (a lost worker, an interrupted sweep):", "",
+                  *retried, ""]
     return lines
 
 

@@ -20,8 +20,10 @@ Segment = tuple[dict[str, Any], list[dict[str, Any]]]
 
 class Results(list):
     """One dict per trial: ``trial``, ``setting``, ``seed``, ``rung`` reached, ``status``,
-    ``error``, ``step``, ``seconds``, the last ``d_loss``/``g_loss`` and every metric of its
-    last evaluation (where the data could be evaluated)."""
+    ``error``, ``attempt`` (at that rung: 2 or more where an earlier attempt was cut short),
+    ``resumed_from`` (the step of the earlier attempt's checkpoint it continued; None: it
+    trained the rung from its start), ``step``, ``seconds``, the last ``d_loss``/``g_loss`` and
+    every metric of its last evaluation (where the data could be evaluated)."""
 
     def frame(self) -> Any:
         """The results as a pandas DataFrame (needs pandas), a column per setting name."""
@@ -83,7 +85,8 @@ def trial_rows(plan: Plan, found: dict[tuple[str, int], Segment]) -> list[dict[s
         end, evaluations = found[(trial.name, max(rungs))]
         row = {"trial": trial.name, "setting": trial.setting, "seed": trial.seed,
                **{key: end[key] for key in ("rung", "status", "error", "step", "seconds",
-                                            "d_loss", "g_loss")}}
+                                            "d_loss", "g_loss")},
+               "attempt": end.get("attempt"), "resumed_from": end.get("resumed_from")}
         if evaluations:
             row.update({name: evaluations[-1][name] for name in METRICS})
         rows.append(row)
