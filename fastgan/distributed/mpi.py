@@ -7,23 +7,26 @@ leave them waiting in the next collective forever, so:
 * what can fail differently on different ranks before training (reading a run folder, loading
   data, building the model) runs under :func:`agree`: every rank learns whether any failed,
   and all raise together;
-* inside training, an exception on one rank is not shared: :func:`failing_fast` prints it and
-  calls ``MPI_Abort``, which ends every rank of the job in bounded time (measured with MPICH:
-  under a second). A rank killed outright is the launcher's to notice: ``mpiexec`` ends the
-  others when one dies (with Slurm, give ``srun --kill-on-bad-exit=1``).
+* inside training, an exception on one rank is not shared: :func:`failing_fast` prints it,
+  waits until the launcher has read what it printed (:func:`wait_until_read`), and calls
+  ``MPI_Abort``, which ends every rank of the job in bounded time (measured with MPICH: under
+  a second). A rank killed outright is the launcher's to notice: ``mpiexec`` ends the others
+  when one dies (with Slurm, give ``srun --kill-on-bad-exit=1``).
 """
 
 from __future__ import annotations
 
+import array
 import contextlib
 import hashlib
 import json
 import os
+import stat
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import IO, Any, TypeVar
 
 from ..errors import ConfigError, FastganError
 from .launch import detect
@@ -31,10 +34,9 @@ from .launch import detect
 MPI_MISSING = ("data-parallel training needs mpi4py and an MPI library: "
                "pip install 'fastgan[mpi]'")
 EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
-ABORT_GRACE_S = 0.5
-"""How long a failing rank waits between writing its error and ``MPI_Abort``: the launcher
-forwards each rank's output through a pipe, and an abort can tear the pipe down before the
-last lines have crossed it (seen with MPICH's Hydra on a loaded 2-core machine)."""
+READ_TIMEOUT_S = 5.0
+"""The longest a failing rank waits for the launcher to read its last lines before
+``MPI_Abort`` (see :func:`wait_until_read`)."""
 
 T = TypeVar("T")
 
@@ -141,8 +143,46 @@ def failing_fast(comm: Any, agreed: tuple[type[BaseException], ...] = ()) -> Ite
         if not isinstance(exc, FastganError | OSError | KeyboardInterrupt):
             traceback.print_exc(file=sys.stderr)
         print(f"fastgan: error on rank {comm.rank} of {comm.size}: {describe(exc)}; ending "
-              "every rank", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        time.sleep(ABORT_GRACE_S)
+              "every rank", file=sys.stderr)
+        wait_until_read((sys.stdout, sys.stderr))
         comm.Abort(status)
         os._exit(status)    # MPI_Abort does not return; should it ever, this rank still ends
+
+
+def wait_until_read(streams: Sequence[IO[str]], timeout: float = READ_TIMEOUT_S,
+                    poll: float = 0.001) -> bool:
+    """Flush ``streams`` and wait until every byte written to those that are pipes has been
+    read from them; True once read, False after ``timeout`` seconds with bytes still unread.
+
+    A launcher (MPICH's Hydra, Open MPI's ``orted``) forwards each rank's output through a
+    pipe, and ``MPI_Abort`` makes it kill the job and close the pipes, so a line still in a pipe
+    when the rank aborts is lost. The bytes a pipe holds unread are what the ``FIONREAD`` ioctl
+    reports on either end of it (Linux; where it is missing, no stream is waited for). Streams
+    that are files or terminals are never waited for: once written, nothing can lose them."""
+    pipes = []
+    for stream in streams:
+        stream.flush()
+        with contextlib.suppress(AttributeError, OSError, ValueError):   # no fileno(): not
+            if stat.S_ISFIFO(os.fstat(stream.fileno()).st_mode):         # a pipe
+                pipes.append(stream.fileno())
+    deadline = time.monotonic() + timeout
+    while any(_unread(fd) for fd in pipes):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll)
+    return True
+
+
+def _unread(fd: int) -> int:
+    """Bytes written to the pipe ``fd`` (either end) and not yet read (0 where unknown)."""
+    try:
+        import fcntl
+        import termios
+    except ImportError:         # not a POSIX system
+        return 0
+    count = array.array("i", [0])
+    try:
+        fcntl.ioctl(fd, termios.FIONREAD, count)
+    except OSError:
+        return 0
+    return count[0]
