@@ -20,6 +20,7 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import FastganError, TrainingDiverged
+from ..fileio import OUT_OF_ROOM
 from . import bench, evaluate, info, sample, sweep, train
 from .common import EXIT_DIVERGED, EXIT_ERROR, EXIT_INTERRUPTED, Parser
 from .signals import Interrupted, exit_status, signal_name
@@ -45,6 +46,16 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
     print(f"fastgan: warning: {message}", file=sys.stderr)
 
 
+def os_error_message(exc: OSError) -> str:
+    """What went wrong and the file it concerns, in one line; a write that found no room reads
+    "no space left for FILE: the disk is full (No space left on device)"."""
+    if exc.errno in OUT_OF_ROOM:
+        where = f" for {exc.filename}" if exc.filename else ""
+        return f"no space left{where}: {OUT_OF_ROOM[exc.errno]} ({exc.strerror})"
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``fastgan`` command line; returns the exit status."""
     args = build_parser().parse_args(argv)
@@ -58,8 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fastgan: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as exc:
-        where = f": {exc.filename}" if exc.filename else ""
-        print(f"fastgan: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print(f"fastgan: error: {os_error_message(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except Interrupted as exc:
         print(f"\nfastgan: stopped by {signal_name(exc.signum)}", file=sys.stderr)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import viz
+from .. import fileio, viz
 from ..errors import ConfigError
 from .loop import Callback, TrainingLoop
 
@@ -56,9 +56,9 @@ class MetricsLog(Callback):
         self.title = title
 
     def write(self, record: dict[str, Any]) -> None:
-        """Append ``record`` as one line (flushed at once, so a crash loses nothing logged)."""
-        with open(self.path, "a", encoding="utf-8") as file:
-            file.write(json.dumps(record) + "\n")
+        """Append ``record`` as one line, written at once (a crash loses nothing logged) and
+        whole or not at all (a full disk leaves no fragment of a line)."""
+        fileio.append(self.path, (json.dumps(record) + "\n").encode("utf-8"))
 
     def on_log(self, loop: TrainingLoop, record: dict[str, Any]) -> None:
         """One line per logged step."""
