@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +18,11 @@ OUT_OF_ROOM = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota i
 """The errors of a write that found no room, and what each means. (``write()`` raises them
 naming no file; the writers here name the file they were writing.)"""
 
+TOKEN_BYTES = 6
+"""Random bytes in the name of a temporary file (``.NAME.<hex>.tmp``)."""
+LEFTOVER = re.compile(rf"\..+\.[0-9a-f]{{{2 * TOKEN_BYTES}}}\.tmp")
+"""The name of a temporary file of :func:`write_atomically`."""
+
 
 def write_atomically(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> Path:
     """Call ``write`` on a temporary file beside ``path``, sync it, then rename it to ``path``.
@@ -27,7 +33,7 @@ def write_atomically(path: str | os.PathLike, write: Callable[[IO[bytes]], objec
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(TOKEN_BYTES)}.tmp")
     try:
         with _naming_out_of_room(path):
             with open(temporary, "xb") as file:  # "x": never reuse a file; honours the umask
@@ -39,6 +45,16 @@ def write_atomically(path: str | os.PathLike, write: Callable[[IO[bytes]], objec
         temporary.unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_leftovers(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files that :func:`write_atomically` left in ``folder`` where its
+    process was killed in a write (SIGKILL, a power cut); returns them. Only for a folder no
+    other process is writing: one whose lock (:mod:`fastgan.runs.lock`) this process holds."""
+    leftovers = [path for path in Path(folder).glob(".*.tmp") if LEFTOVER.fullmatch(path.name)]
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    return leftovers
 
 
 def append(path: str | os.PathLike, data: bytes) -> None:

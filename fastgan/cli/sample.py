@@ -6,11 +6,15 @@ import argparse
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..errors import CheckpointError
 from .common import fail
+
+if TYPE_CHECKING:
+    from ..training.checkpoint import Stored
 
 
 def add_parser(subparsers: Any) -> None:
@@ -50,18 +54,26 @@ def command(args: argparse.Namespace) -> int:
     if suffix == ".npy":
         write_atomically(args.output, lambda file: np.save(file, samples))
     else:
-        image_shape = _image_shape(checkpoint.read_metadata(args.checkpoint), gan.data_dim)
+        image_shape = _image_shape(checkpoint.read(args.checkpoint), gan.data_dim)
         scale = args.scale or max(1, round(56 / max(image_shape)))
         viz.save_grid(args.output, samples, image_shape, ncols=args.ncols, scale=scale)
     print(f"fastgan: {args.n} samples written to {args.output}", file=sys.stderr)
     return 0
 
 
-def _image_shape(metadata: dict[str, Any], features: int) -> tuple[int, int]:
-    """The checkpoint's recorded image shape, else a square one if the features make one."""
-    recorded = metadata.get("extra", {}).get("image_shape")
-    if recorded:
-        return int(recorded[0]), int(recorded[1])
+def _image_shape(stored: Stored, features: int) -> tuple[int, int]:
+    """The image shape the checkpoint ``stored`` records (a CheckpointError where it is not
+    two sides that make the model's ``features``), else a square one if the features make
+    one."""
+    recorded = stored.metadata["extra"].get("image_shape")
+    if recorded is not None:
+        whole = (isinstance(recorded, list) and len(recorded) == 2
+                 and all(type(side) is int and side > 0 for side in recorded)
+                 and recorded[0] * recorded[1] == features)
+        if not whole:
+            raise CheckpointError(f"{stored.path}: the image shape it records, {recorded!r}, "
+                                  f"is damaged (the model makes {features} features)")
+        return recorded[0], recorded[1]
     side = math.isqrt(features)
     if side * side != features:
         fail(f"this model makes samples of {features} features, not images; write "

@@ -1,5 +1,6 @@
 """``fastgan train``: start or resume a run folder and train it to its end; Ctrl-C or SIGTERM
-stops after the step in progress and saves.
+stops after the step in progress and saves. The folder's lock is held from before the folder is
+read or written until the command ends, so a second command on the same folder is refused.
 
 Started by an MPI launcher as several processes (``mpiexec -n 4 fastgan train ...``), every
 process trains the one model on its share of every batch (:mod:`fastgan.distributed`).
@@ -10,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,8 @@ def command(args: argparse.Namespace) -> int:
     """``fastgan train``: start or resume a run, and train it to its end (on every process
     together when an MPI launcher started several: :func:`parallel_command`)."""
     from ..distributed.launch import is_parallel
-    from ..runs.folder import TrainConfig, prepare
+    from ..runs.folder import TrainConfig, new_folder, prepare
+    from ..runs.lock import locked
 
     settings = {key: tuple(value) if isinstance(value, list) else value
                 for key, value in vars(args).items()
@@ -109,16 +111,18 @@ def command(args: argparse.Namespace) -> int:
     if is_parallel():
         return parallel_command(args, settings)
     check_folders(args)
-    if args.resume is not None:
-        run = prepare(resume=args.resume, changes=settings)
-    else:
-        run = prepare(TrainConfig(**settings), args.out)
-    if run.remaining_steps == 0:
-        print(complete_message(run), file=sys.stderr)
-        return 0
-    print(start_message(run), file=sys.stderr)
+    config = None if args.resume is not None else TrainConfig(**settings)
+    folder = args.resume or args.out or new_folder(config)
     stopper = StopOnInterrupt()
-    with stopper.installed():
+    with stopper.installed(), locked(folder):
+        if config is None:
+            run = prepare(resume=folder, changes=settings)
+        else:
+            run = prepare(config, folder)
+        if run.remaining_steps == 0:
+            print(complete_message(run), file=sys.stderr)
+            return 0
+        print(start_message(run), file=sys.stderr)
         history = run.train(progress=not args.no_progress, callbacks=[stopper])
     print(end_message(run, history.outcome, stopper.signals.received), file=sys.stderr)
     return stopper.exit_status(history.outcome)
@@ -161,26 +165,33 @@ def parallel_command(args: argparse.Namespace, settings: dict[str, Any]) -> int:
 
 
 def train_parallel(args: argparse.Namespace, settings: dict[str, Any], comm: Any) -> int:
-    """Open the run on every rank, train it to its end; returns the exit status."""
+    """Open the run on every rank, train it to its end; returns the exit status. Rank 0 holds
+    the folder's lock from before it opens the run (where the folder is named) to the end."""
+    from ..distributed.mpi import agree
     from ..distributed.runs import open_run
     from ..runs.folder import TrainConfig
+    from ..runs.lock import locked
 
     primary = comm.rank == 0
-    if args.resume is not None:
-        run, trainer = open_run(comm, resume=args.resume, changes=settings)
-    else:
-        run, trainer = open_run(comm, config=TrainConfig(**settings), folder=args.out)
-    if run.remaining_steps == 0:
+    folder = args.resume or args.out
+    with ExitStack() as held:
+        agree(comm, lambda: held.enter_context(locked(folder))
+              if primary and folder is not None else None)
+        if args.resume is not None:
+            run, trainer = open_run(comm, resume=args.resume, changes=settings)
+        else:
+            run, trainer = open_run(comm, config=TrainConfig(**settings), folder=args.out)
+        if run.remaining_steps == 0:
+            if primary:
+                print(complete_message(run), file=sys.stderr)
+            return 0
         if primary:
-            print(complete_message(run), file=sys.stderr)
-        return 0
-    if primary:
-        print(start_message(run), file=sys.stderr)
-    stopper = StopOnInterrupt("stopping every process at the next log point" if primary
-                              else None)
-    with stopper.installed():
-        history = run.train(progress=primary and not args.no_progress, callbacks=[stopper],
-                            trainer=trainer)
+            print(start_message(run), file=sys.stderr)
+        stopper = StopOnInterrupt("stopping every process at the next log point" if primary
+                                  else None)
+        with stopper.installed():
+            history = run.train(progress=primary and not args.no_progress,
+                                callbacks=[stopper], trainer=trainer)
     if primary:
         print(end_message(run, history.outcome, stopper.signals.received), file=sys.stderr)
     return stopper.exit_status(history.outcome)
@@ -203,8 +214,10 @@ def start_message(run: Any) -> str:
     processes = "" if run.world_size == 1 else (
         f" on {run.world_size} processes (batch {run.gan.batch_size} = {run.world_size} x "
         f"{run.gan.batch_size // run.world_size})")
+    over = " (it had no checkpoint yet: from the start)" if run.started_over else ""
     return (f"fastgan: {run.gan!r} on {run.dataset.name} ({len(run.dataset)} samples)"
-            f"{processes}, step {run.gan.steps} -> {run.total_steps}; run folder {run.folder}")
+            f"{processes}, step {run.gan.steps} -> {run.total_steps}; run folder {run.folder}"
+            f"{over}")
 
 
 def end_message(run: Any, outcome: str, signum: int | None = None) -> str:

@@ -60,7 +60,10 @@ def open_run(comm: Any, *, config: TrainConfig | None = None, folder: Path | Non
                        "run's configuration (preset, data, settings or fastgan version)")
     trainer = agree(comm, lambda: DataParallel(gan, comm, graph=run.config.graph))
     if resume is not None:
-        trainer.restore(run.checkpoint_path)
+        if comm.bcast(run.checkpoint_path.exists() if primary else None, root=0):
+            trainer.restore(run.checkpoint_path)
+        else:
+            run.start_over()
     agree(comm, lambda: run.write_folder() if primary else None)
     return run, trainer
 

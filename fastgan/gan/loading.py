@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..backends.base import Backend
-from ..errors import CheckpointError, ConfigError
+from ..backends import get_backend
+from ..backends.base import Backend, resolve_dtype
+from ..errors import CheckpointError
 from ..training import checkpoint
 from .config import GANConfig
 from .model import GAN
@@ -32,12 +33,14 @@ def load(path: str | os.PathLike[str], *, backend: str | Backend | None = None,
 
 
 def _build(stored: checkpoint.Stored, backend: str | Backend | None, dtype: Any) -> GAN:
-    """A GAN with the stored configuration (weights not yet restored)."""
+    """A GAN with the stored configuration (weights not yet restored), on ``backend`` and
+    ``dtype`` (None: the stored ones). A configuration that makes no GAN is a CheckpointError."""
     meta = stored.metadata
+    backend = get_backend(meta["backend"] if backend is None else backend)
+    dtype = resolve_dtype(meta["dtype"] if dtype is None else dtype)
     try:
-        config = GANConfig.from_json(checkpoint.config_record(meta))
-    except (TypeError, ConfigError) as exc:
+        return GAN(GANConfig.from_json(checkpoint.config_record(meta)), backend=backend,
+                   dtype=dtype)
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{stored.path}: the checkpoint's model description is damaged "
                               f"({exc})") from None
-    return GAN(config, backend=meta.get("backend") if backend is None else backend,
-               dtype=meta.get("dtype") if dtype is None else dtype)

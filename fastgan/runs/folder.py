@@ -18,7 +18,8 @@ A run folder holds::
 ``Run.start`` opens a new run and ``Run.resume`` reopens one with its own configuration (its
 last checkpoint loaded by ``Run.restore``), so that the resumed run continues exactly where it
 stopped; neither writes until ``Run.write_folder``. :func:`prepare` does it all for one
-process.
+process. A run writes its folder holding the folder's lock (:mod:`fastgan.runs.lock`), so that
+two commands never write one run at once.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ import json
 import math
 import sys
 import time
-from collections.abc import Iterable, Mapping
+import typing
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,8 +40,8 @@ from typing import Any
 import numpy as np
 
 from .. import data, environment
-from ..errors import ConfigError, TrainingDiverged
-from ..fileio import write_atomically
+from ..errors import CheckpointError, ConfigError, DataError, TrainingDiverged
+from ..fileio import remove_leftovers, write_atomically
 from ..gan import presets
 from ..gan.config import GANConfig
 from ..gan.cuda_graph import capture_refusal
@@ -48,6 +51,7 @@ from ..threads import set_num_threads
 from ..training import checkpoint, serialization
 from ..training.loop import DEFAULT_LOG_EVERY, Callback, History, steps_per_epoch
 from ..training.monitors import (
+    METRIC_FIELDS,
     TENSORBOARD_MISSING,
     Checkpoints,
     MetricsLog,
@@ -56,6 +60,7 @@ from ..training.monitors import (
     TensorBoardLog,
 )
 from ..training.monitors import read_records as read_metrics
+from .lock import check_unlocked, locked, vacant
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -140,7 +145,13 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, values: Mapping[str, Any]) -> TrainConfig:
-        """The inverse of :meth:`to_json`."""
+        """The inverse of :meth:`to_json`; a value of the wrong type is a ConfigError."""
+        hints = typing.get_type_hints(cls)
+        wrong = serialization.misfits(values, {name: hints[name] for name in values
+                                               if name in hints})
+        if wrong:
+            raise ConfigError("training settings of another type: "
+                              + ", ".join(f"{name}={values[name]!r}" for name in wrong))
         return serialization.decode_fields(cls, values, "training settings")
 
 
@@ -189,7 +200,8 @@ class Run:
     (:mod:`fastgan.distributed`) opens one Run per process: rank 0's is the ``primary``, the
     only one that reads and writes the folder; the others (``primary`` False) hold the same
     configuration, data and model, get their state from rank 0, and keep no records.
-    ``world_size`` processes share every batch.
+    ``world_size`` processes share every batch. The primary run writes holding the folder's
+    lock (:meth:`writing`).
     """
 
     def __init__(self, folder: Path, config: TrainConfig, dataset: data.Dataset, gan: GAN,
@@ -202,9 +214,15 @@ class Run:
         self.noise = noise
         self.primary = primary
         self.started, self.resumed = started, resumed
+        self.started_over = False
         self.world_size = world_size
         self.steps_per_epoch = steps_per_epoch(gan, len(dataset))
         self.total_steps = config.total_steps(self.steps_per_epoch)
+
+    def writing(self) -> AbstractContextManager[object]:
+        """Hold the run folder's lock within the block (:func:`fastgan.runs.lock.locked`: a
+        block within another shares its lock); a run that is not primary takes none."""
+        return locked(self.folder) if self.primary else nullcontext()
 
     @property
     def checkpoint_path(self) -> Path:
@@ -216,10 +234,13 @@ class Run:
     def start(cls, config: TrainConfig, folder: Path | None = None, *, primary: bool = True,
               world_size: int = 1) -> Run:
         """A new run for ``folder`` (default ``runs/<time>-<preset>``), which must not exist
-        or be empty (a run that is not ``primary`` does not look). Nothing is written."""
+        or be empty, nor locked by another process (a run that is not ``primary`` does not
+        look). Nothing is written."""
         _check_tensorboard(config)
-        folder = _new_folder(config) if folder is None else folder
-        if primary and folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        folder = new_folder(config) if folder is None else folder
+        if primary:
+            check_unlocked(folder)
+        if primary and not vacant(folder):
             raise ConfigError(f"{folder} already exists; choose another --out, or continue "
                               f"that run with --resume {folder}")
         dataset = load_data(config)
@@ -234,7 +255,10 @@ class Run:
         """The run in ``folder``, its GAN built as it started (:meth:`restore` loads its last
         checkpoint); ``changes`` may set the :data:`RESUMABLE` settings (e.g. more epochs).
         A run that is not ``primary`` takes the folder's config.json as ``record`` (rank 0
-        read it) and reads nothing. Nothing is written."""
+        read it) and reads nothing. Nothing is written; a folder another process is writing
+        (its lock held) is refused."""
+        if primary:
+            check_unlocked(folder)
         record = read_config(folder) if record is None else record
         changes = dict(changes or {})
         fixed = sorted(set(changes) - set(RESUMABLE))
@@ -243,13 +267,16 @@ class Run:
                               f"change (only {', '.join(RESUMABLE)} can)")
         if "epochs" in changes or "steps" in changes:     # a new end replaces the old one
             changes = {"epochs": None, "steps": None, **changes}
-        config = dataclasses.replace(TrainConfig.from_json(record["config"]), **changes)
+        with _settings_of(folder / CONFIG):
+            stored = TrainConfig.from_json(record["config"])
+            dataset = load_data(stored)
+            gan = build_gan(stored, dataset, backend=record["backend"])
+        config = dataclasses.replace(stored, **changes)
         _check_tensorboard(config)
-        dataset = load_data(config)
         if dataset.sha256 != record["data"]["sha256"]:
             raise ConfigError(f"the data of run {folder} ({config.data}) has changed since the "
-                              "run started, so resuming would not continue the same run")
-        gan = build_gan(config, dataset, backend=record["backend"])
+                              f"run started (its SHA-256 is not the one {folder / CONFIG} "
+                              "records), so resuming would not continue the same run")
         if primary:
             noise = _read_noise(folder / FIXED_NOISE)
         else:
@@ -260,23 +287,45 @@ class Run:
 
     def restore(self) -> None:
         """Load the run's checkpoint into its GAN (one process; a data-parallel trainer
-        restores every rank itself)."""
+        restores every rank itself). A run stopped before its first checkpoint starts over
+        (:meth:`start_over`)."""
+        if not self.checkpoint_path.exists():
+            self.start_over()
+            return
         stored = checkpoint.read(self.checkpoint_path)
-        checkpoint.restore(self.gan, stored)
+        try:
+            checkpoint.restore(self.gan, stored)
+        except checkpoint.ModelMismatch as exc:
+            raise CheckpointError(f"{exc} (this model: the one {self.folder / CONFIG} "
+                                  "describes)") from None
         checkpoint.same_processes(stored.metadata, 1)
+
+    def start_over(self) -> None:
+        """Stand a resumed run that has no checkpoint yet (it was stopped or killed before its
+        first) where :meth:`start` stood it: its GAN as built, the sampling stream past the
+        fixed noise (which the primary run read from the folder instead of drawing it), so
+        that it trains as if it had never stopped."""
+        if self.primary:
+            self.gan.draw_sample_noise(len(self.noise))
+        self.started_over = True
 
     def write_folder(self) -> None:
         """Make the folder of a new run (samples/, the fixed noise, config.json), or bring a
         resumed one up to date (metric lines past the checkpoint dropped, config.json
-        rewritten). Only the primary run writes."""
+        rewritten, the temporary files of writes a killed process left removed). Only the
+        primary run writes."""
         if not self.primary:
             raise ConfigError("only the primary run (rank 0) writes the run folder")
-        if not self.resumed:
-            (self.folder / SAMPLES).mkdir(parents=True, exist_ok=True)
-            write_atomically(self.folder / FIXED_NOISE, lambda file: np.save(file, self.noise))
-        else:
-            self.forget_metrics_after(self.gan.steps)
-        self.write_config()
+        with self.writing():
+            if not self.resumed:
+                (self.folder / SAMPLES).mkdir(parents=True, exist_ok=True)
+                write_atomically(self.folder / FIXED_NOISE,
+                                 lambda file: np.save(file, self.noise))
+            else:
+                for folder in (self.folder, self.folder / SAMPLES):
+                    remove_leftovers(folder)
+                self.forget_metrics_after(self.gan.steps)
+            self.write_config()
 
     def write_config(self) -> None:
         """Write config.json: the settings, what they resolved to, versions, the command."""
@@ -302,7 +351,8 @@ class Run:
             "started": self.started,
             "updated": now,
         }
-        _write_text(self.folder / CONFIG, json.dumps(record, indent=2) + "\n")
+        with self.writing():
+            _write_text(self.folder / CONFIG, json.dumps(record, indent=2) + "\n")
 
     def end_here(self) -> None:
         """Make the step the GAN stands at the run's end, in config.json too: a run stopped
@@ -315,10 +365,11 @@ class Run:
     def forget_metrics_after(self, step: int) -> None:
         """Drop metric lines past ``step`` (written after the checkpoint a run resumes from)."""
         path = self.folder / METRICS
-        records = read_metrics(path)
+        records = read_metrics(path, METRIC_FIELDS)
         kept = [r for r in records if r.get("step", 0) <= step]
         if len(kept) != len(records):
-            _write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+            with self.writing():
+                _write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
     # ------------------------------------------------------------------ training
     @property
@@ -334,21 +385,23 @@ class Run:
         :class:`~fastgan.gan.cuda_graph.GraphedStep`, or a
         :class:`fastgan.distributed.DataParallel` of it on every rank of a data-parallel run
         (each rank checkpoints through the trainer, which saves on rank 0; only the primary
-        run keeps records). A divergence is re-raised naming the last good checkpoint."""
+        run keeps records). A divergence is re-raised naming the last good checkpoint. The
+        primary run trains holding its folder's lock."""
         config = self.config
         extra = {"image_shape": None if self.dataset.image_shape is None
                  else list(self.dataset.image_shape), "data": config.data,
                  "classes": None if config.classes is None else list(config.classes)}
         checkpoints = Checkpoints(self.checkpoint_path, config.checkpoint_every, extra)
-        keepers = self.record_keepers(progress) if self.primary else []
         if trainer is None:
             trainer = self.gan.graphed() if self.uses_graph() else self.gan
         try:
-            if config.threads is not None:
-                set_num_threads(config.threads)
-            return trainer.fit(self.dataset, steps=self.remaining_steps,
-                               callbacks=[*keepers, checkpoints, *callbacks],
-                               log_every=config.log_every, sampling=config.sampling)
+            with self.writing():
+                keepers = self.record_keepers(progress) if self.primary else []
+                if config.threads is not None:
+                    set_num_threads(config.threads)
+                return trainer.fit(self.dataset, steps=self.remaining_steps,
+                                   callbacks=[*keepers, checkpoints, *callbacks],
+                                   log_every=config.log_every, sampling=config.sampling)
         except TrainingDiverged as exc:
             kept = ("No checkpoint had been written yet." if checkpoints.saved_step is None
                     else f"The last good checkpoint (step {checkpoints.saved_step}) is kept: "
@@ -396,29 +449,48 @@ class Run:
 def prepare(config: TrainConfig | None = None, folder: Path | None = None, *,
             resume: Path | None = None, changes: Mapping[str, Any] | None = None) -> Run:
     """For one process: start a new run (``config``, in ``folder``) or resume the one in
-    ``resume`` (with ``changes``) from its checkpoint, and write its folder."""
-    if resume is None:
-        run = Run.start(config, folder)
-    else:
-        run = Run.resume(resume, changes)
-        run.restore()
-    run.write_folder()
+    ``resume`` (with ``changes``) from its checkpoint, and write its folder, holding its lock
+    while it restores and writes. (To hold it on until training ends, as ``fastgan train``
+    does, call this and :meth:`Run.train` within :func:`fastgan.runs.lock.locked` of the
+    folder.)"""
+    run = Run.start(config, folder) if resume is None else Run.resume(resume, changes)
+    with run.writing():
+        if resume is not None:
+            run.restore()
+        run.write_folder()
     return run
 
 
 def read_config(folder: Path) -> dict[str, Any]:
-    """The config.json of run ``folder``."""
+    """The config.json of run ``folder``, checked for what resuming it reads: the run's
+    ``config`` (an object), its ``data`` (an object with its ``sha256``), its ``backend`` and
+    when it ``started``; anything else is a ConfigError naming the file."""
     path = folder / CONFIG
     if not path.is_file():
         raise ConfigError(f"{folder} is not a run folder (it has no {CONFIG})")
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        complete = all(key in record for key in ("config", "data", "backend"))
-    except (json.JSONDecodeError, TypeError) as exc:
+        record = json.loads(path.read_bytes())
+    except ValueError as exc:                       # not UTF-8, or not JSON
         raise ConfigError(f"{path} is damaged ({exc})") from None
-    if not (complete and "sha256" in record["data"]):
-        raise ConfigError(f"{path} is damaged: it lacks the run's config, data or backend")
+    whole = (isinstance(record, dict) and isinstance(record.get("config"), dict)
+             and isinstance(record.get("data"), dict)
+             and isinstance(record["data"].get("sha256"), str)
+             and isinstance(record.get("backend"), str)
+             and isinstance(record.get("started"), str | None))
+    if not whole:
+        raise ConfigError(f"{path} is damaged: it lacks the run's config, data, backend or "
+                          "start time, or holds one of another type")
     return record
+
+
+@contextmanager
+def _settings_of(path: Path) -> Iterator[None]:
+    """Errors of what is made from the settings ``path`` stores (the data, the GAN) name the
+    file: it is damaged, or names what cannot be had here."""
+    try:
+        yield
+    except (DataError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -432,7 +504,8 @@ def _read_noise(path: Path) -> np.ndarray:
         raise ConfigError(f"cannot read the run's fixed noise {path}: {exc}") from None
 
 
-def _new_folder(config: TrainConfig) -> Path:
+def new_folder(config: TrainConfig) -> Path:
+    """A new folder for a run of ``config``: ``runs/<time>-<preset>`` (numbered where taken)."""
     stem = DEFAULT_RUNS_FOLDER / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.preset}"
     folder, number = stem, 1
     while folder.exists():

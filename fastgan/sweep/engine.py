@@ -23,13 +23,14 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..runs.folder import TrainConfig
+from ..runs.lock import locked, vacant
 from ..threads import physical_cores
 from ..training.monitors import MetricsLog, read_records
 from . import halving, pools, report
 from .budget import Amount
 from .plan import DEFAULT_EVAL_N, Plan, Trial, make_plan
 from .pools import Pool, PoolLost, open_pool
-from .results import Results, segments, setting_scores, trial_rows
+from .results import RESULT_FIELDS, Results, segments, setting_scores, trial_rows
 from .space import Space
 from .trial import evaluator_for
 
@@ -72,9 +73,18 @@ def run(space: Space | dict[str, Sequence[Any]], out: str | Path, *,
                      eval_every=_amount(eval_every), eval_n=eval_n, eta=halving_eta,
                      min_budget=_amount(min_budget),
                      check_backends=scheduler is None and client is None)
+    with locked(out):
+        return _sweep(plan, out, workers=workers, scheduler=scheduler, client=client,
+                      retry_failed=retry_failed, progress=progress, say=say, command=command)
+
+
+def _sweep(plan: Plan, out: Path, *, workers: int, scheduler: str | None, client: Any,
+           retry_failed: bool, progress: bool, say: Callable[[str], None],
+           command: Sequence[str] | None) -> Results:
+    """:func:`run`'s sweep of ``plan`` in ``out``, whose lock the caller holds."""
     claim(out, plan)
     log = MetricsLog(out / RESULTS)
-    records = read_records(out / RESULTS)
+    records = read_records(out / RESULTS, RESULT_FIELDS)
     started = time.perf_counter()
     stopped: KeyboardInterrupt | PoolLost | None = None
     bar = _bar(plan, progress)
@@ -146,16 +156,18 @@ def claim(out: Path, plan: Plan) -> None:
     path, identity = out / SWEEP_FILE, plan.identity
     if path.exists():
         try:
-            recorded = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+            recorded = json.loads(path.read_bytes())
+        except (OSError, ValueError) as exc:            # unreadable, not UTF-8, not JSON
             raise ConfigError(f"{path} is damaged ({exc})") from None
+        if not isinstance(recorded, dict):
+            raise ConfigError(f"{path} is damaged: it holds no sweep's description")
         differs = [key for key in identity if recorded.get(key) != identity[key]]
         if differs:
             raise ConfigError(f"{out} holds a different sweep (its {', '.join(differs)} "
                               f"{'differs' if len(differs) == 1 else 'differ'}); choose another "
                               "--out, or repeat that sweep's command")
         return
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if not vacant(out):
         raise ConfigError(f"{out} exists and is not a sweep folder; choose another --out")
     report.write_text(path, json.dumps(identity, indent=2) + "\n")
 

@@ -12,10 +12,23 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..evaluation.metrics import METRICS
+from ..training.monitors import Fields
+from ..training.serialization import Absent
 from .plan import Plan
 
 Segment = tuple[dict[str, Any], list[dict[str, Any]]]
 """A trial's run to one rung, as recorded: its end record and its evaluation records."""
+
+RESULT_FIELDS: Fields = {
+    "eval": {"trial": str, "rung": int, "step": int, "seconds": float,
+             **dict.fromkeys(METRICS, float)},
+    "end": {"trial": str, "rung": int, "status": str, "error": str | None,
+            "attempt": int | None | Absent, "resumed_from": int | None | Absent,
+            "step": int | None, "seconds": float, "d_loss": float | None, "g_loss": float | None},
+    "session": {"where": str | None, "wall_seconds": float},
+}
+"""What the records of a sweep's results.jsonl hold (see
+:func:`~fastgan.training.monitors.read_records`), as far as the sweep reads them back."""
 
 
 class Results(list):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import tokenize
 import warnings
 import zipfile
 import zlib
@@ -31,13 +32,15 @@ from typing import Any, Protocol
 import numpy as np
 
 from .._version import __version__
-from ..backends.base import generator_of
+from ..backends import names as backend_names
+from ..backends.base import DTYPES, generator_of
 from ..errors import CheckpointError
 from ..fileio import write_atomically
 from ..nn.ema import WeightAverage
 from ..nn.mlp import MLP
 from ..nn.optim import BoundOptimizer
 from .loop import Trainable
+from .serialization import Absent, misfits
 
 
 class Checkpointable(Trainable, Protocol):
@@ -61,9 +64,17 @@ FORMAT_VERSION = 1
 METADATA_KEY = "metadata.json"
 CHECKPOINT_NAME = "checkpoint.npz"
 """The file name :func:`read` looks for when given a folder (a run directory)."""
+METADATA_FIELDS = {"backend": str, "dtype": str, "model": dict, "preset": dict | Absent,
+                   "progress": dict, "rng": dict, "extra": dict}
+"""The metadata's entries beside the format's, and their types (``preset``: only in files
+written before ``model`` held the whole configuration)."""
 DATA_PARALLEL = "data_parallel"
 """The entry of ``extra`` where a data-parallel trainer records its number of processes
 (``world_size``) and every rank's random streams (``rank_streams``)."""
+
+
+class ModelMismatch(CheckpointError):
+    """A checkpoint holds the state of another model than the one it is restored into."""
 
 
 @dataclass(frozen=True)
@@ -158,7 +169,7 @@ def restore(gan: Checkpointable, source: str | os.PathLike[str] | Stored) -> Non
     expected, found = gan.config.to_json(), config_record(stored.metadata)
     for key in ("latent_dim", "generator", "discriminator"):
         if expected[key] != found.get(key):
-            raise CheckpointError(
+            raise ModelMismatch(
                 f"{stored.path} holds another architecture: its {_describe(key, found.get(key))}"
                 f" but this model's {_describe(key, expected[key])}")
     _restore(gan, stored)
@@ -187,7 +198,8 @@ def read(path: str | os.PathLike[str]) -> Stored:
             raise CheckpointError(f"{path} is a single .npy array, not a fastgan checkpoint")
         with loaded as npz:
             arrays = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error,
+            SyntaxError, tokenize.TokenError) as exc:  # numpy reads array headers as literals
         raise CheckpointError(f"{path} cannot be read as a checkpoint (truncated or "
                               f"corrupt?): {exc}") from None
     if METADATA_KEY not in arrays:
@@ -204,6 +216,12 @@ def read(path: str | os.PathLike[str]) -> Stored:
             f"{path} is checkpoint format version {metadata.get('format_version')} (written by "
             f"fastgan {metadata.get('fastgan_version')}); this fastgan reads version "
             f"{FORMAT_VERSION} only")
+    wrong = misfits(metadata, METADATA_FIELDS)
+    wrong += [key for key, known in (("backend", backend_names()), ("dtype", DTYPES))
+              if key not in wrong and metadata[key] not in known]
+    if wrong:
+        raise CheckpointError(f"{path}: the checkpoint's metadata is damaged (its "
+                              f"{', '.join(wrong)} missing, of another type or unknown)")
     return Stored(path, metadata, arrays)
 
 
@@ -213,12 +231,12 @@ def _restore(gan: Checkpointable, stored: Stored) -> None:
     targets = state_arrays(gan)
     missing, unexpected = sorted(set(targets) - set(arrays)), sorted(set(arrays) - set(targets))
     if missing or unexpected:
-        raise CheckpointError(f"{path} does not fit this model: arrays missing "
-                              f"{missing or 'none'}, unexpected {unexpected or 'none'}")
+        raise ModelMismatch(f"{path} does not fit this model: arrays missing "
+                            f"{missing or 'none'}, unexpected {unexpected or 'none'}")
     for name, target in targets.items():
         if arrays[name].shape != tuple(target.shape):
-            raise CheckpointError(f"{path} does not fit this model: {name} has shape "
-                                  f"{arrays[name].shape}, the model's {tuple(target.shape)}")
+            raise ModelMismatch(f"{path} does not fit this model: {name} has shape "
+                                f"{arrays[name].shape}, the model's {tuple(target.shape)}")
     for name, target in targets.items():
         gan.backend.copy(arrays[name].astype(gan.dtype, copy=False), target)
     try:
@@ -263,7 +281,8 @@ def same_processes(metadata: Mapping[str, Any], processes: int) -> bool:
 
 def _describe(key: str, value: Any) -> str:
     """A short phrase for an architecture field, e.g. "generator is Dense(128) > Dense(2)"."""
-    if key in ("generator", "discriminator") and isinstance(value, list):
+    if key in ("generator", "discriminator") and isinstance(value, list) and all(
+            isinstance(layer, dict) for layer in value):
         layers = " > ".join(f"{layer.get('type')}({layer['units']})" if "units" in layer
                             else str(layer.get("type")) for layer in value)
         return f"{key} is {layers}"

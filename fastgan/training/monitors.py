@@ -8,10 +8,11 @@ puts them together for ``fastgan train``, and library users can pass any of them
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import numpy as np
 from .. import fileio, viz
 from ..errors import ConfigError
 from .loop import Callback, TrainingLoop
+from .serialization import misfits
 
 COLLAPSE_THRESHOLD = 0.2
 """Diversity of the fixed-noise samples, relative to real data, a fall below which warns.
@@ -34,6 +36,15 @@ MAX_GIF_FRAMES = 100
 FINAL_PICTURE = "final.png"
 
 TENSORBOARD_MISSING = "TensorBoard logging needs tensorboardX: pip install 'fastgan[tensorboard]'"
+
+Fields = Mapping[str, Mapping[str, Any]]
+"""What the records of a JSON-lines file hold, for :func:`read_records`: by event (``"*"``:
+every record), the type of each field (a hint such as ``int | None``, as
+:func:`~fastgan.training.serialization.misfits` reads it)."""
+
+METRIC_FIELDS: Fields = {"*": {"step": int},
+                         "log": dict.fromkeys(("d_loss", "g_loss", "d_real", "d_fake"), float)}
+"""What the records of a run's metrics.jsonl hold, as far as fastgan reads them back."""
 
 
 def diversity(samples: np.ndarray) -> float:
@@ -57,8 +68,11 @@ class MetricsLog(Callback):
 
     def write(self, record: dict[str, Any]) -> None:
         """Append ``record`` as one line, written at once (a crash loses nothing logged) and
-        whole or not at all (a full disk leaves no fragment of a line)."""
-        fileio.append(self.path, (json.dumps(record) + "\n").encode("utf-8"))
+        whole or not at all (a full disk leaves no fragment of a line). After a torn last
+        line (a crash in the middle of one) it starts a line of its own, so that it is not
+        glued to the fragment, which readers skip."""
+        line = (json.dumps(record) + "\n").encode("utf-8")
+        fileio.append(self.path, b"\n" + line if _ends_torn(self.path) else line)
 
     def on_log(self, loop: TrainingLoop, record: dict[str, Any]) -> None:
         """One line per logged step."""
@@ -74,7 +88,7 @@ class MetricsLog(Callback):
                     "epoch": loop.gan.epoch})
         if self.loss_curves is None:
             return
-        logs = [r for r in read_records(self.path) if r.get("event") == "log"]
+        logs = [r for r in read_records(self.path, METRIC_FIELDS) if r.get("event") == "log"]
         if logs:
             history = {key: [r[key] for r in logs] for key in ("d_loss", "g_loss", "d_real",
                                                                 "d_fake")}
@@ -82,17 +96,48 @@ class MetricsLog(Callback):
                                  title=self.title)
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """The records of a metrics file (a damaged last line, from a crash, is skipped)."""
+def _ends_torn(path: Path) -> bool:
+    """Whether the file at ``path`` ends in a line without its newline."""
+    try:
+        with open(path, "rb") as file:
+            if file.seek(0, os.SEEK_END) == 0:
+                return False
+            file.seek(-1, os.SEEK_END)
+            return file.read(1) != b"\n"
+    except FileNotFoundError:
+        return False
+
+
+def read_records(path: Path, fields: Fields | None = None) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file such as metrics.jsonl (none if it is missing).
+
+    A line that is not a JSON object is skipped: the torn last line of a crash, a line the
+    next record was glued to, garbled bytes. With ``fields``, a record that lacks a field of
+    its event, or holds one of another type, is a ConfigError naming the file and the line.
+    """
     if not path.exists():
         return []
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
+            record = json.loads(line)
+        except ValueError:                      # not UTF-8, or not JSON
             continue
+        if isinstance(record, dict):
+            if fields is not None:
+                _check_record(record, fields, f"{path}, line {number}")
+            records.append(record)
     return records
+
+
+def _check_record(record: dict[str, Any], fields: Fields, where: str) -> None:
+    """Raise a ConfigError (at ``where``) unless ``record`` holds what ``fields`` says."""
+    event = record.get("event")
+    expected = {**fields.get("*", {}), **(fields.get(event, {}) if isinstance(event, str) else {})}
+    wrong = misfits(record, expected)
+    if wrong:
+        raise ConfigError(f"{where} is damaged: its {', '.join(wrong)} missing or of another "
+                          "type")
 
 
 class SampleGrids(Callback):

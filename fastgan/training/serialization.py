@@ -9,6 +9,8 @@ configurations store models this way, so nothing is ever unpickled.
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -52,6 +54,31 @@ def decode(value: Any) -> Any:
         except TypeError as exc:
             raise ConfigError(f"stored {value['type']} record does not fit: {exc}") from None
     return value
+
+
+class Absent:
+    """In a type hint for :func:`misfits`, a value that may be missing (``int | Absent``)."""
+
+
+def is_json_of(value: Any, hint: Any) -> bool:
+    """Whether ``value``, read back from JSON, stores a value of type ``hint``: a union of
+    types, a tuple (stored as a list), a float (a whole number is one too) or a plain type;
+    a bool is no number."""
+    if isinstance(hint, types.UnionType):
+        return any(is_json_of(value, option) for option in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:
+        item = typing.get_args(hint)[0]
+        return isinstance(value, list) and all(is_json_of(v, item) for v in value)
+    if isinstance(value, bool) and hint in (int, float):
+        return False
+    return isinstance(value, int | float) if hint is float else isinstance(value, hint)
+
+
+def misfits(values: Mapping[str, Any], hints: Mapping[str, Any]) -> list[str]:
+    """The names in ``hints`` whose value in ``values`` (read back from JSON) is not of the
+    type hinted (see :func:`is_json_of`); a missing value is an :class:`Absent`."""
+    return [name for name, hint in hints.items()
+            if not is_json_of(values[name] if name in values else Absent(), hint)]
 
 
 def encode_fields(record: Any) -> dict[str, Any]:
