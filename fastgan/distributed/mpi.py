@@ -140,13 +140,25 @@ def failing_fast(comm: Any, agreed: tuple[type[BaseException], ...] = ()) -> Ite
         raise
     except BaseException as exc:
         status = EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_ERROR
-        if not isinstance(exc, FastganError | OSError | KeyboardInterrupt):
+        lost = type(exc).__module__.startswith("mpi4py")    # MPI.Exception: a rank has gone
+        if not (lost or isinstance(exc, FastganError | OSError | KeyboardInterrupt)):
             traceback.print_exc(file=sys.stderr)
-        print(f"fastgan: error on rank {comm.rank} of {comm.size}: {describe(exc)}; ending "
+        reason = lost_rank(comm, exc) if lost else describe(exc)
+        print(f"fastgan: error on rank {comm.rank} of {comm.size}: {reason}; ending "
               "every rank", file=sys.stderr)
         wait_until_read((sys.stdout, sys.stderr))
         comm.Abort(status)
         os._exit(status)    # MPI_Abort does not return; should it ever, this rank still ends
+
+
+def lost_rank(comm: Any, error: BaseException) -> str:
+    """One line for an MPI error in a collective operation: another rank's process has ended
+    (killed, its node lost) where the launcher had not ended this one yet. Of two ranks, the
+    lost one is the other; of more, MPI does not say which."""
+    who = f"rank {1 - comm.rank}" if comm.size == 2 else "another rank"
+    detail = str(error).strip().splitlines()[-1].strip() if str(error).strip() else ""
+    return (f"lost {who}: a collective operation failed as its process ended (killed?)"
+            + (f" [MPI: {detail}]" if detail else ""))
 
 
 def wait_until_read(streams: Sequence[IO[str]], timeout: float = READ_TIMEOUT_S,
