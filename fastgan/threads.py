@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import suppress
 from pathlib import Path
 
 import threadpoolctl
@@ -19,19 +20,57 @@ THREADS_ENV = "FASTGAN_NUM_THREADS"
 _in_force: int | None = None      # what set_num_threads last applied
 
 
+_allowed: tuple[int, ...] | None = None     # the CPUs the process might use, as first seen
+
+
+def allowed_cpus() -> tuple[int, ...]:
+    """The logical CPUs this process may run on, as it started (:func:`pin_cpus` narrows
+    what it uses, not this)."""
+    global _allowed
+    if _allowed is None:
+        _allowed = tuple(sorted(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") \
+            else tuple(range(os.cpu_count() or 1))
+    return _allowed
+
+
 def physical_cores() -> int:
-    """Physical cores this process may run on (logical CPUs / hyper-threads per core).
+    """Physical cores this process may run on (:func:`allowed_cpus` / hyper-threads per core).
 
     Linux topology files give threads per core; elsewhere every logical CPU counts.
     """
-    logical = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
-        else os.cpu_count() or 1
     siblings = Path("/sys/devices/system/cpu/cpu0/topology/thread_siblings_list")
     try:
         per_core = len(_cpu_list(siblings.read_text()))
     except OSError:
         per_core = 1
-    return max(1, logical // max(per_core, 1))
+    return max(1, len(allowed_cpus()) // max(per_core, 1))
+
+
+def pin_cpus(cores: int) -> tuple[int, ...]:
+    """Keep every thread of this process on ``cores`` physical cores of :func:`allowed_cpus`
+    (one logical CPU of each; all of them when ``cores`` reaches :func:`physical_cores`);
+    returns the CPUs. For pools whose own thread settings do not hold (XLA runs independent
+    operations at once whatever its flags say); a no-op where the system cannot pin."""
+    allowed = allowed_cpus()
+    if not hasattr(os, "sched_setaffinity"):
+        return allowed
+    chosen = allowed
+    if cores < physical_cores():
+        firsts = []
+        for cpu in allowed:
+            siblings = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list")
+            try:
+                first = min(_cpu_list(siblings.read_text()))
+            except OSError:
+                first = cpu
+            if first == cpu or first not in allowed:
+                firsts.append(cpu)
+        chosen = tuple(firsts[:cores])
+    tasks = Path("/proc/self/task")              # every thread: affinity is a thread's own
+    for thread in (int(name) for name in os.listdir(tasks)) if tasks.is_dir() else [0]:
+        with suppress(ProcessLookupError):      # a thread that has ended meanwhile
+            os.sched_setaffinity(thread, chosen)
+    return chosen
 
 
 def _cpu_list(text: str) -> list[int]:

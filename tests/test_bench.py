@@ -32,7 +32,7 @@ from fastgan.benchmarking.provenance import FIELDS
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTENDER_FIGURES = {"step_ms", "steps_per_s", "samples_per_s", "gflops", "pct_gemm_peak",
-                     "pct_floor"}
+                     "pct_floor", "cpu_per_wall"}
 FLOOR_FIGURES = {"gemm_ms", "optimizer_ms", "floor_ms", "gemm_gflops", "flops"}
 
 
@@ -85,6 +85,30 @@ def test_bench_rejects_bad_arguments(tmp_path: Path, arguments: list[str], messa
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert message in done.stderr
+
+
+def test_the_jax_peer_races_beside_the_backends_on_as_many_cores_as_threads(tmp_path: Path
+                                                                           ) -> None:
+    pytest.importorskip("fastgan.benchmarking.jax_peer")
+    out = tmp_path / "out.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "fastgan", "bench", "--quick", "--threads", "1",
+                           "--backend", "numpy", "--peers", "jax", "--json", str(out)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "| jax |" in done.stdout
+    contenders = json.loads(out.read_text())["results"][0]["contenders"]
+    assert set(contenders) == {"numpy", "jax"}
+    # pinned to one core, no contender can keep more than one busy (XLA would, unpinned)
+    assert all(0 < row["cpu_per_wall"] <= 1.05 for row in contenders.values()), contenders
+
+
+def test_a_missing_peer_is_skipped_with_the_extra_that_brings_it(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "jax", None)           # `import jax` now raises
+    monkeypatch.delitem(sys.modules, "fastgan.benchmarking.jax_peer", raising=False)
+    runnable, skipped = bench_module.usable(["numpy"], bench_module.PEERS["jax"])
+    assert runnable == ["numpy"]
+    assert "fastgan[compare]" in skipped["jax"]
 
 
 def test_interleaving_rotates_the_order_and_spread_orders_the_figures() -> None:
@@ -216,3 +240,32 @@ def test_threads_axis_sets_each_count_then_restores_the_settings(monkeypatch) ->
     assert applied == [1, 2, 4, 3]
     assert [(r["x"], r["threads_seen"], r["bandwidth_gbs"]) for r in results] == [
         (1, 1, 1.0), (2, 2, 2.0), (4, 4, 4.0)]
+
+
+PINNING = """
+import os, threading
+import numpy as np
+from fastgan.threads import allowed_cpus, physical_cores, pin_cpus
+a = np.ones((300, 300)); a @ a                          # OpenBLAS's pool is running
+done = threading.Event()
+waiting = threading.Thread(target=done.wait); waiting.start()
+threads = lambda: [os.sched_getaffinity(int(t)) for t in os.listdir("/proc/self/task")]
+one = pin_cpus(1)
+print(len(one), all(cpus == set(one) for cpus in threads()), physical_cores())
+back = pin_cpus(physical_cores())
+print(back == allowed_cpus(), all(cpus == set(back) for cpus in threads()))
+done.set()
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs a system that pins threads and two CPUs to pin to")
+def test_pinning_holds_every_thread_of_the_process_and_comes_undone() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", PINNING], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    pinned, restored = done.stdout.splitlines()
+    cores = pinned.split()[2]
+    assert pinned == f"1 True {cores}" and int(cores) >= 1   # the count outlives the pinning
+    assert restored == "True True"

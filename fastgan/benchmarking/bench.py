@@ -21,6 +21,7 @@ Import heavy dependencies (torch, matplotlib) inside functions: ``fastgan`` must
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import statistics
 import time
@@ -35,7 +36,13 @@ from ..backends import Backend, available_backends
 from ..errors import BackendUnavailable, ConfigError
 from ..gan import presets
 from ..gan.config import GANConfig
-from ..threads import default_num_threads, get_num_threads, physical_cores, set_num_threads
+from ..threads import (
+    default_num_threads,
+    get_num_threads,
+    physical_cores,
+    pin_cpus,
+    set_num_threads,
+)
 from .floor import (
     gemm_operands,
     measure_bandwidth,
@@ -44,11 +51,13 @@ from .floor import (
     weight_shapes,
 )
 from .provenance import provenance
-from .timing import seconds_of
+from .timing import cpu_per_wall, seconds_of
 
 BACKENDS = ("numpy", "numba", "cupy")
-PEERS = {"none": (), "eager": ("torch eager",), "compile": ("torch compile",),
-         "all": ("torch eager", "torch compile")}
+PEERS = {"none": (), "eager": ("torch eager",), "compile": ("torch compile",), "jax": ("jax",),
+         "all": ("torch eager", "torch compile", "jax")}
+PEER_MODULES = {"torch eager": "torch_peer", "torch compile": "torch_peer", "jax": "jax_peer"}
+"""The module of :mod:`fastgan.benchmarking` each peer lives in (imported when asked for)."""
 GEMMS = "gemms"
 """The contender that runs the step's GEMMs alone (the floor's measured part)."""
 REFERENCE = "torch eager"
@@ -63,6 +72,10 @@ worker threads spin-wait for a while (OpenMP's block time defaults to 200 ms); w
 pause they take the cores from whichever contender runs next. Measured on the 2-vCPU dev VM,
 pytorch-vanilla b100 at 2 threads: PyTorch eager 136 ms/step right after numba, 73 ms after a
 0.2 s pause."""
+
+CPU_WINDOW_S = 0.5
+"""Seconds each contender steps, after the timing, while its CPU time per wall second is
+measured."""
 
 Step = Callable[[], None]
 Turn = Callable[[], Any]
@@ -187,6 +200,15 @@ def torch_step(case: Case, *, compile: bool) -> Step:
     return lambda: peer.step(real)
 
 
+def jax_step(case: Case) -> Step:
+    """One step of the JAX peer (:mod:`fastgan.benchmarking.jax_peer`), waited for."""
+    from .jax_peer import JaxGAN
+
+    peer = JaxGAN(case.build(), dtype=case.dtype)
+    real = peer.make_batch()
+    return lambda: peer.step(real)
+
+
 def gemms_step(case: Case) -> Step:
     """The step's GEMMs alone, back to back into preallocated outputs."""
     operands = gemm_operands(case.build(), case.batch, case.dtype)
@@ -208,13 +230,13 @@ def usable(backends: Sequence[str], peers: Sequence[str]) -> tuple[list[str], di
             runnable.append(name)
         else:
             skipped[name] = reasons[name]
-    if peers:
+    for peer in peers:
         try:
-            import fastgan.benchmarking.torch_peer  # noqa: F401
+            importlib.import_module(f"{__package__}.{PEER_MODULES[peer]}")
         except (ImportError, BackendUnavailable) as exc:
-            skipped.update(dict.fromkeys(peers, str(exc)))
+            skipped[peer] = str(exc)
         else:
-            runnable += peers
+            runnable.append(peer)
     return runnable, skipped
 
 
@@ -224,6 +246,8 @@ def contenders_for(case: Case, names: Sequence[str]) -> dict[str, Step]:
     for name in names:
         if name in BACKENDS:
             steps[name] = fastgan_step(name, case)
+        elif name == "jax":
+            steps[name] = jax_step(case)
         else:
             steps[name] = torch_step(case, compile=name == "torch compile")
     return steps
@@ -235,10 +259,14 @@ def measure_case(case: Case, names: Sequence[str], repeats: int, warmup: int,
     """Time ``names`` and the GEMMs interleaved on ``case``; every figure of one table row.
 
     ``bandwidth`` (bytes/s, :func:`fastgan.benchmarking.floor.measure_bandwidth`) prices the
-    optimizers' traffic. samples/s counts the real rows a step consumes (k x batch).
+    optimizers' traffic. samples/s counts the real rows a step consumes (k x batch);
+    ``cpu_per_wall`` is the CPU time the process used per wall second while the contender
+    stepped (:func:`~fastgan.benchmarking.timing.cpu_per_wall`: 1.0 is one core busy).
     """
     preset = case.build()
-    seconds = interleaved(contenders_for(case, names), repeats, warmup, settle_time())
+    contenders = contenders_for(case, names)
+    seconds = interleaved(contenders, repeats, warmup, settle_time())
+    cpu = {name: cpu_per_wall(contenders[name], CPU_WINDOW_S) for name in seconds}
     flops = sum(g.flops for g in step_gemms(preset, case.batch))
     gemm_ms = spread(seconds.pop(GEMMS))["median"]
     optimizer_ms = 1e3 * optimizer_bytes(preset, np.dtype(case.dtype).itemsize) / bandwidth
@@ -252,7 +280,7 @@ def measure_case(case: Case, names: Sequence[str], repeats: int, warmup: int,
         rows[name] = {"step_ms": ms, "steps_per_s": 1e3 / step_ms,
                       "samples_per_s": 1e3 * preset.k * case.batch / step_ms,
                       "gflops": gflops, "pct_gemm_peak": 100 * gflops / peak_gflops,
-                      "pct_floor": 100 * floor_ms / step_ms}
+                      "pct_floor": 100 * floor_ms / step_ms, "cpu_per_wall": cpu[name]}
     if REFERENCE in rows:
         reference = rows[REFERENCE]["steps_per_s"]
         for row in rows.values():
@@ -382,10 +410,12 @@ def plot_scaling(path: Path, scaling: dict[str, list[dict[str, Any]]]) -> Path |
 # ---------------------------------------------------------------- report
 def set_threads(threads: int, torch_too: bool) -> None:
     """One thread count for BLAS, Numba (see :mod:`fastgan.threads`) and torch (when
-    ``torch_too``)."""
+    ``torch_too``), and the process kept on as many cores (:func:`fastgan.threads.pin_cpus`),
+    which bounds the pools that take no count (XLA's)."""
     if available_backends().get("numba") is None:
         import numba  # noqa: F401 - imported so that its pool is set too
 
+    pin_cpus(threads)
     set_num_threads(threads)
     if torch_too:
         from .torch_peer import set_threads as set_torch_threads
@@ -396,14 +426,14 @@ def set_threads(threads: int, torch_too: bool) -> None:
 def format_table(results: Sequence[dict[str, Any]], key: str = "batch") -> str:
     """The results as a Markdown table, one line per (case, contender)."""
     header = (f"| preset | {key} | dtype | contender | ms/step (median [IQR]) | steps/s "
-              "| samples/s | vs torch eager | GFLOP/s | % GEMM peak | % floor |")
+              "| samples/s | vs torch eager | GFLOP/s | % GEMM peak | % floor | CPU/wall |")
     lines = [header, "|" + "|".join("---" for _ in range(header.count("|") - 1)) + "|"]
     for result in results:
         floor = result["floor"]
         lines.append(f"| {result['preset']} | {result.get('x', result['batch'])} | "
                      f"{result['dtype']} | floor (GEMMs + optimizer) | {floor['floor_ms']:.2f} | "
                      f"{1e3 / floor['floor_ms']:.1f} | | | {floor['gemm_gflops']:.1f} | 100 | "
-                     "100 |")
+                     "100 | |")
         for name, row in result["contenders"].items():
             ms = row["step_ms"]
             ratio = row.get("ratio_to_torch_eager")
@@ -412,7 +442,8 @@ def format_table(results: Sequence[dict[str, Any]], key: str = "batch") -> str:
                 f"| {name} | {ms['median']:.2f} [{ms['q1']:.2f}, {ms['q3']:.2f}] "
                 f"| {row['steps_per_s']:.1f} | {row['samples_per_s']:.0f} "
                 f"| {'' if ratio is None else f'{ratio:.2f}x'} | {row['gflops']:.1f} "
-                f"| {row['pct_gemm_peak']:.0f} | {row['pct_floor']:.0f} |")
+                f"| {row['pct_gemm_peak']:.0f} | {row['pct_floor']:.0f} "
+                f"| {row['cpu_per_wall']:.2f} |")
     return "\n".join(lines)
 
 

@@ -39,3 +39,14 @@ def median_seconds(run: Work, repeats: int, warmup: int = 0, *, before: Work | N
                    ) -> float:
     """The median of :func:`repeated`: seconds per call of ``run``."""
     return statistics.median(repeated(run, repeats, warmup, before=before))
+
+
+def cpu_per_wall(run: Work, seconds: float) -> float:
+    """CPU seconds of this process (all its threads) per wall second while ``run`` is called
+    back to back for at least ``seconds``: 1.0 is one core kept busy, 2.0 two."""
+    calls = 0
+    cpu_start, wall_start = time.process_time(), time.perf_counter()
+    while not calls or time.perf_counter() - wall_start < seconds:
+        run()
+        calls += 1
+    return (time.process_time() - cpu_start) / (time.perf_counter() - wall_start)

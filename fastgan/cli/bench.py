@@ -41,7 +41,8 @@ def add_parser(subparsers: Any) -> None:
     arg("--batch", type=int, nargs="+", metavar="B", help="batch sizes (default: the preset's)")
     arg("--dtype", default="float32", choices=("float32", "float64"))
     arg("--peers", choices=tuple(PEERS), default="eager",
-        help="PyTorch peers (need torch): none, eager, compile or all (default eager)")
+        help="peers: none, eager (PyTorch), compile (torch.compile), jax (jax.jit; needs jax "
+             "and optax) or all (default eager)")
     arg("--repeats", type=int, help=f"timed repetitions (default {DEFAULT_REPEATS})")
     arg("--threads", type=int,
         help="threads for BLAS, Numba and torch alike (default: physical cores)")
@@ -75,14 +76,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
              "batches": None if args.batch is None else tuple(args.batch),
              "repeats": args.repeats, "threads": args.threads, "window": args.windows}
     changes: dict[str, Any] = {key: value for key, value in given.items() if value is not None}
-    changes["dtype"] = args.dtype
+    changes["dtype"], changes["peers"] = args.dtype, args.peers
     if args.quick:
         changes.pop("presets", None)
         changes.pop("batches", None)
-        if args.peers == "none":
-            changes["peers"] = "none"
         return Settings.quick(**changes)
-    return Settings(**changes, peers=args.peers, scaling=args.scaling)
+    return Settings(**changes, scaling=args.scaling)
 
 
 def command(args: argparse.Namespace) -> int:
