@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from support.drills import record
+from support.limits import file_size_limit
 from test_sweep import BASE, NO_DASK, RING, ROOT, arrays, records
 
 from fastgan import sweep
@@ -47,6 +48,9 @@ DASK = str(Path(sys.executable).parent / "dask")
 BUDGET = 6000          # steps per trial: about 5 s of training each on one core here
 GRID = ("--grid", "lr=1e-3,2e-3,3e-3,4e-3")
 TIMEOUT = 180          # seconds for anything to happen before the drill fails
+RESULTS_LIMIT = 1024
+"""Bytes the sweep's own process may write to a file in the file-size drill: sweep.json
+(about 400) fits, results.jsonl about three records (the trials' files are the workers')."""
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
@@ -58,12 +62,14 @@ class Processes:
         self.folder, self.preexec = folder, preexec
         self.started: list[subprocess.Popen] = []
 
-    def start(self, name: str, argv: list[str]) -> subprocess.Popen:
-        """Start ``argv`` with stdout and stderr in ``FOLDER/NAME.log``."""
+    def start(self, name: str, argv: list[str], preexec: Callable[[], None] | None = None
+              ) -> subprocess.Popen:
+        """Start ``argv`` with stdout and stderr in ``FOLDER/NAME.log`` (``preexec``: the
+        child's own, in place of the drill's)."""
         with open(self.folder / f"{name}.log", "w") as log:
             process = subprocess.Popen(argv, cwd=self.folder, env=ENV, stdout=log,
                                        stderr=subprocess.STDOUT, start_new_session=True,
-                                       preexec_fn=self.preexec)
+                                       preexec_fn=preexec or self.preexec)
         self.started.append(process)
         return process
 
@@ -246,3 +252,36 @@ def test_a_killed_scheduler_stops_the_sweep_and_a_new_one_finishes_it(tmp_path, 
                 f"kept; the orphaned workers saved {len(resumed)} trial(s) and ended within "
                 f"{orphaned:.1f} s; the same command on a new scheduler resumed them and "
                 "finished the sweep, each trial ended once; detected: kill to the sweep's exit")
+
+
+def test_sweep_results_that_find_no_room_stop_it_in_one_line_and_the_same_command_finishes(
+        tmp_path, processes):
+    port = free_port()
+    start_cluster(processes, port, "cluster")
+    out = tmp_path / "sweep"
+    command = sweep_command(port)
+    process = processes.start("sweep", command,
+                              preexec=file_size_limit(RESULTS_LIMIT, processes.preexec))
+    assert process.wait(timeout=TIMEOUT) == 1
+    lines = (tmp_path / "sweep.log").read_text().splitlines()
+    errors = [line for line in lines if line.startswith("fastgan: error:")]
+    assert errors == [lines[-1]] == ["fastgan: error: no space left for sweep/results.jsonl: "
+                                     "the file-size limit was reached (File too large)"], lines
+    assert "Traceback" not in "\n".join(lines)
+    kept = (out / "results.jsonl").read_bytes()
+    assert 0 < len(kept) <= RESULTS_LIMIT
+    kept_records = [json.loads(line) for line in kept.splitlines()]     # every line whole
+    assert not list(out.rglob(".*.tmp"))
+
+    rerun = processes.start("rerun", command)
+    assert rerun.wait(timeout=TIMEOUT) == 0, (tmp_path / "rerun.log").read_text()
+    assert (out / "results.jsonl").read_bytes().startswith(kept)
+    ends = ends_by_trial(out)
+    assert all(end["status"] == "completed" and end["step"] == BUDGET for end in ends.values())
+    recorded = {r["trial"] for r in kept_records if r["event"] == "end"}
+    assert recorded and all(ends[name]["attempt"] == 1 for name in recorded)
+    record("`fastgan sweep` finds no room for results.jsonl (a file-size limit, EFBIG)",
+           faults=1, survived=1,
+           note=f"exit 1 with `no space left for sweep/results.jsonl`; the {len(recorded)} "
+                "results recorded before kept whole, no line cut short, no temporary file; "
+                "the same command, with room, finished the sweep, each trial ended once")

@@ -24,9 +24,7 @@ from __future__ import annotations
 import errno
 import json
 import os
-import resource
 import shutil
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -35,6 +33,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from support.drills import record
+from support.limits import file_size_limit
 
 from fastgan.cli.main import os_error_message
 from fastgan.training import checkpoint
@@ -76,13 +75,6 @@ def fastgan(*args: str, cwd: Path, preexec=None) -> subprocess.CompletedProcess:
 def resumed(*options: str) -> tuple[str, ...]:
     """The arguments that resume ``run``, logging every step."""
     return ("train", "--resume", "run", "--log-every", "1", "--no-progress", *options)
-
-
-def file_size_limit() -> None:
-    """A child's ``preexec_fn``: writes past LIMIT bytes fail with EFBIG (SIGXFSZ, which would
-    kill the process instead, is ignored)."""
-    resource.setrlimit(resource.RLIMIT_FSIZE, (LIMIT, LIMIT))
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +145,7 @@ def test_a_file_size_limit_stops_the_run_with_one_line_and_keeps_its_files(prepa
     for case in CASES:
         run = a_copy(prepared, tmp_path / Path(case.file).stem)
         before = kept_files(run)
-        result = fastgan(*resumed(*case.options), cwd=run.parent, preexec=file_size_limit)
+        result = fastgan(*resumed(*case.options), cwd=run.parent, preexec=file_size_limit(LIMIT))
         lost[case.file] = check_failed_and_kept(
             result, run, case.file, "the file-size limit was reached (File too large)", before)
         check_resumes(run, case.options, case.file)

@@ -1,7 +1,7 @@
 """Fault drill: ``fastgan train`` killed at random moments, by SIGTERM and by SIGKILL.
 
 Each drill is a chain: a run starts, is killed, is resumed (``--resume``), the resumed process
-is killed in turn, and so on through :data:`MOMENTS`, twelve kills; a last resume trains the
+is killed in turn, and so on through :data:`MOMENTS`, twenty kills; a last resume trains the
 run to its end. The run is tiny, its checkpoint writes are frequent and it logs every step, so
 that metrics.jsonl tells the last step each process trained. The SIGKILL chain checkpoints
 every step (``--checkpoint-every 1``); the SIGTERM chain every 7 steps, so that the last steps
@@ -70,7 +70,8 @@ FINISH = ("--checkpoint-every", "0", "--log-every", "50")
 """How the last process of a chain and the uninterrupted run train (quicker; the same steps)."""
 MOMENTS = ("folder written", "start-up", "checkpoint write", "training", "start-up",
            "checkpoint write", "training", "folder written", "checkpoint write", "training",
-           "start-up", "training")
+           "start-up", "training", "checkpoint write", "start-up", "training",
+           "checkpoint write", "folder written", "training", "start-up", "checkpoint write")
 """The chain's kills in order; the first comes to a fresh run, before its first checkpoint."""
 SEED = 20261205
 TIMEOUT = 60                   # seconds for anything to happen before the drill fails
