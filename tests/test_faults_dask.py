@@ -16,7 +16,6 @@ the test ends, whatever happened.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -32,6 +31,7 @@ import numpy as np
 import pytest
 from support.drills import record
 from support.limits import file_size_limit
+from support.processes import Processes
 from test_sweep import BASE, NO_DASK, RING, ROOT, arrays, records
 
 from fastgan import sweep
@@ -54,42 +54,11 @@ RESULTS_LIMIT = 1024
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
-class Processes:
-    """The drill's child processes, each in a session of its own with its output in a log
-    file in ``folder``; :meth:`end_all` kills every group that is left."""
-
-    def __init__(self, folder: Path, preexec: Callable[[], None]) -> None:
-        self.folder, self.preexec = folder, preexec
-        self.started: list[subprocess.Popen] = []
-
-    def start(self, name: str, argv: list[str], preexec: Callable[[], None] | None = None
-              ) -> subprocess.Popen:
-        """Start ``argv`` with stdout and stderr in ``FOLDER/NAME.log`` (``preexec``: the
-        child's own, in place of the drill's)."""
-        with open(self.folder / f"{name}.log", "w") as log:
-            process = subprocess.Popen(argv, cwd=self.folder, env=ENV, stdout=log,
-                                       stderr=subprocess.STDOUT, start_new_session=True,
-                                       preexec_fn=preexec or self.preexec)
-        self.started.append(process)
-        return process
-
-    def end_all(self) -> None:
-        """SIGKILL the group of every process still running, and reap them all."""
-        for process in self.started:
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
-
-
 @pytest.fixture
 def processes(tmp_path: Path, child_dispositions: Callable[[], None]) -> Iterator[Processes]:
     """Processes started for a drill, all ended when it ends."""
-    started = Processes(tmp_path, child_dispositions)
-    try:
+    with Processes(tmp_path, ENV, child_dispositions) as started:
         yield started
-    finally:
-        started.end_all()
 
 
 def free_port() -> int:
@@ -103,12 +72,12 @@ def start_cluster(processes: Processes, port: int, name: str) -> list[subprocess
     """A scheduler on ``port`` and two single-threaded workers (each under a nanny, as
     ``dask worker`` starts by default), once both have registered: [scheduler, w1, w2]."""
     address = f"tcp://127.0.0.1:{port}"
-    started = [processes.start(f"{name}-scheduler", [
-        DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"])]
+    started = [processes.start([DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                "--no-dashboard"], f"{name}-scheduler")]
     for number in (1, 2):
-        started.append(processes.start(f"{name}-worker{number}", [
-            DASK, "worker", address, "--nworkers", "1", "--nthreads", "1", "--host",
-            "127.0.0.1", "--no-dashboard"]))
+        started.append(processes.start([DASK, "worker", address, "--nworkers", "1",
+                                        "--nthreads", "1", "--host", "127.0.0.1",
+                                        "--no-dashboard"], f"{name}-worker{number}"))
     with distributed.Client(address, timeout=TIMEOUT) as client:
         client.wait_for_workers(2, timeout=TIMEOUT)
     return started
@@ -175,7 +144,7 @@ def test_a_killed_worker_costs_its_trial_only_the_steps_since_its_checkpoint(
     port = free_port()
     start_cluster(processes, port, "cluster")
     out = tmp_path / "sweep"
-    process = processes.start("sweep", sweep_command(port))
+    process = processes.start(sweep_command(port), "sweep")
     name, note, _ = wait_for(lambda: midway_trial(out), "a trial midway", process)
     os.kill(note["pid"], signal.SIGKILL)                # the worker process, not its nanny
     killed_at = time.monotonic()
@@ -213,7 +182,7 @@ def test_a_killed_scheduler_stops_the_sweep_and_a_new_one_finishes_it(tmp_path, 
     scheduler, *workers = start_cluster(processes, port, "first")
     out = tmp_path / "sweep"
     command = sweep_command(port)
-    process = processes.start("sweep", command)
+    process = processes.start(command, "sweep")
     name, _, midway = wait_for(lambda: records(out, "end") and midway_trial(out),
                                "a trial ended and another midway", process)
     kept = records(out, "end")
@@ -238,7 +207,7 @@ def test_a_killed_scheduler_stops_the_sweep_and_a_new_one_finishes_it(tmp_path, 
            if folder.name not in {end["trial"] for end in kept}}
 
     start_cluster(processes, port, "second")
-    rerun = processes.start("rerun", command)
+    rerun = processes.start(command, "rerun")
     assert rerun.wait(timeout=TIMEOUT) == 0, (tmp_path / "rerun.log").read_text()
     ends = ends_by_trial(out)
     assert all(end["status"] == "completed" and end["step"] == BUDGET for end in ends.values())
@@ -260,7 +229,7 @@ def test_sweep_results_that_find_no_room_stop_it_in_one_line_and_the_same_comman
     start_cluster(processes, port, "cluster")
     out = tmp_path / "sweep"
     command = sweep_command(port)
-    process = processes.start("sweep", command,
+    process = processes.start(command, "sweep",
                               preexec=file_size_limit(RESULTS_LIMIT, processes.preexec))
     assert process.wait(timeout=TIMEOUT) == 1
     lines = (tmp_path / "sweep.log").read_text().splitlines()
@@ -273,7 +242,7 @@ def test_sweep_results_that_find_no_room_stop_it_in_one_line_and_the_same_comman
     kept_records = [json.loads(line) for line in kept.splitlines()]     # every line whole
     assert not list(out.rglob(".*.tmp"))
 
-    rerun = processes.start("rerun", command)
+    rerun = processes.start(command, "rerun")
     assert rerun.wait(timeout=TIMEOUT) == 0, (tmp_path / "rerun.log").read_text()
     assert (out / "results.jsonl").read_bytes().startswith(kept)
     ends = ends_by_trial(out)

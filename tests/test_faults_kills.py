@@ -33,7 +33,6 @@ own) and removed by the next ``--resume``, which holds the folder's lock.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
@@ -49,6 +48,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from support.drills import record
+from support.processes import Processes
 
 import fastgan
 from fastgan.errors import CheckpointError
@@ -128,41 +128,15 @@ class Before:
                    default=self.saved or 0)
 
 
-class Processes(contextlib.AbstractContextManager):
-    """The drill's ``fastgan`` processes, in sessions of their own with their stderr in a
-    file; any left running when the ``with`` block ends are killed."""
-
-    def __init__(self, folder: Path, preexec: Callable[[], None]) -> None:
-        self.folder, self.preexec = folder, preexec
-        self.started: list[subprocess.Popen] = []
-
-    def start(self, *args: str) -> subprocess.Popen:
-        """``python -m fastgan ARGS`` in the folder."""
-        with open(self.folder / f"stderr-{len(self.started)}.txt", "w") as stderr:
-            process = subprocess.Popen([sys.executable, "-m", "fastgan", *args],
-                                       cwd=self.folder, env=ENV, stdout=subprocess.DEVNULL,
-                                       stderr=stderr, start_new_session=True,
-                                       preexec_fn=self.preexec)
-        self.started.append(process)
-        return process
-
-    def stderr(self, process: subprocess.Popen) -> str:
-        """What ``process`` wrote to stderr."""
-        return (self.folder / f"stderr-{self.started.index(process)}.txt").read_text()
-
-    def __exit__(self, *exc_info: object) -> None:
-        """SIGKILL every process still running, and reap them all."""
-        for process in self.started:
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout=TIMEOUT)
+def fastgan_command(*args: str) -> list[str]:
+    """``python -m fastgan ARGS``."""
+    return [sys.executable, "-m", "fastgan", *args]
 
 
 @pytest.fixture
 def processes(tmp_path: Path, child_dispositions: Callable[[], None]) -> Iterator[Processes]:
     """Processes started for a drill, all ended when it ends."""
-    with Processes(tmp_path, child_dispositions) as started:
+    with Processes(tmp_path, ENV, child_dispositions) as started:
         yield started
 
 
@@ -247,13 +221,13 @@ def kill_chain(processes: Processes, signum: int, checkpoint_every: int,
         args = start_or_resume(run, "--checkpoint-every", str(checkpoint_every),
                                "--log-every", "1")
         before = Before.of(run)
-        process = processes.start(*args)
+        process = processes.start(fastgan_command(*args))
         signal_at(moment, process, signum, run, before, rng)
         sent = time.monotonic()
         status = process.wait(timeout=TIMEOUT)
         ended = time.monotonic()
         saved = saved_step(run)
-        kill = Kill(moment, status, processes.stderr(process),
+        kill = Kill(moment, status, processes.output(process),
                     before.last_trained(run) - (saved or 0), saved,
                     bool(temporaries(run) - before.temporaries), ended - sent)
         check_the_folder(processes, run, before, kill)
@@ -289,9 +263,9 @@ def check_the_folder(processes: Processes, run: Path, before: Before, kill: Kill
 
 def finish_and_compare(processes: Processes, run: Path, uninterrupted: Path) -> None:
     """Train the chain's run to its end and check it equals the uninterrupted run."""
-    process = processes.start(*start_or_resume(run, *FINISH))
-    assert process.wait(timeout=TIMEOUT) == 0, processes.stderr(process)
-    assert f"fastgan: done at step {END_STEP}" in processes.stderr(process)
+    process = processes.start(fastgan_command(*start_or_resume(run, *FINISH)))
+    assert process.wait(timeout=TIMEOUT) == 0, processes.output(process)
+    assert f"fastgan: done at step {END_STEP}" in processes.output(process)
     chained, straight = (checkpoint.read(folder) for folder in (run, uninterrupted))
     assert chained.arrays.keys() == straight.arrays.keys()
     for name in chained.arrays:
