@@ -28,6 +28,9 @@ from .walk import Layer, Network, conv_padding
 
 OPSET = 17
 """The ONNX operator set the models declare."""
+IR_VERSION = 8
+"""The ONNX file format version of opset 17 (the ``onnx`` package would write its newest,
+which runtimes older than the package, onnxruntime-web among them, refuse)."""
 
 try:
     import onnx
@@ -131,7 +134,7 @@ def model(network: Network) -> onnx.ModelProto:
                                        ["batch", out_features])],
         graph.initializers)
     result = helper.make_model(proto, opset_imports=[helper.make_opsetid("", OPSET)],
-                               producer_name="fastgan")
+                               producer_name="fastgan", ir_version=IR_VERSION)
     helper.set_model_props(result, {"fastgan.network": json.dumps(network.describe()),
                                     "out_shape": json.dumps(list(network.out_shape))})
     onnx.checker.check_model(result, full_check=True)

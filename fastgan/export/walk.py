@@ -47,6 +47,9 @@ class Network:
     output_name: str
     in_features: int
     layers: tuple[Layer, ...]
+    noise: str | None = None
+    """The generator's noise ("normal": N(0, 1), "uniform": U[-1, 1)); None for the
+    discriminator."""
 
     @property
     def out_shape(self) -> Shape:
@@ -56,7 +59,8 @@ class Network:
     def describe(self) -> dict:
         """The network as JSON values: names, shapes and each layer's spec and arrays' shapes."""
         return {"network": self.name, "input": self.input_name, "output": self.output_name,
-                "in_features": self.in_features, "out_shape": list(self.out_shape),
+                "in_features": self.in_features, "noise": self.noise,
+                "out_shape": list(self.out_shape),
                 "layers": [{"type": type(layer.spec).__name__,
                             "spec": {k: list(v) if isinstance(v, tuple) else v
                                      for k, v in vars(layer.spec).items()},
@@ -88,7 +92,8 @@ def walk(gan: GAN, network: str = "generator", *, ema: bool = True) -> Network:
         layers = tuple(Layer(spec, runtime.in_shape, runtime.out_shape,
                              _arrays(spec, runtime, mlp.params))
                        for spec, runtime in zip(mlp.specs, mlp.layers, strict=True))
-    return Network(network, INPUT_NAMES[network], OUTPUT_NAMES[network], mlp.in_features, layers)
+    return Network(network, INPUT_NAMES[network], OUTPUT_NAMES[network], mlp.in_features, layers,
+                   gan.config.noise if network == "generator" else None)
 
 
 def _arrays(spec: LayerSpec, runtime: Any, params: FlatParams) -> dict[str, np.ndarray]:
