@@ -37,7 +37,7 @@ def command(args: argparse.Namespace) -> int:
     from ..export import export
     from ..gan.loading import load
 
-    gan = load(args.source, backend="numpy")
+    gan = load(args.source)
     export(gan, args.output, format=args.format, network=args.network, ema=args.ema,
            force=args.force)
     print(f"fastgan: the {args.network} written to {args.output} ({args.format})",
