@@ -15,6 +15,7 @@ import fastgan
 from fastgan import GAN, ConfigError
 from fastgan.cli.main import main
 from fastgan.export.walk import walk
+from fastgan.fileio import write_folder_atomically
 from fastgan.gan import presets
 
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}
@@ -190,3 +191,21 @@ def test_command_line_writes_and_refuses_in_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["export", str(tmp_path / "run"), "--format", "tflite", "-o", str(output)])
     assert stop.value.code == 2
+
+
+def test_a_folder_is_replaced_only_once_complete(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "old.txt").write_text("old")
+
+    def fails(folder):
+        (folder / "half.txt").write_text("half")
+        raise ConfigError("stopped half way")
+
+    with pytest.raises(ConfigError, match="half way"):
+        write_folder_atomically(site, fails)
+    assert [p.name for p in tmp_path.iterdir()] == ["site"]
+    assert [p.name for p in site.iterdir()] == ["old.txt"]
+    write_folder_atomically(site, lambda folder: (folder / "new.txt").write_text("new"))
+    assert [p.name for p in tmp_path.iterdir()] == ["site"]
+    assert [p.name for p in site.iterdir()] == ["new.txt"]

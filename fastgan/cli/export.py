@@ -7,22 +7,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..export import FORMATS, NETWORKS
+from ..export import FORMATS, NETWORKS, export
 
 
 def add_parser(subparsers: Any) -> None:
     """Add ``fastgan export``."""
     parser = subparsers.add_parser(
-        "export", help="write a trained generator (or discriminator) as ONNX, PyTorch or NPZ",
+        "export", help="write a trained generator (or discriminator) as ONNX, PyTorch, NPZ or a "
+                       "web page",
         description="Write one network of a trained GAN for another runtime. RUN is a run "
                     "folder or a checkpoint file. onnx: an ONNX model (input z, output image "
                     "in [-1, 1]); torch: a state_dict for the PyTorch peer's architecture "
                     "(fastgan.benchmarking.torch_peer.build_mlp); npz: plain arrays with a JSON "
-                    "description of the layers.")
+                    "description of the layers; web: a folder with a page that draws the "
+                    "generator's samples (serve it: python -m http.server -d FOLDER).")
     parser.add_argument("source", type=Path, metavar="RUN")
     parser.add_argument("--format", choices=FORMATS, default="onnx",
                         help="what to write (default onnx)")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="the file to write")
+    parser.add_argument("-o", "--output", type=Path, required=True,
+                        help="the file (web: the folder) to write")
     parser.add_argument("--network", choices=NETWORKS, default="generator",
                         help="which network (default generator)")
     parser.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True,
@@ -34,7 +37,6 @@ def add_parser(subparsers: Any) -> None:
 
 def command(args: argparse.Namespace) -> int:
     """``fastgan export``: load the run's checkpoint, write the network."""
-    from ..export import export
     from ..gan.loading import load
 
     gan = load(args.source)

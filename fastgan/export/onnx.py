@@ -10,6 +10,7 @@ NCHW: a Reshape transposes rows to NCHW, a Flatten (or the end) transposes back.
 from __future__ import annotations
 
 import json
+from typing import IO
 
 import numpy as np
 
@@ -141,6 +142,6 @@ def model(network: Network) -> onnx.ModelProto:
     return result
 
 
-def write(network: Network, file) -> None:
+def write(network: Network, file: IO[bytes]) -> None:
     """Write ``network`` as an ONNX model into the open binary ``file``."""
     file.write(model(network).SerializeToString())

@@ -56,7 +56,7 @@ class Network:
         """The row shape of the output (``(features,)`` or ``(H, W, C)``)."""
         return self.layers[-1].out_shape
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """The network as JSON values: names, shapes and each layer's spec and arrays' shapes."""
         return {"network": self.name, "input": self.input_name, "output": self.output_name,
                 "in_features": self.in_features, "noise": self.noise,

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from ..data.downloads import default_cache_dir, fetch_verified
 from ..errors import ConfigError, DataError
-from ..fileio import write_atomically
 from . import onnx
 from .walk import Network
 
@@ -36,16 +35,16 @@ SAMPLES = 16
 
 
 def image_shape(network: Network) -> tuple[int, int, int]:
-    """(H, W, C) of the generator's samples: its output image, else a square of one channel.
-    ConfigError for a network the page cannot draw."""
+    """(H, W, C) of the generator's samples: its output image of one or three channels, else
+    a square of one channel. ConfigError for a network the page cannot draw."""
     if network.name != "generator":
         raise ConfigError("the web page draws samples of the generator; export the "
                           f"{network.name} to onnx, torch or npz instead")
     shape = network.out_shape
+    side = math.isqrt(shape[0])
     if len(shape) == 3 and shape[2] in (1, 3):
         return shape
-    side = math.isqrt(shape[0]) if len(shape) == 1 else 0
-    if side * side != math.prod(shape):
+    if len(shape) == 3 or side * side != shape[0]:
         raise ConfigError(f"the web page draws images, but this generator makes samples of "
                           f"shape {shape}; export it to onnx, torch or npz instead")
     return side, side, 1
@@ -70,7 +69,8 @@ def write(network: Network, folder: Path) -> None:
     settings = {"latent_dim": network.in_features, "noise": network.noise,
                 "image_shape": [height, width, channels], "samples": SAMPLES,
                 "scale": max(1, round(64 / max(height, width)))}
-    write_atomically(folder / "generator.onnx", lambda file: onnx.write(network, file))
+    with open(folder / "generator.onnx", "wb") as file:
+        onnx.write(network, file)
     (folder / "model.json").write_text(json.dumps(settings, indent=2) + "\n")
     for name in ("index.html", "page.js"):
         shutil.copyfile(PAGE / name, folder / name)
