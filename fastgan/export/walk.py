@@ -25,7 +25,9 @@ NETWORKS = ("generator", "discriminator")
 """The networks of a GAN an exporter can write."""
 
 INPUT_NAMES = {"generator": "z", "discriminator": "image"}
+"""Each network's input as exported files name it (a conditional GAN would add ``label``)."""
 OUTPUT_NAMES = {"generator": "image", "discriminator": "logit"}
+"""Each network's output as exported files name it."""
 
 
 @dataclass(frozen=True)
