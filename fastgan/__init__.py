@@ -21,6 +21,7 @@ from .errors import (
     TrainingDiverged,
 )
 from .evaluation.metrics import evaluate
+from .export import export
 from .gan import presets
 from .gan.config import GANConfig
 from .gan.loading import load
@@ -69,6 +70,7 @@ __all__ = [
     "data",
     "distributed",
     "evaluate",
+    "export",
     "get_backend",
     "load",
     "presets",

@@ -8,6 +8,7 @@ import errno
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,7 +52,8 @@ def remove_leftovers(folder: str | os.PathLike) -> list[Path]:
     """Remove the temporary files that :func:`write_atomically` left in ``folder`` where its
     process was killed in a write (SIGKILL, a power cut); returns them. Only for a folder no
     other process is writing: one whose lock (:mod:`fastgan.runs.lock`) this process holds."""
-    leftovers = [path for path in Path(folder).glob(".*.tmp") if LEFTOVER.fullmatch(path.name)]
+    leftovers = [path for path in Path(folder).glob(".*.tmp")
+                 if LEFTOVER.fullmatch(path.name) and path.is_file()]
     for path in leftovers:
         path.unlink(missing_ok=True)
     return leftovers
@@ -86,3 +88,29 @@ def _naming_out_of_room(path: str | os.PathLike) -> Iterator[None]:
         if exc.errno in OUT_OF_ROOM:
             exc.filename, exc.filename2 = os.fspath(path), None
         raise
+
+
+def write_folder_atomically(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
+    """Call ``write`` on a new temporary folder beside ``path``, then rename it to ``path``.
+
+    An existing ``path`` (folder or file) is replaced only once the new folder is complete;
+    on any failure the temporary folder is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(TOKEN_BYTES)
+    temporary = path.with_name(f".{path.name}.{token}.tmp")
+    temporary.mkdir()
+    try:
+        write(temporary)
+        if path.exists():
+            previous = path.with_name(f".{path.name}.{token}.old")
+            os.replace(path, previous)
+            os.replace(temporary, path)
+            shutil.rmtree(previous) if previous.is_dir() else previous.unlink()
+        else:
+            os.replace(temporary, path)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return path

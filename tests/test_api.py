@@ -152,7 +152,7 @@ PUBLIC_NAMES = (   # what users import from the package root; the layout may mov
     "Activation", "BatchNorm", "Conv2D", "Dense", "Dropout", "Flatten", "Reshape", "UpSampling2D",
     "Callback", "History", "BackendUnavailable", "CheckpointError", "ConfigError", "DataError",
     "FastganError", "TrainingDiverged", "available_backends", "get_backend", "use_backend",
-    "evaluate", "load", "data", "distributed", "presets", "__version__",
+    "evaluate", "export", "load", "data", "distributed", "presets", "__version__",
 )
 
 

@@ -28,6 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "gan": {"training", "nn", "backends", *LEAVES},
     "evaluation": {"gan", "training", "nn", "backends", *LEAVES},
     "benchmarking": {"gan", "nn", "backends", "environment", *LEAVES},
+    "export": {"benchmarking", "gan", "nn", "backends", *LEAVES},
     "runs": {"evaluation", "gan", "training", "nn", "backends", "environment", *LEAVES},
     "distributed": {"runs", "evaluation", "gan", "training", "nn", "backends", "environment",
                     *LEAVES},

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 from support.learning_runs import torch_blob_run
+from support.small_presets import SMALL_DCGAN, small_config
 
 from fastgan.errors import BackendUnavailable, ConfigError, FastganError
 from fastgan.gan import presets
@@ -17,17 +18,9 @@ F = torch.nn.functional
 TorchGAN = pytest.importorskip("fastgan.benchmarking.torch_peer").TorchGAN
 set_threads = pytest.importorskip("fastgan.benchmarking.torch_peer").set_threads
 
-# Small versions of every preset: each keeps its own layer kinds (dropout, batch norm),
-# activations, inits, optimizers and noise.
-SMALL = {"data_dim": 12, "latent_dim": 4, "g_hidden": (16, 16), "d_hidden": (16, 16),
-         "batch_size": 8}
-SMALL_DCGAN = {"data_dim": 64, "latent_dim": 4, "g_filters": (8, 6, 4), "d_filters": (4, 6, 8),
-               "batch_size": 8}
-
-
 def small(name: str, **overrides) -> TorchGAN:
-    settings = {**(SMALL_DCGAN if name == "keras-dcgan" else SMALL), **overrides}
-    return TorchGAN(presets.get(name, **settings), seed=3)
+    """A small version of preset ``name`` (see support.small_presets)."""
+    return TorchGAN(small_config(name, **overrides), seed=3)
 
 
 @pytest.fixture(scope="module", autouse=True)

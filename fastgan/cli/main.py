@@ -1,5 +1,5 @@
-"""The ``fastgan`` command (also ``python -m fastgan``): train, sample, info, evaluate, bench,
-sweep.
+"""The ``fastgan`` command (also ``python -m fastgan``): train, sample, export, info, evaluate,
+bench, sweep.
 
 Exit status: 0 done, 1 a clear error (printed as one ``fastgan: error: ...`` line, never a
 traceback), 2 a bad command line, 3 training diverged, 130 interrupted (Ctrl-C).
@@ -21,11 +21,11 @@ from typing import Any
 from .._version import __version__
 from ..errors import FastganError, TrainingDiverged
 from ..fileio import OUT_OF_ROOM
-from . import bench, evaluate, info, sample, sweep, train
+from . import bench, evaluate, export, info, sample, sweep, train
 from .common import EXIT_DIVERGED, EXIT_ERROR, EXIT_INTERRUPTED, Parser
 from .signals import Interrupted, exit_status, signal_name
 
-COMMANDS = (train, sample, info, evaluate, bench, sweep)
+COMMANDS = (train, sample, export, info, evaluate, bench, sweep)
 """The subcommand modules, in the order ``fastgan --help`` lists them."""
 
 

@@ -166,7 +166,7 @@ def _download(name: str, file: str, folder: Path, mirrors: Sequence[str]) -> Pat
         url = mirror.rstrip("/") + "/" + file
         logger.info("downloading %s", url)
         try:
-            _fetch_verified(url, target, source.sha256[file])
+            fetch_verified(url, target, source.sha256[file])
         except (DataError, OSError, ValueError, http.client.HTTPException) as error:
             failures.append(f"  {url}: {error}")
         else:
@@ -182,8 +182,9 @@ def _download(name: str, file: str, folder: Path, mirrors: Sequence[str]) -> Pat
     )
 
 
-def _fetch_verified(url: str, target: Path, accepted: frozenset[str]) -> None:
-    """Download *url*, verify it, and only then put it at *target* (atomically)."""
+def fetch_verified(url: str, target: Path, accepted: frozenset[str]) -> None:
+    """Download *url*, check that its SHA-256 (or its decompressed bytes') is one of
+    *accepted*, and only then put it at *target* (atomically)."""
 
     def download(out: IO[bytes]) -> None:
         with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
