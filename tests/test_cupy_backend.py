@@ -15,7 +15,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from support import cuda_emulator, tolerances
-from test_parity import DCGAN_SGD, GEOMETRIES
+from support.gradcheck import check_gradient
+from test_gradients import SCORE_LOGITS
+from test_parity import DCGAN_SGD, GEOMETRIES, SCORE_CASES
 
 import fastgan
 from fastgan import GAN, backends
@@ -307,6 +309,31 @@ def test_bce_with_logits(cuda, dtype, target, scale):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("kind", "target"), SCORE_CASES)
+def test_score_loss(cuda, dtype, kind, target):
+    rng = np.random.default_rng(4)
+    logits = 3 * rng.standard_normal((300, 1))
+    logits[:4, 0] = [-60.0, 60.0, 1.0, -1.0]            # far tails and the hinge's kinks
+    pairs = run_both(cuda, "score_loss", dtype, logits, kind, target, 1 / 300,
+                     np.zeros((300, 1)), np.zeros(2))
+    assert_same(pairs, dtype)
+
+
+@pytest.mark.parametrize(("kind", "target"), SCORE_CASES)
+def test_score_loss_gradient(cuda, kind, target):
+    """The kernel's gradient against central differences of its loss, in float64."""
+    logits = cuda.asarray(SCORE_LOGITS, "float64")
+    grad, stats = cuda.zeros((6, 1), "float64"), cuda.zeros((2,), "float64")
+
+    def loss() -> float:
+        cuda.score_loss(logits, kind, target, 1 / 6, grad, stats)
+        return float(cuda.to_numpy(stats)[0])
+
+    loss()
+    check_gradient(loss, logits, cuda.asarray(cuda.to_numpy(grad).copy()), cuda)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_multiply(cuda, dtype):
     rng = np.random.default_rng(5)
     shape = (13, 29)
@@ -477,6 +504,21 @@ def test_twenty_steps_match_numpy(make_cuda, preset, dtype):
                                    **tolerances.device_steps(dtype))
 
 
+@pytest.mark.parametrize("loss", ["hinge", "least_squares"])
+def test_twenty_steps_of_each_loss_match_numpy(make_cuda, loss):
+    """The hinge and least-squares steps, 20 of them, as the NumPy reference takes them."""
+    options = {**PRESETS["pytorch-vanilla"], "d_loss": loss, "g_loss": loss}
+    reference = GAN.from_preset("pytorch-vanilla", backend="numpy", seed=3, **options)
+    gan = GAN.from_preset("pytorch-vanilla", backend=make_cuda(rng="pcg64"), seed=3, **options)
+    for batch in _batches(gan, 20):
+        reference.step(batch)
+        gan.step(batch)
+    expected, actual = _state(reference), _state(gan)
+    for name in expected:
+        np.testing.assert_allclose(actual[name], expected[name], err_msg=name,
+                                   **tolerances.device_steps("float32"))
+
+
 # ---------------------------------------------------------------- CUDA-graph replay
 def _train_both_ways(make_cuda, preset: str, plant=None, **options):
     eager = GAN.from_preset(preset, backend=make_cuda(), seed=4, **PRESETS[preset], **options)
@@ -498,8 +540,11 @@ def _train_both_ways(make_cuda, preset: str, plant=None, **options):
 
 @pytest.mark.parametrize(("preset", "options"), [
     ("pytorch-vanilla", {}), ("numpy-mlp", {}), ("keras-mlp", {}), ("keras-dcgan", {}),
-    ("pytorch-vanilla", {"ema_decay": 0.9})], ids=["pytorch-vanilla", "numpy-mlp", "keras-mlp",
-                                                   "keras-dcgan", "pytorch-vanilla-ema"])
+    ("pytorch-vanilla", {"ema_decay": 0.9}),
+    ("pytorch-vanilla", {"d_loss": "hinge", "g_loss": "hinge"}),
+    ("pytorch-vanilla", {"d_loss": "least_squares", "g_loss": "least_squares"})],
+    ids=["pytorch-vanilla", "numpy-mlp", "keras-mlp", "keras-dcgan", "pytorch-vanilla-ema",
+         "pytorch-vanilla-hinge", "pytorch-vanilla-least-squares"])
 def test_graph_replay_equals_eager_steps(make_cuda, preset, options):
     eager, replayed = _train_both_ways(make_cuda, preset, **options)
     expected, actual = _state(eager), _state(replayed)

@@ -27,6 +27,8 @@ IDENTITY, RELU, LEAKY_RELU, TANH, SIGMOID = range(5)
 ACTIVATION_CODES = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU,
                     "tanh": TANH, "sigmoid": SIGMOID}
 DTYPES = {"float32": np.float32, "float64": np.float64}
+# Codes of score_loss's per-logit losses (jitted and CUDA kernels take the integer).
+HINGE, SQUARED, LINEAR = range(3)
 
 
 def resolve_dtype(dtype: Any) -> np.dtype:
@@ -308,6 +310,30 @@ class Backend:
         xp.multiply(prob - target, scale, out=grad)
         stats[0] = scale * bce.sum()
         stats[1] = prob.mean()
+
+    def score_loss(self, logits: Any, kind: int, target: float, scale: float, grad: Any,
+                   stats: Any) -> None:
+        """A loss ``f(l)`` on logits ``l`` that needs no sigmoid: the hinge, least-squares and
+        linear GAN losses. Writes ``grad = scale f'(l)``, ``stats[0] = scale sum f(l)`` and,
+        for reporting as with BCE, ``stats[1] = mean(sigmoid(l))``.
+
+        HINGE: ``f = max(0, 1 - t l)``, ``f' = -t [t l < 1]`` (t = +1 real, -1 fake);
+        SQUARED: ``f = (l - t)^2 / 2``, ``f' = l - t``; LINEAR: ``f = l``, ``f' = 1`` (t unused).
+        """
+        xp = self.xp
+        if kind == HINGE:
+            margin = 1 - target * logits
+            loss = xp.maximum(margin, 0)
+            slope = xp.where(margin > 0, -target, 0.0)
+        elif kind == SQUARED:
+            slope = logits - target
+            loss = slope * slope / 2
+        else:
+            loss, slope = logits, xp.ones_like(logits)
+        xp.multiply(slope, scale, out=grad)
+        stats[0] = scale * loss.sum()
+        e = xp.exp(-xp.abs(logits))
+        stats[1] = xp.where(logits >= 0, 1 / (1 + e), e / (1 + e)).mean()
 
     def softmax_cross_entropy(self, logits: Any, labels: Any, scale: float, grad: Any,
                               stats: Any) -> None:

@@ -352,6 +352,13 @@ class CupyBackend(Backend):
         self._launch("bce_logits", logits.dtype, (1,), (REDUCE_THREADS,), logits, grad, stats,
                      logits.size, target, scale)
 
+    def score_loss(self, logits: Any, kind: int, target: float, scale: float, grad: Any,
+                   stats: Any) -> None:
+        """Hinge, least-squares or linear loss (see the base class), its gradient and
+        ``stats``, in one single-block launch; the statistics stay on the device."""
+        self._launch("score_logits", logits.dtype, (1,), (REDUCE_THREADS,), logits, grad, stats,
+                     logits.size, kind, target, scale)
+
     # ------------------------------------------------------------ dropout
     def multiply(self, a: Any, b: Any, out: Any) -> None:
         """``out = a * b`` for arrays of one shape."""

@@ -120,6 +120,12 @@ class NumbaBackend(Backend):
         scalar = logits.dtype.type
         kernels.bce_with_logits(logits, scalar(target), scalar(scale), grad, stats)
 
+    def score_loss(self, logits: Any, kind: int, target: float, scale: float, grad: Any,
+                   stats: Any) -> None:
+        """Hinge, least-squares or linear loss, gradient and stats in one pass."""
+        scalar = logits.dtype.type
+        kernels.score_loss(logits, kind, scalar(target), scalar(scale), grad, stats)
+
     # ------------------------------------------------------------ batch norm
     def _vectors(self, features: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
         """Two scratch vectors of ``features`` values, made once per size and dtype."""

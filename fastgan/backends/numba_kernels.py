@@ -29,7 +29,7 @@ import numpy as np
 from numba import njit, types, uint64
 from numba.extending import overload
 
-from .base import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
+from .base import HINGE, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SQUARED, TANH
 from .philox import MASK32, MULTIPLIERS, RNG_DROPOUT, RNG_NORMAL, RNG_UNIFORM, UNIT_BITS, WEYL
 
 # _nrt=False: a kernel cannot allocate. error_model="numpy": x/0 is inf or nan as in NumPy
@@ -214,6 +214,38 @@ def bce_with_logits(logits, target, scale, grad, stats):
 
 
 # ---------------------------------------------------------------------- random numbers
+@kernel
+def score_loss(logits, kind, target, scale, grad, stats):
+    """The hinge, least-squares or linear loss ``f(l)`` of logits ``l``, in one pass.
+
+    HINGE ``f = max(0, 1 - t l)``, ``f' = -t [t l < 1]``; SQUARED ``f = (l - t)^2 / 2``,
+    ``f' = l - t``; LINEAR ``f = l``, ``f' = 1``. Writes ``grad = scale f'``,
+    ``stats[0] = scale sum(f)`` and ``stats[1] = mean(sigmoid(l))``; sums in float64.
+    """
+    one = logits.dtype.type(1)
+    zero = logits.dtype.type(0)
+    loss = 0.0
+    prob_sum = 0.0
+    rows, cols = logits.shape
+    for i in range(rows):
+        for j in range(cols):
+            logit = logits[i, j]
+            if kind == HINGE:
+                margin = one - target * logit
+                loss += margin if margin > zero else zero
+                slope = -target if margin > zero else zero
+            elif kind == SQUARED:
+                slope = logit - target
+                loss += slope * slope / 2
+            else:
+                loss += logit
+                slope = one
+            prob_sum += one / (one + math.exp(-logit))
+            grad[i, j] = scale * slope
+    stats[0] = scale * loss
+    stats[1] = prob_sum / logits.size
+
+
 @kernel
 def dropout_mask(uniform, keep, inv_keep):
     """Uniform draws ``u`` in [0, 1) -> inverted-dropout mask, in place:

@@ -224,7 +224,8 @@ class GAN:
         self._draw_training_noise(ws.z)
         be.copy(G.forward(ws.z, training=True), ws.d_input[batch:])
         logits = D.forward(ws.d_input, training=True)
-        discriminator_loss(be, logits, ws.d_grad, self.stats[0:4], self.config.label_smoothing)
+        discriminator_loss(be, self.config.d_loss, logits, ws.d_grad, self.stats[0:4],
+                           self.config.label_smoothing)
         D.backward(ws.d_grad, input_grad=False)
 
     def generator_gradients(self, ws: SimpleNamespace) -> None:

@@ -40,7 +40,7 @@ from .. import data, environment
 from ..errors import ConfigError, TrainingDiverged
 from ..fileio import write_atomically
 from ..gan import presets
-from ..gan.config import GANConfig
+from ..gan.config import GANConfig, loss_fields
 from ..gan.cuda_graph import capture_refusal
 from ..gan.model import GAN
 from ..nn.optim import Adam
@@ -101,6 +101,7 @@ class TrainConfig:
     beta1: float | None = None
     k: int | None = None
     label_smoothing: float | None = None
+    loss: str | None = None
     ema: float | None = None
     seed: int = 0
     sampling: str = "epoch"
@@ -159,6 +160,8 @@ def gan_config(config: TrainConfig, data_dim: int) -> GANConfig:
                                  if getattr(config, key) is not None}
     if config.ema is not None:
         overrides["ema_decay"] = config.ema
+    if config.loss is not None:
+        overrides.update(loss_fields(config.loss))
     described = presets.get(config.preset, data_dim, **overrides)
     changes = {}
     for key, lr in (("g_optimizer", config.g_lr), ("d_optimizer", config.d_lr)):
