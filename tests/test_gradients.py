@@ -76,6 +76,16 @@ def test_dropout_with_fixed_mask(backend):
     _check_net(net, _random_input(backend, 7, 4), 7, dropout=True)
 
 
+def test_spectral_dense_with_u_frozen(backend):
+    """Through W / (v^T W u) with u and v fixed (forward never moves them), every parameter
+    and the input; a few power iterations first make sigma a real estimate."""
+    net = MLP([Dense(7, "leaky_relu", alpha=0.2), Dense(6, "tanh"), Dense(3)], in_features=5,
+              backend=backend, dtype="float64", seed=4, spectral_norm=True)
+    for _ in range(3):
+        net.power_iteration()
+    _check_net(net, _random_input(backend, 8, 5), 8)
+
+
 def test_batchnorm_training_mode(backend):
     """w.r.t. the input, gamma and beta (gamma/beta moved off 1/0 so every term matters)."""
     net = MLP([Dense(6, "tanh"), BatchNorm(momentum=0.8, eps=1e-3), Dense(3, "tanh")],
@@ -148,7 +158,7 @@ def test_score_loss_values(backend):
 
 
 def _tiny_gan(backend, g_loss: str = "non_saturating", smoothing: float = 0.0,
-              d_loss: str = "bce") -> GAN:
+              d_loss: str = "bce", spectral_norm: bool = False) -> GAN:
     from fastgan import Adam, GANConfig
     config = GANConfig(
         latent_dim=3,
@@ -156,7 +166,7 @@ def _tiny_gan(backend, g_loss: str = "non_saturating", smoothing: float = 0.0,
         discriminator=(Dense(7, "leaky_relu", alpha=0.2), Dropout(0.3), Dense(4, "tanh"),
                        Dense(1)),
         g_optimizer=Adam(), d_optimizer=Adam(), d_loss=d_loss, g_loss=g_loss,
-        label_smoothing=smoothing)
+        label_smoothing=smoothing, spectral_norm=spectral_norm)
     return GAN(config, backend=backend, dtype="float64", seed=10)
 
 
@@ -220,6 +230,15 @@ def test_discriminator_loss_end_to_end(backend, d_loss, smoothing):
 def test_generator_loss_through_discriminator(backend, g_loss):
     """d L_G / d theta_G for every G parameter: the cross-network path through D."""
     gan = _tiny_gan(backend, g_loss=g_loss)
+    check_generator_loss_gradient(gan, batch=6)
+
+
+def test_spectrally_normalised_discriminator_end_to_end(backend):
+    """d L_D / d theta_D and d L_G / d theta_G through a D whose Dense layers are all
+    spectrally normalised (u frozen: the step's power iteration is not part of the loss)."""
+    gan = _tiny_gan(backend, d_loss="hinge", g_loss="hinge", spectral_norm=True)
+    gan.discriminator.power_iteration()
+    check_discriminator_loss_gradient(gan, np.random.default_rng(11).uniform(-1, 1, (6, 5)))
     check_generator_loss_gradient(gan, batch=6)
 
 

@@ -131,6 +131,20 @@ def test_score_loss(pair, kind, target):
     pair.assert_close([rg, rs], [fg, fs])
 
 
+def test_spectral_norm_kernels(pair):
+    """A power iteration, W / sigma and the backward through it, as the reference does them."""
+    w, u = pair.normal(37, 29), pair.normal(29)
+    zeros = np.zeros(37, pair.dtype), np.zeros(1, pair.dtype), np.zeros((37, 29), pair.dtype)
+    (rw, ru, rv, rs, rb, rg), (fw, fu, fv, fs, fb, fg) = pair.both(w, u, *zeros,
+                                                                   pair.normal(37, 29))
+    for backend, (w_, u_, v_, s_, b_, g_) in ((pair.reference, (rw, ru, rv, rs, rb, rg)),
+                                               (pair.backend, (fw, fu, fv, fs, fb, fg))):
+        backend.power_iteration(w_, u_, v_)
+        backend.spectral_weight(w_, u_, v_, s_, b_)
+        backend.spectral_backward(g_, b_, u_, v_, s_)
+    pair.assert_close([ru, rv, rs, rb, rg], [fu, fv, fs, fb, fg])
+
+
 def test_random_streams_match_the_reference(pair):
     """Noise and dropout masks for a seed are the reference's, value for value."""
     out = {}
@@ -304,6 +318,12 @@ def test_twenty_steps_of_each_preset(fast_backend, reference, preset, dtype):
 def test_twenty_steps_of_each_loss(fast_backend, reference, loss, dtype):
     _assert_same_training(fast_backend, reference, "pytorch-vanilla", dtype, steps=20,
                           data_dim=24, batch_size=16, d_loss=loss, g_loss=loss,
+                          **SMALL["pytorch-vanilla"])
+
+
+def test_twenty_steps_with_spectral_norm(fast_backend, reference, dtype):
+    _assert_same_training(fast_backend, reference, "pytorch-vanilla", dtype, steps=20,
+                          data_dim=24, batch_size=16, spectral_norm=True,
                           **SMALL["pytorch-vanilla"])
 
 

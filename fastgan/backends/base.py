@@ -29,6 +29,8 @@ ACTIVATION_CODES = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU
 DTYPES = {"float32": np.float32, "float64": np.float64}
 # Codes of score_loss's per-logit losses (jitted and CUDA kernels take the integer).
 HINGE, SQUARED, LINEAR = range(3)
+NORM_EPS = 1e-12
+"""Power iteration divides a vector by max(its norm, NORM_EPS), as PyTorch's normalize does."""
 
 
 def resolve_dtype(dtype: Any) -> np.dtype:
@@ -334,6 +336,30 @@ class Backend:
         stats[0] = scale * loss.sum()
         e = xp.exp(-xp.abs(logits))
         stats[1] = xp.where(logits >= 0, 1 / (1 + e), e / (1 + e)).mean()
+
+    # ------------------------------------------------------------ spectral normalisation
+    def power_iteration(self, w: Any, u: Any, v: Any) -> None:
+        """One power iteration on the (in, out) weight ``w``, in place: ``v = w u / |w u|``,
+        then ``u = w^T v / |w^T v|`` (u: out values, v: in values; norms floored at
+        :data:`NORM_EPS`). ``v^T w u`` then estimates the largest singular value of ``w``."""
+        xp = self.xp
+        xp.matmul(w, u, out=v)
+        v /= max(float(xp.linalg.norm(v)), NORM_EPS)
+        xp.matmul(w.T, v, out=u)
+        u /= max(float(xp.linalg.norm(u)), NORM_EPS)
+
+    def spectral_weight(self, w: Any, u: Any, v: Any, sigma: Any, w_bar: Any) -> None:
+        """``sigma[0] = v^T w u`` (u, v held fixed) and ``w_bar = w / sigma``."""
+        sigma[0] = v @ (self.xp.asarray(w) @ u)
+        self.xp.divide(w, sigma[0], out=w_bar)
+
+    def spectral_backward(self, grad: Any, w_bar: Any, u: Any, v: Any, sigma: Any) -> None:
+        """``grad`` = dL/dw_bar in, dL/dw out (u, v fixed): with ``sigma = v^T w u`` and
+        ``w_bar = w / sigma``, ``dL/dw = (grad - (sum grad * w_bar) v u^T) / sigma``."""
+        xp = self.xp
+        overlap = (grad * w_bar).sum()
+        grad -= overlap * xp.outer(v, u)
+        grad /= sigma[0]
 
     def softmax_cross_entropy(self, logits: Any, labels: Any, scale: float, grad: Any,
                               stats: Any) -> None:

@@ -29,7 +29,7 @@ import numpy as np
 from numba import njit, types, uint64
 from numba.extending import overload
 
-from .base import HINGE, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SQUARED, TANH
+from .base import HINGE, IDENTITY, LEAKY_RELU, NORM_EPS, RELU, SIGMOID, SQUARED, TANH
 from .philox import MASK32, MULTIPLIERS, RNG_DROPOUT, RNG_NORMAL, RNG_UNIFORM, UNIT_BITS, WEYL
 
 # _nrt=False: a kernel cannot allocate. error_model="numpy": x/0 is inf or nan as in NumPy
@@ -244,6 +244,64 @@ def score_loss(logits, kind, target, scale, grad, stats):
             grad[i, j] = scale * slope
     stats[0] = scale * loss
     stats[1] = prob_sum / logits.size
+
+
+# ---------------------------------------------------------------------- spectral normalisation
+@kernel
+def power_iteration(w, u, v):
+    """``v = w u / |w u|``, then ``u = w^T v / |w^T v|`` (w: in x out); the norms' sums in
+    float64."""
+    rows, cols = w.shape
+    squares = 0.0
+    for i in range(rows):
+        total = 0.0
+        for j in range(cols):
+            total += w[i, j] * u[j]
+        v[i] = total
+        squares += total * total
+    inverse = 1.0 / max(math.sqrt(squares), NORM_EPS)
+    for i in range(rows):
+        v[i] *= inverse
+    u[:] = 0                                       # u is read: w^T v accumulates into it
+    for i in range(rows):
+        for j in range(cols):
+            u[j] += w[i, j] * v[i]
+    squares = 0.0
+    for j in range(cols):
+        squares += u[j] * u[j]
+    inverse = 1.0 / max(math.sqrt(squares), NORM_EPS)
+    for j in range(cols):
+        u[j] *= inverse
+
+
+@kernel
+def spectral_weight(w, u, v, sigma, w_bar):
+    """``sigma[0] = v^T w u`` and ``w_bar = w / sigma``; the sum in float64."""
+    rows, cols = w.shape
+    total = 0.0
+    for i in range(rows):
+        row = 0.0
+        for j in range(cols):
+            row += w[i, j] * u[j]
+        total += v[i] * row
+    sigma[0] = total
+    scale = w.dtype.type(1.0 / total)
+    for i in range(rows):
+        for j in range(cols):
+            w_bar[i, j] = w[i, j] * scale
+
+
+@kernel
+def spectral_backward(grad, w_bar, u, v, sigma):
+    """``grad = (grad - (sum grad * w_bar) v u^T) / sigma``, the sum in float64."""
+    rows, cols = grad.shape
+    overlap = 0.0
+    for i in range(rows):
+        for j in range(cols):
+            overlap += grad[i, j] * w_bar[i, j]
+    for i in range(rows):
+        for j in range(cols):
+            grad[i, j] = (grad[i, j] - overlap * v[i] * u[j]) / sigma[0]
 
 
 @kernel

@@ -65,6 +65,9 @@ def add_parser(subparsers: Any) -> None:
     arg("--loss", metavar="NAME",
         help=f"the GAN loss pair: {', '.join(LOSSES)} (default: the preset's, "
              "non_saturating)")
+    arg("--spectral-norm", action="store_true", default=None,
+        help="divide each Dense weight of the discriminator by its largest singular value "
+             "(one power iteration per step)")
     arg("--ema", type=float, metavar="DECAY",
         help="sample from an exponential moving average of G's weights (e.g. 0.999; "
              "default: the preset's, none but fast-mlp's)")

@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..nn.losses import D_LOSSES, G_LOSSES
 from ..nn.optim import OptimizerConfig
-from ..nn.specs import LayerSpec, output_shapes
+from ..nn.specs import Conv2D, LayerSpec, output_shapes
 from ..training import serialization
 
 NOISES = ("normal", "uniform")
@@ -37,9 +37,11 @@ class GANConfig:
     ``generator`` maps ``latent_dim`` noise features to a sample; ``discriminator`` maps a
     sample to one logit. ``k`` discriminator steps of ``batch_size`` rows precede each
     generator step; ``d_loss`` and ``g_loss`` name the losses (:mod:`fastgan.nn.losses`);
-    real labels are ``1 - label_smoothing`` (bce and least squares); ``noise`` is "normal" (N(0, 1))
-    or "uniform" (U[-1, 1)); ``ema_decay`` (e.g. 0.999) samples from an average of G's
-    weights (None: no average). ``name`` and ``source`` say where the config came from.
+    real labels are ``1 - label_smoothing`` (bce and least squares); ``noise`` is "normal"
+    (N(0, 1)) or "uniform" (U[-1, 1)); ``ema_decay`` (e.g. 0.999) samples from an average of
+    G's weights (None: no average). ``spectral_norm`` divides each Dense weight of D by its
+    largest singular value (one power iteration per step). ``name`` and ``source`` say where
+    the config came from.
     """
 
     latent_dim: int
@@ -54,6 +56,7 @@ class GANConfig:
     g_loss: str = "non_saturating"
     label_smoothing: float = 0.0
     ema_decay: float | None = None
+    spectral_norm: bool = False
     name: str = "custom"
     source: str = ""
 
@@ -77,6 +80,11 @@ class GANConfig:
             raise ConfigError(f"k (D steps per G step) must be an integer >= 1, got {self.k}")
         if not _is_count(self.batch_size):
             raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size}")
+        if not isinstance(self.spectral_norm, bool):
+            raise ConfigError(f"spectral_norm must be true or false, got {self.spectral_norm!r}")
+        if self.spectral_norm and any(isinstance(s, Conv2D) for s in self.discriminator):
+            raise ConfigError("spectral_norm normalises Dense layers only; this discriminator "
+                              "has Conv2D layers")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ConfigError(f"EMA decay must be in (0, 1), e.g. 0.999; got {self.ema_decay}")
         try:

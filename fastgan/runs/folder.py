@@ -102,6 +102,7 @@ class TrainConfig:
     k: int | None = None
     label_smoothing: float | None = None
     loss: str | None = None
+    spectral_norm: bool | None = None
     ema: float | None = None
     seed: int = 0
     sampling: str = "epoch"
@@ -156,7 +157,8 @@ def gan_config(config: TrainConfig, data_dim: int) -> GANConfig:
     settings it overrides."""
     overrides: dict[str, Any] = {key: getattr(config, key)
                                  for key in ("latent_dim", "g_hidden", "d_hidden", "lr",
-                                             "batch_size", "k", "label_smoothing")
+                                             "batch_size", "k", "label_smoothing",
+                                             "spectral_norm")
                                  if getattr(config, key) is not None}
     if config.ema is not None:
         overrides["ema_decay"] = config.ema
