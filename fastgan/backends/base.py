@@ -2,10 +2,11 @@
 
 A backend owns an array module ``xp`` (numpy or cupy) and the kernels the GANs need:
 allocation and transfer, random numbers, GEMM, the dense forward and backward epilogues,
-BCE-with-logits, softmax cross-entropy (for the evaluation classifier), dropout, batch norm,
-the convolution's patch gathering (im2col) and scattering (col2im), nearest upsampling, and the
-optimizer updates. Every kernel writes into caller-provided arrays (``out``, or in place) and
-works for float32 and float64.
+BCE-with-logits and the hinge/least-squares losses (``score_loss``), spectral normalisation
+(power iteration, W/sigma and its backward), softmax cross-entropy (for the evaluation
+classifier), dropout, batch norm, the convolution's patch gathering (im2col) and scattering
+(col2im), nearest upsampling, and the optimizer updates. Every kernel writes into
+caller-provided arrays (``out``, or in place) and works for float32 and float64.
 
 The methods of :class:`Backend` below are the reference semantics: plain ``xp`` code, easy to
 read and check. NumPy runs them as they are; the Numba and CuPy backends override them with
