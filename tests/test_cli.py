@@ -106,6 +106,20 @@ def test_resume_through_the_cli_is_bit_for_bit(tmp_path):
     assert config["model"]["latent_dim"] == 4 and config["model"]["g_optimizer"]["lr"] == 2e-3
 
 
+def test_loss_and_spectral_norm_are_set_and_survive_resume(tmp_path):
+    result = fastgan_command(*TINY_RING, "--steps", "3", "--loss", "hinge", "--spectral-norm",
+                             "--out", "run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    model = json.loads((tmp_path / "run/config.json").read_text())["model"]
+    assert model["d_loss"] == model["g_loss"] == "hinge" and model["spectral_norm"]
+    assert fastgan.load(tmp_path / "run").config.d_loss == "hinge"
+    result = fastgan_command("train", "--resume", "run", "--steps", "5", "--no-progress",
+                             cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert steps_of(tmp_path / "run/checkpoint.npz") == 5
+    assert all(np.isfinite(r["d_loss"]) for r in metrics(tmp_path / "run") if "d_loss" in r)
+
+
 def test_beta1_sets_adams_beta1_of_both_networks_and_is_checked(tmp_path):
     result = fastgan_command(*TINY_RING, "--steps", "3", "--beta1", "0.7", "--out", "run",
                              cwd=tmp_path)
@@ -180,6 +194,9 @@ def test_divergence_names_step_and_network_and_keeps_the_last_good_checkpoint(tm
     (("train", "--resume", "no-such-run"), "no-such-run is not a run folder"),
     (("train", "--out", "occupied"), "occupied already exists"),
     (("train", "--tensorboard", "--out", "new"), "tensorboardX"),
+    (("train", "--loss", "wasserstein", "--out", "new"), "unknown loss 'wasserstein'"),
+    (("train", "--loss", "hinge", "--label-smoothing", "0.1", "--out", "new"),
+     "no target to move in the hinge loss"),
     (("sample", "no-such.npz"), "no checkpoint at no-such.npz"),
     (("sample", "occupied/notes.txt"), "cannot be read as a checkpoint"),
     (("sample", "occupied/notes.txt", "-o", "out.jpg"), "must end in .png or .npy"),

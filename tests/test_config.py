@@ -12,8 +12,21 @@ import numpy as np
 import pytest
 
 import fastgan
-from fastgan import GAN, SGD, Adam, BatchNorm, ConfigError, Dense, Dropout, GANConfig
+from fastgan import (
+    GAN,
+    SGD,
+    Adam,
+    BatchNorm,
+    ConfigError,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GANConfig,
+    Reshape,
+)
 from fastgan.cli import main as cli
+from fastgan.gan.config import loss_fields
 from fastgan.nn.optim import StepDecay
 from fastgan.runs.folder import CONFIG, Run, TrainConfig, prepare
 from fastgan.training import checkpoint
@@ -33,9 +46,11 @@ EVERY_FIELD = {
     "batch_size": 12,
     "noise": "uniform",
     "k": 2,
+    "d_loss": "least_squares",
     "g_loss": "minimax",
     "label_smoothing": 0.1,
     "ema_decay": 0.95,
+    "spectral_norm": True,
     "name": "every-field",
     "source": "a config whose every field differs from its default",
 }
@@ -63,28 +78,44 @@ def test_every_field_survives_json_and_a_checkpoint(tmp_path):
 def test_every_setting_of_a_run_survives_its_config_json(tmp_path):
     settings = TrainConfig(preset="numpy-adam", data="ring", latent_dim=5, g_hidden=(9,),
                            d_hidden=(7,), batch_size=16, g_lr=2e-4, beta1=0.6, k=2,
-                           label_smoothing=0.05, ema=0.99, steps=1)
+                           label_smoothing=0.05, loss="least_squares", spectral_norm=True,
+                           ema=0.99, steps=1)
     run = prepare(settings, tmp_path / "run")
     record = json.loads((tmp_path / "run" / CONFIG).read_text())
     assert GANConfig.from_json(record["model"]) == run.gan.config
     assert run.gan.config.g_optimizer.lr == 2e-4 and run.gan.config.d_optimizer.beta1 == 0.6
+    assert run.gan.config.d_loss == run.gan.config.g_loss == "least_squares"
+    assert run.gan.config.spectral_norm
     assert TrainConfig.from_json(record["config"]) == settings
 
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"latent_dim": 0}, "latent_dim"),
     ({"noise": "cauchy"}, "noise must be"),
-    ({"g_loss": "hinge"}, "g_loss must be"),
+    ({"g_loss": "wasserstein"}, "g_loss must be"),
+    ({"d_loss": "wasserstein"}, "d_loss must be"),
+    ({"d_loss": "hinge", "label_smoothing": 0.1}, "no target to move in the hinge"),
     ({"label_smoothing": 1.0}, "label_smoothing"),
     ({"k": 0}, "k \\(D steps"),
     ({"batch_size": 2.5}, "batch_size"),
     ({"ema_decay": 1.0}, "EMA decay"),
+    ({"spectral_norm": "yes"}, "spectral_norm must be true or false"),
+    ({"discriminator": (Reshape((2, 2, 1)), Conv2D(2), Flatten(), Dense(1))},
+     "normalises Dense layers only"),
     ({"discriminator": (Dense(2),)}, "one unit"),
     ({"generator": ()}, "no layers"),
 ])
 def test_each_setting_is_checked(change, message):
     with pytest.raises(ConfigError, match=message):
         GANConfig(**{**EVERY_FIELD, **change})
+
+
+def test_loss_pairs_name_both_losses_and_an_unknown_name_is_an_error():
+    assert loss_fields("hinge") == {"d_loss": "hinge", "g_loss": "hinge"}
+    assert loss_fields("minimax") == {"d_loss": "bce", "g_loss": "minimax"}
+    with pytest.raises(ConfigError, match="unknown loss 'wasserstein'; choose one of "
+                                          "non_saturating, minimax, hinge, least_squares"):
+        loss_fields("wasserstein")
 
 
 def test_stored_settings_that_do_not_fit_are_clear_errors():

@@ -15,7 +15,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from support import cuda_emulator, tolerances
-from test_parity import DCGAN_SGD, GEOMETRIES
+from support.gradcheck import check_gradient, slot_names
+from test_gradients import SCORE_LOGITS
+from test_parity import DCGAN_SGD, GEOMETRIES, SCORE_CASES
 
 import fastgan
 from fastgan import GAN, backends
@@ -307,6 +309,64 @@ def test_bce_with_logits(cuda, dtype, target, scale):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("kind", "target"), SCORE_CASES)
+def test_score_loss(cuda, dtype, kind, target):
+    rng = np.random.default_rng(4)
+    logits = 3 * rng.standard_normal((300, 1))
+    logits[:4, 0] = [-60.0, 60.0, 1.0, -1.0]            # far tails and the hinge's kinks
+    pairs = run_both(cuda, "score_loss", dtype, logits, kind, target, 1 / 300,
+                     np.zeros((300, 1)), np.zeros(2))
+    assert_same(pairs, dtype)
+
+
+@pytest.mark.parametrize(("kind", "target"), SCORE_CASES)
+def test_score_loss_gradient(cuda, kind, target):
+    """The kernel's gradient against central differences of its loss, in float64."""
+    logits = cuda.asarray(SCORE_LOGITS, "float64")
+    grad, stats = cuda.zeros((6, 1), "float64"), cuda.zeros((2,), "float64")
+
+    def loss() -> float:
+        cuda.score_loss(logits, kind, target, 1 / 6, grad, stats)
+        return float(cuda.to_numpy(stats)[0])
+
+    loss()
+    check_gradient(loss, logits, cuda.asarray(cuda.to_numpy(grad).copy()), cuda)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_spectral_norm_kernels(cuda, dtype):
+    rng = np.random.default_rng(6)
+    w, u, v = rng.standard_normal((300, 70)), rng.standard_normal(70), np.zeros(300)
+    assert_same(run_both(cuda, "power_iteration", dtype, w, u, v), dtype)
+    u, v = u / np.linalg.norm(u), rng.standard_normal(300) / np.sqrt(300)
+    pairs = run_both(cuda, "spectral_weight", dtype, w, u, v, np.zeros(1), np.zeros((300, 70)))
+    assert_same(pairs, dtype, scale=10)
+    w_bar = w / (v @ w @ u)
+    pairs = run_both(cuda, "spectral_backward", dtype, rng.standard_normal((300, 70)), w_bar, u,
+                     v, np.array([v @ w @ u]))
+    assert_same(pairs, dtype, scale=10)
+
+
+def test_spectral_dense_gradient(cuda):
+    """Every parameter's and the input's gradient through spectrally normalised layers (u
+    frozen), by central differences on the emulated GPU, in float64."""
+    net = fastgan.MLP([fastgan.Dense(7, "leaky_relu", alpha=0.2), fastgan.Dense(3)],
+                      in_features=5, backend=cuda, dtype="float64", seed=4, spectral_norm=True)
+    net.power_iteration()
+    x = cuda.asarray(np.random.default_rng(1).standard_normal((6, 5)), "float64")
+    weights = np.random.default_rng(2).standard_normal((6, 3))
+
+    def loss() -> float:
+        return float((cuda.to_numpy(net.forward(x, training=True)) * weights).sum())
+
+    net.forward(x, training=True)
+    dx = cuda.to_numpy(net.backward(cuda.asarray(weights, "float64"), input_grad=True)).copy()
+    grad = cuda.asarray(cuda.to_numpy(net.params.grad).copy())
+    check_gradient(loss, net.params.data, grad, cuda, names=slot_names(net.params))
+    check_gradient(loss, x, cuda.asarray(dx), cuda)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_multiply(cuda, dtype):
     rng = np.random.default_rng(5)
     shape = (13, 29)
@@ -453,6 +513,7 @@ def _state(gan) -> dict[str, np.ndarray]:
     arrays = {"G": gan.generator.params.data, "D": gan.discriminator.params.data,
               "stats": gan.stats}
     arrays.update({f"G.{k}": v for k, v in gan.generator.buffers().items()})
+    arrays.update({f"D.{k}": v for k, v in gan.discriminator.buffers().items()})
     if gan.ema is not None:
         arrays["G.ema"] = gan.ema.average
     for name, opt in (("g_opt", gan.g_optimizer), ("d_opt", gan.d_optimizer)):
@@ -477,6 +538,24 @@ def test_twenty_steps_match_numpy(make_cuda, preset, dtype):
                                    **tolerances.device_steps(dtype))
 
 
+@pytest.mark.parametrize("options", [{"d_loss": "hinge", "g_loss": "hinge"},
+                                     {"d_loss": "least_squares", "g_loss": "least_squares"},
+                                     {"spectral_norm": True}],
+                         ids=["hinge", "least-squares", "spectral-norm"])
+def test_twenty_steps_of_each_stabiliser_match_numpy(make_cuda, options):
+    """Steps with each loss, and with spectral norm, 20 of them, as the NumPy reference."""
+    options = {**PRESETS["pytorch-vanilla"], **options}
+    reference = GAN.from_preset("pytorch-vanilla", backend="numpy", seed=3, **options)
+    gan = GAN.from_preset("pytorch-vanilla", backend=make_cuda(rng="pcg64"), seed=3, **options)
+    for batch in _batches(gan, 20):
+        reference.step(batch)
+        gan.step(batch)
+    expected, actual = _state(reference), _state(gan)
+    for name in expected:
+        np.testing.assert_allclose(actual[name], expected[name], err_msg=name,
+                                   **tolerances.device_steps("float32"))
+
+
 # ---------------------------------------------------------------- CUDA-graph replay
 def _train_both_ways(make_cuda, preset: str, plant=None, **options):
     eager = GAN.from_preset(preset, backend=make_cuda(), seed=4, **PRESETS[preset], **options)
@@ -498,8 +577,13 @@ def _train_both_ways(make_cuda, preset: str, plant=None, **options):
 
 @pytest.mark.parametrize(("preset", "options"), [
     ("pytorch-vanilla", {}), ("numpy-mlp", {}), ("keras-mlp", {}), ("keras-dcgan", {}),
-    ("pytorch-vanilla", {"ema_decay": 0.9})], ids=["pytorch-vanilla", "numpy-mlp", "keras-mlp",
-                                                   "keras-dcgan", "pytorch-vanilla-ema"])
+    ("pytorch-vanilla", {"ema_decay": 0.9}),
+    ("pytorch-vanilla", {"d_loss": "hinge", "g_loss": "hinge"}),
+    ("pytorch-vanilla", {"d_loss": "least_squares", "g_loss": "least_squares"}),
+    ("pytorch-vanilla", {"spectral_norm": True})],
+    ids=["pytorch-vanilla", "numpy-mlp", "keras-mlp", "keras-dcgan", "pytorch-vanilla-ema",
+         "pytorch-vanilla-hinge", "pytorch-vanilla-least-squares",
+         "pytorch-vanilla-spectral-norm"])
 def test_graph_replay_equals_eager_steps(make_cuda, preset, options):
     eager, replayed = _train_both_ways(make_cuda, preset, **options)
     expected, actual = _state(eager), _state(replayed)

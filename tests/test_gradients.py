@@ -7,8 +7,8 @@ import pytest
 from support.gradcheck import check_gradient, slot_names
 
 from fastgan import GAN, MLP, BatchNorm, Dense, Dropout
-from fastgan.backends.base import ACTIVATION_CODES
-from fastgan.nn.losses import discriminator_loss, generator_loss
+from fastgan.backends.base import ACTIVATION_CODES, HINGE, LINEAR, SQUARED
+from fastgan.nn.losses import D_LOSSES, G_LOSSES, discriminator_loss, generator_loss
 from fastgan.nn.specs import Activation, Conv2D, Flatten, Reshape, UpSampling2D
 
 
@@ -76,6 +76,16 @@ def test_dropout_with_fixed_mask(backend):
     _check_net(net, _random_input(backend, 7, 4), 7, dropout=True)
 
 
+def test_spectral_dense_with_u_frozen(backend):
+    """Through W / (v^T W u) with u and v fixed (forward never moves them), every parameter
+    and the input; a few power iterations first make sigma a real estimate."""
+    net = MLP([Dense(7, "leaky_relu", alpha=0.2), Dense(6, "tanh"), Dense(3)], in_features=5,
+              backend=backend, dtype="float64", seed=4, spectral_norm=True)
+    for _ in range(3):
+        net.power_iteration()
+    _check_net(net, _random_input(backend, 8, 5), 8)
+
+
 def test_batchnorm_training_mode(backend):
     """w.r.t. the input, gamma and beta (gamma/beta moved off 1/0 so every term matters)."""
     net = MLP([Dense(6, "tanh"), BatchNorm(momentum=0.8, eps=1e-3), Dense(3, "tanh")],
@@ -111,14 +121,52 @@ def test_bce_is_stable_for_large_logits(backend):
     np.testing.assert_allclose(backend.to_numpy(grad).ravel(), [-0.5, 0.0])
 
 
-def _tiny_gan(backend, g_loss: str = "non_saturating", smoothing: float = 0.0) -> GAN:
+# Logits 0.4 or more from the hinge's kinks at +-1, so central differences never straddle one.
+SCORE_LOGITS = np.array([[-2.5], [-0.4], [0.3], [1.7], [0.6], [-1.4]])
+
+
+@pytest.mark.parametrize("kind,target,scale", [
+    (HINGE, 1.0, 1 / 6), (HINGE, -1.0, 1 / 6), (SQUARED, 1.0, 1 / 6), (SQUARED, 0.9, 1 / 6),
+    (SQUARED, 0.0, 1 / 6), (LINEAR, 0.0, -1 / 6)], ids=["hinge-real", "hinge-fake",
+                                                         "squares-1", "squares-0.9",
+                                                         "squares-0", "linear"])
+def test_score_loss(backend, kind, target, scale):
+    logits = backend.asarray(SCORE_LOGITS, "float64")
+    grad = backend.zeros((6, 1), "float64")
+    stats = backend.zeros((2,), "float64")
+
+    def loss() -> float:
+        backend.score_loss(logits, kind, target, scale, grad, stats)
+        return float(backend.to_numpy(stats)[0])
+
+    loss()
+    analytic = backend.asarray(backend.to_numpy(grad).copy())
+    check_gradient(loss, logits, analytic, backend)
+
+
+def test_score_loss_values(backend):
+    """The loss values and D's mean probability, against the formulas written out."""
+    logits = backend.asarray(SCORE_LOGITS, "float64")
+    grad, stats = backend.zeros((6, 1), "float64"), backend.zeros((2,), "float64")
+    values = SCORE_LOGITS.ravel()
+    expected = {(HINGE, 1.0): np.maximum(0, 1 - values), (HINGE, -1.0): np.maximum(0, 1 + values),
+                (SQUARED, 0.9): (values - 0.9) ** 2 / 2, (LINEAR, 0.0): values}
+    probability = (1 / (1 + np.exp(-values))).mean()
+    for (kind, target), losses in expected.items():
+        backend.score_loss(logits, kind, target, 0.5, grad, stats)
+        np.testing.assert_allclose(backend.to_numpy(stats), [0.5 * losses.sum(), probability])
+
+
+def _tiny_gan(backend, g_loss: str = "non_saturating", smoothing: float = 0.0,
+              d_loss: str = "bce", spectral_norm: bool = False) -> GAN:
     from fastgan import Adam, GANConfig
     config = GANConfig(
         latent_dim=3,
         generator=(Dense(6, "leaky_relu", alpha=0.2), BatchNorm(), Dense(5, "tanh")),
         discriminator=(Dense(7, "leaky_relu", alpha=0.2), Dropout(0.3), Dense(4, "tanh"),
                        Dense(1)),
-        g_optimizer=Adam(), d_optimizer=Adam(), g_loss=g_loss, label_smoothing=smoothing)
+        g_optimizer=Adam(), d_optimizer=Adam(), d_loss=d_loss, g_loss=g_loss,
+        label_smoothing=smoothing, spectral_norm=spectral_norm)
     return GAN(config, backend=backend, dtype="float64", seed=10)
 
 
@@ -169,25 +217,35 @@ def check_generator_loss_gradient(gan: GAN, batch: int) -> None:
     check_gradient(loss, G.params.data, analytic, backend, names=slot_names(G.params))
 
 
-@pytest.mark.parametrize("smoothing", [0.0, 0.1])
-def test_discriminator_loss_end_to_end(backend, smoothing):
+@pytest.mark.parametrize("d_loss,smoothing", [(d_loss, 0.0) for d_loss in D_LOSSES]
+                         + [("bce", 0.1), ("least_squares", 0.1)])
+def test_discriminator_loss_end_to_end(backend, d_loss, smoothing):
     """d L_D / d theta_D for every D parameter, through dropout, real and fake halves."""
-    gan = _tiny_gan(backend, smoothing=smoothing)
+    gan = _tiny_gan(backend, smoothing=smoothing, d_loss=d_loss)
     real = np.random.default_rng(11).uniform(-1, 1, (6, 5))
     check_discriminator_loss_gradient(gan, real)
 
 
-@pytest.mark.parametrize("g_loss", ["non_saturating", "minimax"])
+@pytest.mark.parametrize("g_loss", G_LOSSES)
 def test_generator_loss_through_discriminator(backend, g_loss):
     """d L_G / d theta_G for every G parameter: the cross-network path through D."""
     gan = _tiny_gan(backend, g_loss=g_loss)
     check_generator_loss_gradient(gan, batch=6)
 
 
+def test_spectrally_normalised_discriminator_end_to_end(backend):
+    """d L_D / d theta_D and d L_G / d theta_G through a D whose Dense layers are all
+    spectrally normalised (u frozen: the step's power iteration is not part of the loss)."""
+    gan = _tiny_gan(backend, d_loss="hinge", g_loss="hinge", spectral_norm=True)
+    gan.discriminator.power_iteration()
+    check_discriminator_loss_gradient(gan, np.random.default_rng(11).uniform(-1, 1, (6, 5)))
+    check_generator_loss_gradient(gan, batch=6)
+
+
 def test_loss_functions_fill_stats(backend):
     logits = backend.asarray(np.array([[2.0], [-1.0], [0.5], [-3.0]]), "float64")
     grad, stats = backend.zeros((4, 1), "float64"), backend.zeros((6,), "float64")
-    discriminator_loss(backend, logits, grad, stats[0:4])
+    discriminator_loss(backend, "bce", logits, grad, stats[0:4])
     generator_loss(backend, "non_saturating", logits[2:], grad[2:], stats[4:6])
     s = backend.to_numpy(stats)
     sig = 1 / (1 + np.exp(-np.array([2.0, -1.0, 0.5, -3.0])))

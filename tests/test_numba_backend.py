@@ -79,6 +79,15 @@ def test_steady_state_step_allocates_nothing(preset):
     assert_steps_allocate_nothing(gan, real)
 
 
+@pytest.mark.parametrize("loss", ["hinge", "least_squares"])
+def test_steady_state_step_with_stabilisers_allocates_nothing(loss):
+    """The hinge and least-squares losses and spectral normalisation (power iteration,
+    W / sigma and its backward): no array is created inside GAN.step either."""
+    gan, real = _small_gan("pytorch-vanilla", "numba", d_loss=loss, g_loss=loss,
+                           spectral_norm=True)
+    assert_steps_allocate_nothing(gan, real)
+
+
 def test_steady_state_dcgan_step_allocates_nothing(monkeypatch):
     """Convolutions, upsampling and per-channel batch norm, the batch gathered one sample at
     a time (so dW accumulates over slices): no array is created inside GAN.step."""

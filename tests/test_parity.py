@@ -14,7 +14,15 @@ from support import tolerances
 
 import fastgan
 from fastgan import GAN, SGD
-from fastgan.backends.base import ACTIVATION_CODES, SIGMOID, TANH, ConvGeometry
+from fastgan.backends.base import (
+    ACTIVATION_CODES,
+    HINGE,
+    LINEAR,
+    SIGMOID,
+    SQUARED,
+    TANH,
+    ConvGeometry,
+)
 
 
 @pytest.fixture
@@ -106,6 +114,35 @@ def test_bce_with_logits(pair, target, scale):
         pair.reference.bce_with_logits(rl, target, scale, rg, rs)
     pair.backend.bce_with_logits(fl, target, scale, fg, fs)
     pair.assert_close([rg, rs], [fg, fs])
+
+
+SCORE_CASES = [(HINGE, 1.0), (HINGE, -1.0), (SQUARED, 1.0), (SQUARED, 0.0), (LINEAR, 0.0)]
+"""(kind, target) of every use of ``score_loss`` by the hinge and least-squares losses."""
+
+
+@pytest.mark.parametrize("kind,target", SCORE_CASES)
+def test_score_loss(pair, kind, target):
+    logits = pair.normal(24, 1, scale=2.0)
+    logits[:3, 0] = [-1.0, 1.0, 0.0]              # the hinge's kinks and the sigmoid's branch
+    zeros = np.zeros_like(logits), np.zeros(2, pair.dtype)
+    (rl, rg, rs), (fl, fg, fs) = pair.both(logits, *zeros)
+    pair.reference.score_loss(rl, kind, target, 1 / 24, rg, rs)
+    pair.backend.score_loss(fl, kind, target, 1 / 24, fg, fs)
+    pair.assert_close([rg, rs], [fg, fs])
+
+
+def test_spectral_norm_kernels(pair):
+    """A power iteration, W / sigma and the backward through it, as the reference does them."""
+    w, u = pair.normal(37, 29), pair.normal(29)
+    zeros = np.zeros(37, pair.dtype), np.zeros(1, pair.dtype), np.zeros((37, 29), pair.dtype)
+    (rw, ru, rv, rs, rb, rg), (fw, fu, fv, fs, fb, fg) = pair.both(w, u, *zeros,
+                                                                   pair.normal(37, 29))
+    for backend, (w_, u_, v_, s_, b_, g_) in ((pair.reference, (rw, ru, rv, rs, rb, rg)),
+                                               (pair.backend, (fw, fu, fv, fs, fb, fg))):
+        backend.power_iteration(w_, u_, v_)
+        backend.spectral_weight(w_, u_, v_, s_, b_)
+        backend.spectral_backward(g_, b_, u_, v_, s_)
+    pair.assert_close([ru, rv, rs, rb, rg], [fu, fv, fs, fb, fg])
 
 
 def test_random_streams_match_the_reference(pair):
@@ -275,6 +312,19 @@ def _assert_same_training(fast_backend, reference, preset, dtype, steps, data_di
 def test_twenty_steps_of_each_preset(fast_backend, reference, preset, dtype):
     _assert_same_training(fast_backend, reference, preset, dtype, steps=20, data_dim=24,
                           batch_size=16, **SMALL[preset])
+
+
+@pytest.mark.parametrize("loss", ["hinge", "least_squares"])
+def test_twenty_steps_of_each_loss(fast_backend, reference, loss, dtype):
+    _assert_same_training(fast_backend, reference, "pytorch-vanilla", dtype, steps=20,
+                          data_dim=24, batch_size=16, d_loss=loss, g_loss=loss,
+                          **SMALL["pytorch-vanilla"])
+
+
+def test_twenty_steps_with_spectral_norm(fast_backend, reference, dtype):
+    _assert_same_training(fast_backend, reference, "pytorch-vanilla", dtype, steps=20,
+                          data_dim=24, batch_size=16, spectral_norm=True,
+                          **SMALL["pytorch-vanilla"])
 
 
 # keras-dcgan's generator has convolutions followed by batch norm, whose biases have a true

@@ -86,6 +86,10 @@ def test_grid_values_take_the_type_trainconfig_declares():
         {"lr": 2e-4, "ema": 0.999, "g_hidden": (32, 16)}]
     with pytest.raises(ConfigError, match=r"batch_size takes a whole number, not '64\.5'"):
         Space(grid={"batch_size": ["64.5"]})
+    assert Space(grid={"spectral_norm": ["true", False], "loss": ["hinge"]}).settings() == [
+        {"spectral_norm": True, "loss": "hinge"}, {"spectral_norm": False, "loss": "hinge"}]
+    with pytest.raises(ConfigError, match=r"spectral_norm takes true or false, not 'yes'"):
+        Space(grid={"spectral_norm": ["yes"]})
     with pytest.raises(ConfigError, match=r"not a hyper-parameter.*label_smoothing"):
         Space(grid={"steps": [10]})
 
@@ -186,6 +190,7 @@ def test_the_trial_clock_stops_at_a_time_target_without_its_first_step_or_evalua
                                             "be in [0, 1)"),
     (("--grid", "ema=0.999,2"), "setting ema=2: EMA decay must be in (0, 1)"),
     (("--grid", "lr=-1"), "learning rate"),
+    (("--grid", "loss=hinge,wasserstein"), "setting loss=wasserstein: unknown loss 'wasserstein'"),
     (("--grid", "beta1=0.5,1.5"), "setting beta1=1.5: Adam beta1 must be in [0, 1)"),
     (("--grid", "batch_size=100000"), "fewer than one step takes"),
     (("--grid", "preset=dcgan-9000"), "unknown preset 'dcgan-9000'"),

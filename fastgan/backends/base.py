@@ -2,10 +2,11 @@
 
 A backend owns an array module ``xp`` (numpy or cupy) and the kernels the GANs need:
 allocation and transfer, random numbers, GEMM, the dense forward and backward epilogues,
-BCE-with-logits, softmax cross-entropy (for the evaluation classifier), dropout, batch norm,
-the convolution's patch gathering (im2col) and scattering (col2im), nearest upsampling, and the
-optimizer updates. Every kernel writes into caller-provided arrays (``out``, or in place) and
-works for float32 and float64.
+BCE-with-logits and the hinge/least-squares losses (``score_loss``), spectral normalisation
+(power iteration, W/sigma and its backward), softmax cross-entropy (for the evaluation
+classifier), dropout, batch norm, the convolution's patch gathering (im2col) and scattering
+(col2im), nearest upsampling, and the optimizer updates. Every kernel writes into
+caller-provided arrays (``out``, or in place) and works for float32 and float64.
 
 The methods of :class:`Backend` below are the reference semantics: plain ``xp`` code, easy to
 read and check. NumPy runs them as they are; the Numba and CuPy backends override them with
@@ -27,6 +28,10 @@ IDENTITY, RELU, LEAKY_RELU, TANH, SIGMOID = range(5)
 ACTIVATION_CODES = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU,
                     "tanh": TANH, "sigmoid": SIGMOID}
 DTYPES = {"float32": np.float32, "float64": np.float64}
+# Codes of score_loss's per-logit losses (jitted and CUDA kernels take the integer).
+HINGE, SQUARED, LINEAR = range(3)
+NORM_EPS = 1e-12
+"""Power iteration divides a vector by max(its norm, NORM_EPS), as PyTorch's normalize does."""
 
 
 def resolve_dtype(dtype: Any) -> np.dtype:
@@ -308,6 +313,54 @@ class Backend:
         xp.multiply(prob - target, scale, out=grad)
         stats[0] = scale * bce.sum()
         stats[1] = prob.mean()
+
+    def score_loss(self, logits: Any, kind: int, target: float, scale: float, grad: Any,
+                   stats: Any) -> None:
+        """A loss ``f(l)`` on logits ``l`` that needs no sigmoid: the hinge, least-squares and
+        linear GAN losses. Writes ``grad = scale f'(l)``, ``stats[0] = scale sum f(l)`` and,
+        for reporting as with BCE, ``stats[1] = mean(sigmoid(l))``.
+
+        HINGE: ``f = max(0, 1 - t l)``, ``f' = -t [t l < 1]`` (t = +1 real, -1 fake);
+        SQUARED: ``f = (l - t)^2 / 2``, ``f' = l - t``; LINEAR: ``f = l``, ``f' = 1`` (t unused).
+        """
+        xp = self.xp
+        if kind == HINGE:
+            margin = 1 - target * logits
+            loss = xp.maximum(margin, 0)
+            slope = xp.where(margin > 0, -target, 0.0)
+        elif kind == SQUARED:
+            slope = logits - target
+            loss = slope * slope / 2
+        else:
+            loss, slope = logits, xp.ones_like(logits)
+        xp.multiply(slope, scale, out=grad)
+        stats[0] = scale * loss.sum()
+        e = xp.exp(-xp.abs(logits))
+        stats[1] = xp.where(logits >= 0, 1 / (1 + e), e / (1 + e)).mean()
+
+    # ------------------------------------------------------------ spectral normalisation
+    def power_iteration(self, w: Any, u: Any, v: Any) -> None:
+        """One power iteration on the (in, out) weight ``w``, in place: ``v = w u / |w u|``,
+        then ``u = w^T v / |w^T v|`` (u: out values, v: in values; norms floored at
+        :data:`NORM_EPS`). ``v^T w u`` then estimates the largest singular value of ``w``."""
+        xp = self.xp
+        xp.matmul(w, u, out=v)
+        v /= max(float(xp.linalg.norm(v)), NORM_EPS)
+        xp.matmul(w.T, v, out=u)
+        u /= max(float(xp.linalg.norm(u)), NORM_EPS)
+
+    def spectral_weight(self, w: Any, u: Any, v: Any, sigma: Any, w_bar: Any) -> None:
+        """``sigma[0] = v^T w u`` (u, v held fixed) and ``w_bar = w / sigma``."""
+        sigma[0] = v @ (self.xp.asarray(w) @ u)
+        self.xp.divide(w, sigma[0], out=w_bar)
+
+    def spectral_backward(self, grad: Any, w_bar: Any, u: Any, v: Any, sigma: Any) -> None:
+        """``grad`` = dL/dw_bar in, dL/dw out (u, v fixed): with ``sigma = v^T w u`` and
+        ``w_bar = w / sigma``, ``dL/dw = (grad - (sum grad * w_bar) v u^T) / sigma``."""
+        xp = self.xp
+        overlap = (grad * w_bar).sum()
+        grad -= overlap * xp.outer(v, u)
+        grad /= sigma[0]
 
     def softmax_cross_entropy(self, logits: Any, labels: Any, scale: float, grad: Any,
                               stats: Any) -> None:

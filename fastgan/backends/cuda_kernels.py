@@ -12,7 +12,8 @@ Launch conventions (the backend follows them):
 * elementwise kernels loop grid-stride over ``n`` elements: any 1-D grid works;
 * column kernels use blocks of ``TILE_COLS x ROW_LANES`` threads, one block column per
   32 feature columns, so a warp reads 32 consecutive floats of one row;
-* ``bce_logits`` runs as one block of ``REDUCE_THREADS`` threads;
+* ``bce_logits``, ``score_logits`` and the spectral-norm kernels run as one block of
+  ``REDUCE_THREADS`` threads;
 * ``schedule_*`` and ``philox_advance`` run as one thread.
 
 No kernel uses atomics: every reduction adds in a fixed order, so results are bit-for-bit
@@ -29,7 +30,17 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from .base import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
+from .base import (
+    HINGE,
+    IDENTITY,
+    LEAKY_RELU,
+    LINEAR,
+    NORM_EPS,
+    RELU,
+    SIGMOID,
+    SQUARED,
+    TANH,
+)
 from .philox import RNG_DROPOUT, RNG_NORMAL, RNG_UNIFORM
 
 TILE_COLS = 32          # columns per block in the column kernels (one warp wide)
@@ -43,8 +54,9 @@ SOURCE_FILES = (
     "constants.cu",     # the #defines shared with Python, filled in from _CONSTANTS
     "grid.cu",          # grid-stride indexing
     "activations.cu",   # act(z) and act'(z)
-    "dense.cu",         # bias + activation, its gradient and column sums, the BCE loss
+    "dense.cu",         # bias + activation, its gradient and column sums, the losses
     "batch_norm.cu",
+    "spectral.cu",      # power iteration, W / sigma(W) and its backward
     "optimizers.cu",    # the step-size schedule, SGD, EMA, Adam
     "philox.cu",        # Philox4x32-10 random fills
     "conv.cu",          # im2col, col2im, 2x upsampling
@@ -58,6 +70,10 @@ _CONSTANTS = {
     "ACT_LEAKY_RELU": LEAKY_RELU,
     "ACT_TANH": TANH,
     "ACT_SIGMOID": SIGMOID,
+    "LOSS_HINGE": HINGE,
+    "LOSS_SQUARED": SQUARED,
+    "LOSS_LINEAR": LINEAR,
+    "NORM_EPS": NORM_EPS,
     "COLSUM_ONLY": COLSUM_ONLY,
     "TILE_COLS": TILE_COLS,
     "ROW_LANES": ROW_LANES,
@@ -154,6 +170,11 @@ KERNELS = _kernels(
     Kernel("act_grad", ("T*", "const T*", "long long", "int", "T")),
     Kernel("act_grad_colsum", ("T*", "const T*", "T*", "int", "int", "int", "T", "int")),
     Kernel("bce_logits", ("const T*", "T*", "T*", "int", "T", "T")),
+    Kernel("score_logits", ("const T*", "T*", "T*", "int", "int", "T", "T")),
+    Kernel("power_iteration", ("const T*", "T*", "T*", "int", "int")),
+    Kernel("spectral_weight", ("const T*", "const T*", "const T*", "T*", "T*", "int", "int")),
+    Kernel("spectral_backward", ("T*", "const T*", "const T*", "const T*", "const T*", "int",
+                                 "int")),
     Kernel("multiply", ("const T*", "const T*", "T*", "long long")),
     Kernel("bn_train", ("const T*", "const T*", "const T*", "T*", "T*", "T*", "T*", "T*",
                         "int", "int", "T", "T")),

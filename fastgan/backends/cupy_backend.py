@@ -352,6 +352,28 @@ class CupyBackend(Backend):
         self._launch("bce_logits", logits.dtype, (1,), (REDUCE_THREADS,), logits, grad, stats,
                      logits.size, target, scale)
 
+    def score_loss(self, logits: Any, kind: int, target: float, scale: float, grad: Any,
+                   stats: Any) -> None:
+        """Hinge, least-squares or linear loss (see the base class), its gradient and
+        ``stats``, in one single-block launch; the statistics stay on the device."""
+        self._launch("score_logits", logits.dtype, (1,), (REDUCE_THREADS,), logits, grad, stats,
+                     logits.size, kind, target, scale)
+
+    # ------------------------------------------------------------ spectral normalisation
+    def power_iteration(self, w: Any, u: Any, v: Any) -> None:
+        """One power iteration, in place (see the base class), one single-block launch."""
+        self._launch("power_iteration", w.dtype, (1,), (REDUCE_THREADS,), w, u, v, *w.shape)
+
+    def spectral_weight(self, w: Any, u: Any, v: Any, sigma: Any, w_bar: Any) -> None:
+        """``sigma = v^T w u`` and ``w_bar = w / sigma``, one single-block launch."""
+        self._launch("spectral_weight", w.dtype, (1,), (REDUCE_THREADS,), w, u, v, sigma, w_bar,
+                     *w.shape)
+
+    def spectral_backward(self, grad: Any, w_bar: Any, u: Any, v: Any, sigma: Any) -> None:
+        """dL/dw_bar -> dL/dw with u, v fixed (see the base class), one single-block launch."""
+        self._launch("spectral_backward", grad.dtype, (1,), (REDUCE_THREADS,), grad, w_bar, u, v,
+                     sigma, *grad.shape)
+
     # ------------------------------------------------------------ dropout
     def multiply(self, a: Any, b: Any, out: Any) -> None:
         """``out = a * b`` for arrays of one shape."""

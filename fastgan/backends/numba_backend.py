@@ -120,6 +120,25 @@ class NumbaBackend(Backend):
         scalar = logits.dtype.type
         kernels.bce_with_logits(logits, scalar(target), scalar(scale), grad, stats)
 
+    def score_loss(self, logits: Any, kind: int, target: float, scale: float, grad: Any,
+                   stats: Any) -> None:
+        """Hinge, least-squares or linear loss, gradient and stats in one pass."""
+        scalar = logits.dtype.type
+        kernels.score_loss(logits, kind, scalar(target), scalar(scale), grad, stats)
+
+    # ------------------------------------------------------------ spectral normalisation
+    def power_iteration(self, w: Any, u: Any, v: Any) -> None:
+        """One power iteration, in place (see the base class), one jitted pass per vector."""
+        kernels.power_iteration(w, u, v)
+
+    def spectral_weight(self, w: Any, u: Any, v: Any, sigma: Any, w_bar: Any) -> None:
+        """``sigma = v^T w u`` and ``w_bar = w / sigma``, one jitted kernel."""
+        kernels.spectral_weight(w, u, v, sigma, w_bar)
+
+    def spectral_backward(self, grad: Any, w_bar: Any, u: Any, v: Any, sigma: Any) -> None:
+        """dL/dw_bar -> dL/dw with u, v fixed (see the base class), one jitted kernel."""
+        kernels.spectral_backward(grad, w_bar, u, v, sigma)
+
     # ------------------------------------------------------------ batch norm
     def _vectors(self, features: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
         """Two scratch vectors of ``features`` values, made once per size and dtype."""

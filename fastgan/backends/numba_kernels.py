@@ -29,7 +29,7 @@ import numpy as np
 from numba import njit, types, uint64
 from numba.extending import overload
 
-from .base import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
+from .base import HINGE, IDENTITY, LEAKY_RELU, NORM_EPS, RELU, SIGMOID, SQUARED, TANH
 from .philox import MASK32, MULTIPLIERS, RNG_DROPOUT, RNG_NORMAL, RNG_UNIFORM, UNIT_BITS, WEYL
 
 # _nrt=False: a kernel cannot allocate. error_model="numpy": x/0 is inf or nan as in NumPy
@@ -214,6 +214,96 @@ def bce_with_logits(logits, target, scale, grad, stats):
 
 
 # ---------------------------------------------------------------------- random numbers
+@kernel
+def score_loss(logits, kind, target, scale, grad, stats):
+    """The hinge, least-squares or linear loss ``f(l)`` of logits ``l``, in one pass.
+
+    HINGE ``f = max(0, 1 - t l)``, ``f' = -t [t l < 1]``; SQUARED ``f = (l - t)^2 / 2``,
+    ``f' = l - t``; LINEAR ``f = l``, ``f' = 1``. Writes ``grad = scale f'``,
+    ``stats[0] = scale sum(f)`` and ``stats[1] = mean(sigmoid(l))``; sums in float64.
+    """
+    one = logits.dtype.type(1)
+    zero = logits.dtype.type(0)
+    loss = 0.0
+    prob_sum = 0.0
+    rows, cols = logits.shape
+    for i in range(rows):
+        for j in range(cols):
+            logit = logits[i, j]
+            if kind == HINGE:
+                margin = one - target * logit
+                loss += margin if margin > zero else zero
+                slope = -target if margin > zero else zero
+            elif kind == SQUARED:
+                slope = logit - target
+                loss += slope * slope / 2
+            else:
+                loss += logit
+                slope = one
+            prob_sum += one / (one + math.exp(-logit))
+            grad[i, j] = scale * slope
+    stats[0] = scale * loss
+    stats[1] = prob_sum / logits.size
+
+
+# ---------------------------------------------------------------------- spectral normalisation
+@kernel
+def power_iteration(w, u, v):
+    """``v = w u / |w u|``, then ``u = w^T v / |w^T v|`` (w: in x out); the norms' sums in
+    float64."""
+    rows, cols = w.shape
+    squares = 0.0
+    for i in range(rows):
+        total = 0.0
+        for j in range(cols):
+            total += w[i, j] * u[j]
+        v[i] = total
+        squares += total * total
+    inverse = 1.0 / max(math.sqrt(squares), NORM_EPS)
+    for i in range(rows):
+        v[i] *= inverse
+    u[:] = 0                                       # u is read: w^T v accumulates into it
+    for i in range(rows):
+        for j in range(cols):
+            u[j] += w[i, j] * v[i]
+    squares = 0.0
+    for j in range(cols):
+        squares += u[j] * u[j]
+    inverse = 1.0 / max(math.sqrt(squares), NORM_EPS)
+    for j in range(cols):
+        u[j] *= inverse
+
+
+@kernel
+def spectral_weight(w, u, v, sigma, w_bar):
+    """``sigma[0] = v^T w u`` and ``w_bar = w / sigma``; the sum in float64."""
+    rows, cols = w.shape
+    total = 0.0
+    for i in range(rows):
+        row = 0.0
+        for j in range(cols):
+            row += w[i, j] * u[j]
+        total += v[i] * row
+    sigma[0] = total
+    scale = w.dtype.type(1.0 / total)
+    for i in range(rows):
+        for j in range(cols):
+            w_bar[i, j] = w[i, j] * scale
+
+
+@kernel
+def spectral_backward(grad, w_bar, u, v, sigma):
+    """``grad = (grad - (sum grad * w_bar) v u^T) / sigma``, the sum in float64."""
+    rows, cols = grad.shape
+    overlap = 0.0
+    for i in range(rows):
+        for j in range(cols):
+            overlap += grad[i, j] * w_bar[i, j]
+    for i in range(rows):
+        for j in range(cols):
+            grad[i, j] = (grad[i, j] - overlap * v[i] * u[j]) / sigma[0]
+
+
 @kernel
 def dropout_mask(uniform, keep, inv_keep):
     """Uniform draws ``u`` in [0, 1) -> inverted-dropout mask, in place:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FastganError, TrainingDiverged
+from ..gan.config import LOSSES
 from ..training.loop import Callback, TrainingLoop
 from .common import EXIT_DIVERGED, EXIT_ERROR, fail
 from .signals import Interrupted, StopSignals, exit_status, signal_name
@@ -62,6 +63,12 @@ def add_parser(subparsers: Any) -> None:
     arg("--beta1", type=float, help="Adam's beta1 for both networks (default: the preset's)")
     arg("--k", type=int, help="discriminator steps per generator step (default: the preset's)")
     arg("--label-smoothing", type=float, metavar="S", help="real labels are 1-S (e.g. 0.1)")
+    arg("--loss", metavar="NAME",
+        help=f"the GAN loss pair: {', '.join(LOSSES)} (default: the preset's, "
+             "non_saturating)")
+    arg("--spectral-norm", action="store_true", default=None,
+        help="divide each Dense weight of the discriminator by its largest singular value "
+             "(one power iteration per step)")
     arg("--ema", type=float, metavar="DECAY",
         help="sample from an exponential moving average of G's weights (e.g. 0.999; "
              "default: the preset's, none but fast-mlp's)")

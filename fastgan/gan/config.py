@@ -19,12 +19,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
+from ..nn.losses import D_LOSSES, G_LOSSES
 from ..nn.optim import OptimizerConfig
-from ..nn.specs import LayerSpec, output_shapes
+from ..nn.specs import Conv2D, LayerSpec, output_shapes
 from ..training import serialization
 
 NOISES = ("normal", "uniform")
-G_LOSSES = ("non_saturating", "minimax")
+LOSSES = {"non_saturating": ("bce", "non_saturating"), "minimax": ("bce", "minimax"),
+          "hinge": ("hinge", "hinge"), "least_squares": ("least_squares", "least_squares")}
+"""The loss pairs by name (``fastgan train --loss``): (``d_loss``, ``g_loss``)."""
 
 
 @dataclass(frozen=True)
@@ -33,9 +36,12 @@ class GANConfig:
 
     ``generator`` maps ``latent_dim`` noise features to a sample; ``discriminator`` maps a
     sample to one logit. ``k`` discriminator steps of ``batch_size`` rows precede each
-    generator step; real labels are ``1 - label_smoothing``; ``noise`` is "normal" (N(0, 1))
-    or "uniform" (U[-1, 1)); ``ema_decay`` (e.g. 0.999) samples from an average of G's
-    weights (None: no average). ``name`` and ``source`` say where the config came from.
+    generator step; ``d_loss`` and ``g_loss`` name the losses (:mod:`fastgan.nn.losses`);
+    real labels are ``1 - label_smoothing`` (bce and least squares); ``noise`` is "normal"
+    (N(0, 1)) or "uniform" (U[-1, 1)); ``ema_decay`` (e.g. 0.999) samples from an average of
+    G's weights (None: no average). ``spectral_norm`` divides each Dense weight of D by its
+    largest singular value (one power iteration per step). ``name`` and ``source`` say where
+    the config came from.
     """
 
     latent_dim: int
@@ -46,9 +52,11 @@ class GANConfig:
     batch_size: int = 64
     noise: str = "normal"
     k: int = 1
+    d_loss: str = "bce"
     g_loss: str = "non_saturating"
     label_smoothing: float = 0.0
     ema_decay: float | None = None
+    spectral_norm: bool = False
     name: str = "custom"
     source: str = ""
 
@@ -59,14 +67,24 @@ class GANConfig:
             raise ConfigError(f"latent_dim must be a positive integer, got {self.latent_dim!r}")
         if self.noise not in NOISES:
             raise ConfigError(f"noise must be one of {NOISES}, got {self.noise!r}")
+        if self.d_loss not in D_LOSSES:
+            raise ConfigError(f"d_loss must be one of {D_LOSSES}, got {self.d_loss!r}")
         if self.g_loss not in G_LOSSES:
             raise ConfigError(f"g_loss must be one of {G_LOSSES}, got {self.g_loss!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.label_smoothing and self.d_loss == "hinge":
+            raise ConfigError("label_smoothing has no target to move in the hinge loss; "
+                              "leave it at 0 or choose another d_loss")
         if not _is_count(self.k):
             raise ConfigError(f"k (D steps per G step) must be an integer >= 1, got {self.k}")
         if not _is_count(self.batch_size):
             raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size}")
+        if not isinstance(self.spectral_norm, bool):
+            raise ConfigError(f"spectral_norm must be true or false, got {self.spectral_norm!r}")
+        if self.spectral_norm and any(isinstance(s, Conv2D) for s in self.discriminator):
+            raise ConfigError("spectral_norm normalises Dense layers only; this discriminator "
+                              "has Conv2D layers")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ConfigError(f"EMA decay must be in (0, 1), e.g. 0.999; got {self.ema_decay}")
         try:
@@ -96,6 +114,14 @@ class GANConfig:
     def from_json(cls, values: Mapping[str, Any]) -> GANConfig:
         """The inverse of :meth:`to_json`; ConfigError names an unknown or missing field."""
         return serialization.decode_fields(cls, values, "GAN settings")
+
+
+def loss_fields(name: str) -> dict[str, str]:
+    """``d_loss`` and ``g_loss`` of the loss pair ``name`` (a key of :data:`LOSSES`)."""
+    if name not in LOSSES:
+        raise ConfigError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+    d_loss, g_loss = LOSSES[name]
+    return {"d_loss": d_loss, "g_loss": g_loss}
 
 
 def _is_count(value: object) -> bool:

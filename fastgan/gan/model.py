@@ -73,7 +73,8 @@ class GAN:
         self.generator = MLP(config.generator, in_features=config.latent_dim, backend=backend,
                              dtype=dtype, seed=g_seed)
         self.discriminator = MLP(config.discriminator, in_features=config.data_dim,
-                                 backend=self.generator.backend, dtype=dtype, seed=d_seed)
+                                 backend=self.generator.backend, dtype=dtype, seed=d_seed,
+                                 spectral_norm=config.spectral_norm)
         self.g_optimizer = config.g_optimizer.bind(self.generator.params)
         self.d_optimizer = config.d_optimizer.bind(self.discriminator.params)
         noise_seed, sample_seed, order_seed = gan_seed.spawn(3)
@@ -193,6 +194,7 @@ class GAN:
         d_schedule, g_schedule = (None, None) if schedules is None else schedules
         batch = rows // self.k
         ws = self.workspace(batch)
+        self.discriminator.power_iteration()
         for i in range(self.k):
             self.discriminator_gradients(real_batch[i * batch:(i + 1) * batch], ws)
             self._update(self.d_optimizer, gradient_hook, d_schedule)
@@ -224,7 +226,8 @@ class GAN:
         self._draw_training_noise(ws.z)
         be.copy(G.forward(ws.z, training=True), ws.d_input[batch:])
         logits = D.forward(ws.d_input, training=True)
-        discriminator_loss(be, logits, ws.d_grad, self.stats[0:4], self.config.label_smoothing)
+        discriminator_loss(be, self.config.d_loss, logits, ws.d_grad, self.stats[0:4],
+                           self.config.label_smoothing)
         D.backward(ws.d_grad, input_grad=False)
 
     def generator_gradients(self, ws: SimpleNamespace) -> None:

@@ -98,15 +98,16 @@ class DenseLayer(Layer):
         params.reserve(self.names[1], bias)
 
     def bind(self, params: FlatParams) -> None:
-        """Views of W, b and their gradients."""
+        """Views of W, b and their gradients; ``weight``, the matrix x is multiplied by, is W."""
         self.W, self.b = (params.view(n) for n in self.names)
         self.dW, self.db = (params.grad_view(n) for n in self.names)
+        self.weight = self.W
 
     def forward(self, x: Any, training: bool) -> Any:
         """``act(x W + b)``, keeping x and y for backward."""
         ws = self.workspace(x.shape[0])
         ws.x = x
-        self.backend.gemm(x, self.W, ws.y)
+        self.backend.gemm(x, self.weight, ws.y)
         self.backend.bias_act(ws.y, self.b, self.act, self.alpha)
         return ws.y
 
@@ -120,7 +121,53 @@ class DenseLayer(Layer):
         if not input_grad:
             return None
         dx = self.input_grad_buffer(ws, batch)
-        be.gemm(dy, self.W, dx, trans_b=True)
+        be.gemm(dy, self.weight, dx, trans_b=True)
+        return dx
+
+
+class SpectralDenseLayer(DenseLayer):
+    """A dense layer whose weight is ``W_bar = W / sigma``, ``sigma = v^T W u`` the estimate of
+    W's largest singular value (Miyato et al., 2018) from the vectors ``u`` (out) and ``v``
+    (in) that :meth:`power_iteration` refines once per training step and that checkpoints keep.
+
+    Backward, with u and v held fixed as the method defines it: given G = dL/dW_bar (the
+    dense backward's dW), ``dL/dW = (G - (sum G * W_bar) v u^T) / sigma``, because
+    ``d sigma/dW = v u^T``.
+    """
+
+    def __init__(self, spec: Dense, backend: Backend, dtype: np.dtype, in_shape: Shape,
+                 out_shape: Shape, params: FlatParams, prefix: str,
+                 rng: np.random.Generator) -> None:
+        super().__init__(spec, backend, dtype, in_shape, out_shape, params, prefix, rng)
+        start = rng.standard_normal(spec.units)
+        self.u = backend.asarray(start / np.linalg.norm(start), dtype)
+        self.v = backend.empty((self.in_features,), dtype)
+        self.sigma = backend.empty((1,), dtype)
+
+    def bind(self, params: FlatParams) -> None:
+        """Views of W, b and their gradients, W_bar's array, and a first power iteration."""
+        super().bind(params)
+        self.weight = self.backend.empty(self.W.shape, self.dtype)
+        self.power_iteration()
+
+    def buffers(self) -> dict[str, Any]:
+        """The singular-vector estimates u and v."""
+        return {"u": self.u, "v": self.v}
+
+    def power_iteration(self) -> None:
+        """One power iteration: ``v = W u / |W u|``, ``u = W^T v / |W^T v|``."""
+        self.backend.power_iteration(self.W, self.u, self.v)
+
+    def forward(self, x: Any, training: bool) -> Any:
+        """``act(x W_bar + b)`` with ``W_bar = W / (v^T W u)``."""
+        self.backend.spectral_weight(self.W, self.u, self.v, self.sigma, self.weight)
+        return super().forward(x, training)
+
+    def backward(self, dy: Any, input_grad: bool, param_grads: bool) -> Any:
+        """The dense backward through W_bar, then dW_bar turned into dW (see the class)."""
+        dx = super().backward(dy, input_grad, param_grads)
+        if param_grads:
+            self.backend.spectral_backward(self.dW, self.weight, self.u, self.v, self.sigma)
         return dx
 
 
@@ -387,12 +434,14 @@ class UpSampling2DLayer(Layer):
 
 def build_layer(spec: LayerSpec, index: int, backend: Backend, dtype: np.dtype, in_shape: Shape,
                 out_shape: Shape, params: FlatParams, init_rng: np.random.Generator,
-                dropout_rng: Rng) -> Layer:
+                dropout_rng: Rng, spectral_norm: bool = False) -> Layer:
     """The runtime layer for ``spec`` at position ``index`` of a network, reading rows of
-    shape ``in_shape`` and making rows of ``out_shape`` (as ``spec.output_shape`` says)."""
+    shape ``in_shape`` and making rows of ``out_shape`` (as ``spec.output_shape`` says);
+    ``spectral_norm`` normalises a Dense layer's weight by its largest singular value."""
     if isinstance(spec, Dense):
-        return DenseLayer(spec, backend, dtype, in_shape, out_shape, params, f"{index}.dense",
-                          init_rng)
+        dense = SpectralDenseLayer if spectral_norm else DenseLayer
+        return dense(spec, backend, dtype, in_shape, out_shape, params, f"{index}.dense",
+                     init_rng)
     if isinstance(spec, Conv2D):
         return Conv2DLayer(spec, backend, dtype, in_shape, out_shape, params,
                            f"{index}.conv2d", init_rng)

@@ -15,7 +15,7 @@ import numpy as np
 from ..backends import get_backend
 from ..backends.base import Backend, resolve_dtype
 from ..errors import ConfigError
-from .layers import Layer, build_layer
+from .layers import Layer, SpectralDenseLayer, build_layer
 from .params import FlatParams
 from .specs import BatchNorm, Conv2D, Dense, LayerSpec, output_shapes
 
@@ -26,12 +26,14 @@ class MLP:
     ``MLP([Dense(256, "leaky_relu", alpha=0.2), Dropout(0.3), Dense(1)], in_features=784)``,
     or convolutional: ``MLP([Reshape((28, 28, 1)), Conv2D(32, stride=2, activation="relu"),
     Flatten(), Dense(1)], in_features=784)``. ``seed`` fixes the initial weights (drawn on
-    the host, so equal on every backend) and the dropout masks.
+    the host, so equal on every backend) and the dropout masks. ``spectral_norm`` divides
+    every Dense layer's weight by its largest singular value, estimated by one
+    :meth:`power_iteration` per training step (:class:`~fastgan.nn.layers.SpectralDenseLayer`).
     """
 
     def __init__(self, layers: Sequence[LayerSpec], *, in_features: int,
                  backend: str | Backend | None = None, dtype: Any = "float32",
-                 seed: int | np.random.SeedSequence = 0) -> None:
+                 seed: int | np.random.SeedSequence = 0, spectral_norm: bool = False) -> None:
         if not isinstance(in_features, int) or in_features < 1:
             raise ConfigError(f"in_features must be a positive integer, got {in_features!r}")
         self.specs = tuple(layers)
@@ -49,10 +51,13 @@ class MLP:
         for index, (spec, in_shape, out_shape) in enumerate(
                 zip(self.specs, [(in_features,), *shapes[:-1]], shapes, strict=True)):
             self.layers.append(build_layer(spec, index, self.backend, self.dtype, in_shape,
-                                           out_shape, self.params, init_rng, self.dropout_rng))
+                                           out_shape, self.params, init_rng, self.dropout_rng,
+                                           spectral_norm))
         self.params.allocate()
         for layer in self.layers:
             layer.bind(self.params)
+        self._normalised = [layer for layer in self.layers
+                            if isinstance(layer, SpectralDenseLayer)]
         self.in_features = in_features
         self._first_trained = next(i for i, layer in enumerate(self.layers) if layer.has_params)
         self.out_shape = shapes[-1]
@@ -73,6 +78,11 @@ class MLP:
         return {f"{i}.{name}": array
                 for i, layer in enumerate(self.layers)
                 for name, array in layer.buffers().items()}
+
+    def power_iteration(self) -> None:
+        """One power iteration of every spectrally normalised layer (none: nothing to do)."""
+        for layer in self._normalised:
+            layer.power_iteration()
 
     def forward(self, x: Any, training: bool = True) -> Any:
         """Network output for a batch ``x`` of shape (batch, in_features) on the backend.

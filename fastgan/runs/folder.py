@@ -43,7 +43,7 @@ from .. import data, environment
 from ..errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from ..fileio import remove_leftovers, write_atomically
 from ..gan import presets
-from ..gan.config import GANConfig
+from ..gan.config import GANConfig, loss_fields
 from ..gan.cuda_graph import capture_refusal
 from ..gan.model import GAN
 from ..nn.optim import Adam
@@ -106,6 +106,8 @@ class TrainConfig:
     beta1: float | None = None
     k: int | None = None
     label_smoothing: float | None = None
+    loss: str | None = None
+    spectral_norm: bool | None = None
     ema: float | None = None
     seed: int = 0
     sampling: str = "epoch"
@@ -166,10 +168,13 @@ def gan_config(config: TrainConfig, data_dim: int) -> GANConfig:
     settings it overrides."""
     overrides: dict[str, Any] = {key: getattr(config, key)
                                  for key in ("latent_dim", "g_hidden", "d_hidden", "lr",
-                                             "batch_size", "k", "label_smoothing")
+                                             "batch_size", "k", "label_smoothing",
+                                             "spectral_norm")
                                  if getattr(config, key) is not None}
     if config.ema is not None:
         overrides["ema_decay"] = config.ema
+    if config.loss is not None:
+        overrides.update(loss_fields(config.loss))
     described = presets.get(config.preset, data_dim, **overrides)
     changes = {}
     for key, lr in (("g_optimizer", config.g_lr), ("d_optimizer", config.d_lr)):

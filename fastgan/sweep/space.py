@@ -45,7 +45,8 @@ def check_name(name: str) -> None:
 
 def coerce(name: str, value: Any) -> Any:
     """``value`` (text, or a number/list from a TOML file) as the type of TrainConfig's
-    ``name``: int, float, str, a tuple of ints, or None where the field allows it."""
+    ``name``: int, float, str, bool (true/false), a tuple of ints, or None where the field
+    allows it."""
     check_name(name)
     kind = _field_types()[name]
     optional = isinstance(kind, types.UnionType) and type(None) in typing.get_args(kind)
@@ -67,6 +68,11 @@ def _as(kind: Any, value: Any) -> Any:
         if not items:
             raise ValueError("empty")
         return tuple(_as(int, item) for item in items)
+    if kind is bool:
+        text = value.strip().lower() if isinstance(value, str) else value
+        if text not in (True, False, "true", "false"):
+            raise ValueError("not true or false")
+        return text in (True, "true")
     if kind is int:
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise ValueError("not whole")
@@ -85,7 +91,8 @@ def _as(kind: Any, value: Any) -> Any:
 def _describe(kind: Any) -> str:
     if typing.get_origin(kind) is tuple:
         return "whole numbers separated by spaces (e.g. 256 512)"
-    return {int: "a whole number", float: "a number", str: "text"}.get(kind, str(kind))
+    return {int: "a whole number", float: "a number", str: "text",
+            bool: "true or false"}.get(kind, str(kind))
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,13 @@
-// fastgan kernels. Activation codes match fastgan.backends.base.
+// fastgan kernels. Activation and loss codes match fastgan.backends.base.
 #define ACT_IDENTITY $ACT_IDENTITY
 #define ACT_RELU $ACT_RELU
 #define ACT_LEAKY_RELU $ACT_LEAKY_RELU
 #define ACT_TANH $ACT_TANH
 #define ACT_SIGMOID $ACT_SIGMOID
+#define LOSS_HINGE $LOSS_HINGE
+#define LOSS_SQUARED $LOSS_SQUARED
+#define LOSS_LINEAR $LOSS_LINEAR
+#define NORM_EPS $NORM_EPS
 #define COLSUM_ONLY ($COLSUM_ONLY)
 #define TILE_COLS $TILE_COLS
 #define ROW_LANES $ROW_LANES
