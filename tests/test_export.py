@@ -122,6 +122,23 @@ def npz_forward(path, x: np.ndarray) -> np.ndarray:
     return x
 
 
+@pytest.mark.parametrize("format", ["onnx", "npz"])
+def test_a_spectrally_normalised_discriminator_exports_the_weight_it_multiplies_by(
+        format, tmp_path):
+    runtime = (pytest.importorskip("onnxruntime", reason="ONNX export needs fastgan[export]")
+               if format == "onnx" else None)
+    gan = trained("tiny", spectral_norm=True)
+    images, expected = inputs(gan, "discriminator")
+    path = fastgan.export(gan, tmp_path / f"d.{format}", format=format, network="discriminator")
+    if runtime is not None:
+        got = runtime.InferenceSession(str(path)).run(None, {"image": images})[0]
+    else:
+        got = npz_forward(path, images)
+        with np.load(path) as arrays:        # W / sigma(W), not the raw W
+            assert not np.allclose(arrays["0.weight"], gan.discriminator.layers[0].W)
+    np.testing.assert_allclose(got, expected, **TOLERANCE)
+
+
 def test_npz_holds_plain_arrays_and_the_layers(tmp_path):
     gan = trained("pytorch-vanilla")
     path = fastgan.export(gan, tmp_path / "g.npz", format="npz")

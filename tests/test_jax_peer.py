@@ -88,6 +88,10 @@ def test_it_learns_a_blob():
 def test_bad_input_is_refused():
     with pytest.raises(ConfigError, match="dense networks only"):
         JaxGAN(presets.get("keras-dcgan"))
+    with pytest.raises(ConfigError, match="the JAX peer trains the BCE losses, not hinge"):
+        JaxGAN(presets.get("tiny", d_loss="hinge", g_loss="hinge"))
+    with pytest.raises(ConfigError, match="the JAX peer has no spectral normalisation"):
+        JaxGAN(presets.get("tiny", spectral_norm=True))
     with pytest.raises(ConfigError, match="float32 only"):
         JaxGAN(presets.get("tiny"), dtype="float64")
     peer = JaxGAN(presets.get("tiny"))

@@ -32,6 +32,7 @@ from ..errors import BackendUnavailable, ConfigError, FastganError
 from ..gan.config import GANConfig
 from ..nn.optim import SGD, Adam, OptimizerConfig
 from ..nn.specs import Activation, BatchNorm, Dense, Dropout, LayerSpec
+from .peer_rule import check_trainable
 
 try:
     import jax
@@ -145,6 +146,7 @@ class JaxGAN:
     """
 
     def __init__(self, config: GANConfig, *, dtype: Any = "float32", seed: int = 0) -> None:
+        check_trainable(config, "JAX")
         if dtype not in ("float32", np.float32):
             raise ConfigError(f"the JAX peer runs float32 only (JAX's default), not {dtype!r}")
         self.config = config

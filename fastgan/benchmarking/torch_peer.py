@@ -48,6 +48,7 @@ from ..nn.specs import (
     UpSampling2D,
     output_shapes,
 )
+from .peer_rule import check_trainable
 
 try:
     import torch
@@ -204,9 +205,7 @@ class TorchGAN:
 
     def __init__(self, preset: GANConfig, *, device: str = "cpu", dtype: Any = "float32",
                  seed: int = 0, compile: bool = False, channels_last: bool = False) -> None:
-        if preset.d_loss != "bce" or preset.g_loss not in ("non_saturating", "minimax"):
-            raise ConfigError(f"the PyTorch peer trains the BCE losses, not "
-                              f"{preset.d_loss}/{preset.g_loss}")
+        check_trainable(preset, "PyTorch")
         self.preset = preset
         self.device = _device(device)
         self.dtype = _dtype(dtype)

@@ -158,9 +158,15 @@ class SpectralDenseLayer(DenseLayer):
         """One power iteration: ``v = W u / |W u|``, ``u = W^T v / |W^T v|``."""
         self.backend.power_iteration(self.W, self.u, self.v)
 
-    def forward(self, x: Any, training: bool) -> Any:
-        """``act(x W_bar + b)`` with ``W_bar = W / (v^T W u)``."""
+    def effective_weight(self) -> Any:
+        """``W_bar = W / (v^T W u)``, the weight the forward multiplies by (u, v as they
+        stand), written into its array and returned."""
         self.backend.spectral_weight(self.W, self.u, self.v, self.sigma, self.weight)
+        return self.weight
+
+    def forward(self, x: Any, training: bool) -> Any:
+        """``act(x W_bar + b)`` with ``W_bar`` the :meth:`effective_weight`."""
+        self.effective_weight()
         return super().forward(x, training)
 
     def backward(self, dy: Any, input_grad: bool, param_grads: bool) -> Any:

@@ -1,0 +1,17 @@
+"""What the peers (PyTorch, JAX) train: fastgan's rule with the BCE losses (a non-saturating
+or minimax G loss) and no spectral normalisation. A configuration asking for more is refused,
+so that a peer never races while training something else."""
+
+from __future__ import annotations
+
+from ..errors import ConfigError
+from ..gan.config import GANConfig
+
+
+def check_trainable(config: GANConfig, peer: str) -> None:
+    """Raise a ConfigError naming ``peer`` where ``config`` asks for what it does not train."""
+    if config.d_loss != "bce" or config.g_loss not in ("non_saturating", "minimax"):
+        raise ConfigError(f"the {peer} peer trains the BCE losses, not "
+                          f"{config.d_loss}/{config.g_loss}")
+    if config.spectral_norm:
+        raise ConfigError(f"the {peer} peer has no spectral normalisation")
