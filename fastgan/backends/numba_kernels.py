@@ -213,7 +213,6 @@ def bce_with_logits(logits, target, scale, grad, stats):
     stats[1] = prob_sum / logits.size
 
 
-# ---------------------------------------------------------------------- random numbers
 @kernel
 def score_loss(logits, kind, target, scale, grad, stats):
     """The hinge, least-squares or linear loss ``f(l)`` of logits ``l``, in one pass.
@@ -304,6 +303,7 @@ def spectral_backward(grad, w_bar, u, v, sigma):
             grad[i, j] = (grad[i, j] - overlap * v[i] * u[j]) / sigma[0]
 
 
+# ---------------------------------------------------------------------- random numbers
 @kernel
 def dropout_mask(uniform, keep, inv_keep):
     """Uniform draws ``u`` in [0, 1) -> inverted-dropout mask, in place:
