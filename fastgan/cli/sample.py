@@ -49,12 +49,13 @@ def command(args: argparse.Namespace) -> int:
         fail(f"the output must end in .png or .npy, not {args.output.name!r}")
     if args.n < 1:
         fail(f"-n must be at least 1, got {args.n}")
-    gan = load(args.checkpoint, backend=args.backend)
+    stored = checkpoint.read(args.checkpoint)
+    gan = load(stored, backend=args.backend)
     samples = gan.sample(args.n, seed=args.seed)
     if suffix == ".npy":
         write_atomically(args.output, lambda file: np.save(file, samples))
     else:
-        image_shape = _image_shape(checkpoint.read(args.checkpoint), gan.data_dim)
+        image_shape = _image_shape(stored, gan.data_dim)
         scale = args.scale or max(1, round(56 / max(image_shape)))
         viz.save_grid(args.output, samples, image_shape, ncols=args.ncols, scale=scale)
     print(f"fastgan: {args.n} samples written to {args.output}", file=sys.stderr)

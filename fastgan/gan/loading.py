@@ -18,15 +18,15 @@ from .config import GANConfig
 from .model import GAN
 
 
-def load(path: str | os.PathLike[str], *, backend: str | Backend | None = None,
-         dtype: Any = None) -> GAN:
-    """The GAN saved at ``path`` (a checkpoint file, or a run directory holding
-    ``checkpoint.npz``), ready to sample from or to train further.
+def load(path: str | os.PathLike[str] | checkpoint.Stored, *,
+         backend: str | Backend | None = None, dtype: Any = None) -> GAN:
+    """The GAN saved at ``path`` (a checkpoint file, a run directory holding
+    ``checkpoint.npz``, or a checkpoint already read), ready to sample from or to train further.
 
     ``backend`` and ``dtype`` default to the ones it was saved with. On another backend the
     weights and counters are restored but random streams may restart (with a warning).
     """
-    stored = checkpoint.read(path)
+    stored = path if isinstance(path, checkpoint.Stored) else checkpoint.read(path)
     gan = _build(stored, backend, dtype)
     checkpoint.restore(gan, stored)
     return gan
