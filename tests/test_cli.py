@@ -106,12 +106,13 @@ def test_resume_through_the_cli_is_bit_for_bit(tmp_path):
     assert config["model"]["latent_dim"] == 4 and config["model"]["g_optimizer"]["lr"] == 2e-3
 
 
-def test_loss_and_spectral_norm_are_set_and_survive_resume(tmp_path):
+def test_loss_spectral_norm_and_r1_are_set_and_survive_resume(tmp_path):
     result = fastgan_command(*TINY_RING, "--steps", "3", "--loss", "hinge", "--spectral-norm",
-                             "--out", "run", cwd=tmp_path)
+                             "--r1-gamma", "10", "--r1-every", "2", "--out", "run", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     model = json.loads((tmp_path / "run/config.json").read_text())["model"]
     assert model["d_loss"] == model["g_loss"] == "hinge" and model["spectral_norm"]
+    assert (model["r1_gamma"], model["r1_every"]) == (10.0, 2)
     assert fastgan.load(tmp_path / "run").config.d_loss == "hinge"
     result = fastgan_command("train", "--resume", "run", "--steps", "5", "--no-progress",
                              cwd=tmp_path)

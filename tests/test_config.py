@@ -51,6 +51,8 @@ EVERY_FIELD = {
     "label_smoothing": 0.1,
     "ema_decay": 0.95,
     "spectral_norm": True,
+    "r1_gamma": 2.0,
+    "r1_every": 2,
     "name": "every-field",
     "source": "a config whose every field differs from its default",
 }
@@ -79,6 +81,7 @@ def test_every_setting_of_a_run_survives_its_config_json(tmp_path):
     settings = TrainConfig(preset="numpy-adam", data="ring", latent_dim=5, g_hidden=(9,),
                            d_hidden=(7,), batch_size=16, g_lr=2e-4, beta1=0.6, k=2,
                            label_smoothing=0.05, loss="least_squares", spectral_norm=True,
+                           r1_gamma=5.0, r1_every=4,
                            ema=0.99, steps=1)
     run = prepare(settings, tmp_path / "run")
     record = json.loads((tmp_path / "run" / CONFIG).read_text())
@@ -86,6 +89,7 @@ def test_every_setting_of_a_run_survives_its_config_json(tmp_path):
     assert run.gan.config.g_optimizer.lr == 2e-4 and run.gan.config.d_optimizer.beta1 == 0.6
     assert run.gan.config.d_loss == run.gan.config.g_loss == "least_squares"
     assert run.gan.config.spectral_norm
+    assert (run.gan.config.r1_gamma, run.gan.config.r1_every) == (5.0, 4)
     assert TrainConfig.from_json(record["config"]) == settings
 
 
@@ -100,6 +104,9 @@ def test_every_setting_of_a_run_survives_its_config_json(tmp_path):
     ({"batch_size": 2.5}, "batch_size"),
     ({"ema_decay": 1.0}, "EMA decay"),
     ({"spectral_norm": "yes"}, "spectral_norm must be true or false"),
+    ({"r1_gamma": -0.5}, "r1_gamma must be a number >= 0"),
+    ({"r1_every": 0}, "r1_every"),
+    ({"discriminator": (Dense(5, "relu"), BatchNorm(), Dense(1))}, "remove BatchNorm"),
     ({"discriminator": (Reshape((2, 2, 1)), Conv2D(2), Flatten(), Dense(1))},
      "normalises Dense layers only"),
     ({"discriminator": (Dense(2),)}, "one unit"),

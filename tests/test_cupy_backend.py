@@ -18,6 +18,7 @@ from support import cuda_emulator, tolerances
 from support.gradcheck import check_gradient, slot_names
 from test_gradients import SCORE_LOGITS
 from test_parity import DCGAN_SGD, GEOMETRIES, SCORE_CASES
+from test_r1 import check_discriminator_step, check_penalty, r1_config
 
 import fastgan
 from fastgan import GAN, backends
@@ -36,6 +37,7 @@ from fastgan.backends.cuda_kernels import KERNELS, SOURCE, name_expressions
 from fastgan.backends.cupy_backend import CupyBackend
 from fastgan.errors import BackendUnavailable, ConfigError, FastganError
 from fastgan.gan.cuda_graph import GraphedStep
+from fastgan.nn.specs import Conv2D, Flatten, Reshape
 
 DTYPES = [np.float32, np.float64]
 
@@ -366,6 +368,23 @@ def test_spectral_dense_gradient(cuda):
     check_gradient(loss, x, cuda.asarray(dx), cuda)
 
 
+def test_r1_penalty_gradient(cuda):
+    """The R1 penalty's second-order gradient by central differences on the emulated GPU:
+    through dropout (fixed masks), LeakyReLU and spectrally normalised layers (u frozen), and
+    through convolutions; then D's whole step with the penalty."""
+    mlp = fastgan.MLP([fastgan.Dense(7, "leaky_relu", alpha=0.2), fastgan.Dropout(0.3),
+                       fastgan.Dense(1)], in_features=5, backend=cuda, dtype="float64", seed=4,
+                      spectral_norm=True)
+    mlp.power_iteration()
+    check_penalty(mlp)
+    conv = fastgan.MLP([Reshape((4, 5, 2)), Conv2D(3, stride=2, activation="leaky_relu",
+                                                   alpha=0.2), Flatten(), fastgan.Dense(1)],
+                       in_features=40, backend=cuda, dtype="float64", seed=5)
+    check_penalty(conv, rows=3)
+    check_discriminator_step(GAN(r1_config(spectral_norm=True), backend=cuda, dtype="float64",
+                                 seed=10))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_multiply(cuda, dtype):
     rng = np.random.default_rng(5)
@@ -540,8 +559,9 @@ def test_twenty_steps_match_numpy(make_cuda, preset, dtype):
 
 @pytest.mark.parametrize("options", [{"d_loss": "hinge", "g_loss": "hinge"},
                                      {"d_loss": "least_squares", "g_loss": "least_squares"},
-                                     {"spectral_norm": True}],
-                         ids=["hinge", "least-squares", "spectral-norm"])
+                                     {"spectral_norm": True},
+                                     {"r1_gamma": 1.0, "spectral_norm": True, "r1_every": 2}],
+                         ids=["hinge", "least-squares", "spectral-norm", "r1"])
 def test_twenty_steps_of_each_stabiliser_match_numpy(make_cuda, options):
     """Steps with each loss, and with spectral norm, 20 of them, as the NumPy reference."""
     options = {**PRESETS["pytorch-vanilla"], **options}
@@ -580,10 +600,11 @@ def _train_both_ways(make_cuda, preset: str, plant=None, **options):
     ("pytorch-vanilla", {"ema_decay": 0.9}),
     ("pytorch-vanilla", {"d_loss": "hinge", "g_loss": "hinge"}),
     ("pytorch-vanilla", {"d_loss": "least_squares", "g_loss": "least_squares"}),
-    ("pytorch-vanilla", {"spectral_norm": True})],
+    ("pytorch-vanilla", {"spectral_norm": True}),
+    ("pytorch-vanilla", {"r1_gamma": 1.0})],
     ids=["pytorch-vanilla", "numpy-mlp", "keras-mlp", "keras-dcgan", "pytorch-vanilla-ema",
          "pytorch-vanilla-hinge", "pytorch-vanilla-least-squares",
-         "pytorch-vanilla-spectral-norm"])
+         "pytorch-vanilla-spectral-norm", "pytorch-vanilla-r1"])
 def test_graph_replay_equals_eager_steps(make_cuda, preset, options):
     eager, replayed = _train_both_ways(make_cuda, preset, **options)
     expected, actual = _state(eager), _state(replayed)
@@ -655,6 +676,9 @@ def test_graph_replay_needs_cupy_and_the_device_generator(make_cuda):
         GraphedStep(host_drawn)
     assert isinstance(GAN.from_preset("tiny", data_dim=2, backend=make_cuda()).noise_rng,
                       PhiloxRng)
+    lazy = GAN.from_preset("tiny", data_dim=2, backend=make_cuda(), r1_gamma=1.0, r1_every=4)
+    with pytest.raises(ConfigError, match="lazy R1 penalty"):
+        GraphedStep(lazy)
 
 
 def test_backend_options_are_checked(make_cuda):

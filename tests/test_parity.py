@@ -331,6 +331,13 @@ def test_twenty_steps_with_spectral_norm(fast_backend, reference, dtype):
                           **SMALL["pytorch-vanilla"])
 
 
+def test_twenty_steps_with_the_r1_penalty(fast_backend, reference, dtype):
+    """A lazy R1 penalty (every 2nd D step) through dropout and spectral normalisation."""
+    _assert_same_training(fast_backend, reference, "pytorch-vanilla", dtype, steps=20,
+                          data_dim=24, batch_size=16, r1_gamma=1.0, r1_every=2,
+                          spectral_norm=True, **SMALL["pytorch-vanilla"])
+
+
 # keras-dcgan's generator has convolutions followed by batch norm, whose biases have a true
 # gradient of exactly 0 (the norm subtracts the mean): what a backend computes there is
 # rounding noise, and Adam turns noise of either sign into a full +-lr step. SGD keeps the

@@ -69,6 +69,11 @@ def add_parser(subparsers: Any) -> None:
     arg("--spectral-norm", action="store_true", default=None,
         help="divide each Dense weight of the discriminator by its largest singular value "
              "(one power iteration per step)")
+    arg("--r1-gamma", type=float, metavar="GAMMA",
+        help="add the R1 penalty GAMMA/2 mean |grad D(x)|^2 on real images to D's loss "
+             "(e.g. 10; default 0: none)")
+    arg("--r1-every", type=int, metavar="N",
+        help="lazy R1: apply the penalty every N discriminator steps, scaled by N (default 1)")
     arg("--ema", type=float, metavar="DECAY",
         help="sample from an exponential moving average of G's weights (e.g. 0.999; "
              "default: the preset's, none but fast-mlp's)")

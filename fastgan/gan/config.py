@@ -21,6 +21,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..nn.losses import D_LOSSES, G_LOSSES
 from ..nn.optim import OptimizerConfig
+from ..nn.penalty import r1_refusal
 from ..nn.specs import Conv2D, LayerSpec, output_shapes
 from ..training import serialization
 
@@ -40,8 +41,10 @@ class GANConfig:
     real labels are ``1 - label_smoothing`` (bce and least squares); ``noise`` is "normal"
     (N(0, 1)) or "uniform" (U[-1, 1)); ``ema_decay`` (e.g. 0.999) samples from an average of
     G's weights (None: no average). ``spectral_norm`` divides each Dense weight of D by its
-    largest singular value (one power iteration per step). ``name`` and ``source`` say where
-    the config came from.
+    largest singular value (one power iteration per step). ``r1_gamma`` > 0 adds the R1
+    penalty ``r1_gamma/2 mean |grad_x D(x)|^2`` on the real rows to D's loss, on every
+    ``r1_every``-th D step scaled by ``r1_every`` (:mod:`fastgan.nn.penalty`). ``name`` and
+    ``source`` say where the config came from.
     """
 
     latent_dim: int
@@ -57,6 +60,8 @@ class GANConfig:
     label_smoothing: float = 0.0
     ema_decay: float | None = None
     spectral_norm: bool = False
+    r1_gamma: float = 0.0
+    r1_every: int = 1
     name: str = "custom"
     source: str = ""
 
@@ -85,6 +90,7 @@ class GANConfig:
         if self.spectral_norm and any(isinstance(s, Conv2D) for s in self.discriminator):
             raise ConfigError("spectral_norm normalises Dense layers only; this discriminator "
                               "has Conv2D layers")
+        self._check_r1()
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ConfigError(f"EMA decay must be in (0, 1), e.g. 0.999; got {self.ema_decay}")
         try:
@@ -94,6 +100,19 @@ class GANConfig:
                               f"{self.data_dim} features: {exc}") from None
         if d_out != (1,):
             raise ConfigError(f"the discriminator must end in one unit (a logit), not {d_out}")
+
+    def _check_r1(self) -> None:
+        gamma = self.r1_gamma
+        if (not isinstance(gamma, int | float) or isinstance(gamma, bool)
+                or not math.isfinite(gamma) or gamma < 0):
+            raise ConfigError(f"r1_gamma must be a number >= 0 (e.g. 10; 0: no R1 penalty), "
+                              f"got {gamma!r}")
+        if not _is_count(self.r1_every):
+            raise ConfigError(f"r1_every (apply R1 every n D steps) must be an integer >= 1, "
+                              f"got {self.r1_every!r}")
+        refusal = r1_refusal(self.discriminator) if gamma else None
+        if refusal is not None:
+            raise ConfigError(refusal)
 
     @property
     def data_dim(self) -> int:

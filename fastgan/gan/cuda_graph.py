@@ -75,6 +75,10 @@ def capture_refusal(gan: Any) -> str | None:
     if not all(isinstance(streams[name], PhiloxRng) for name in STEP_STREAMS):
         return ("CUDA-graph replay needs the device random generator; this GAN draws on the "
                 "host (made with CupyBackend(rng='pcg64'))")
+    if gan.r1 is not None and gan.r1.every > 1:
+        return ("CUDA-graph replay repeats one step's kernels, but a lazy R1 penalty "
+                f"(r1_every={gan.r1.every}) changes from D step to D step: train without the "
+                "graph, or with r1_every=1")
     return None
 
 

@@ -9,6 +9,9 @@ One training step is k discriminator steps, then one generator step:
   D to G's output (D's input gradient only: D's own parameter gradients are not computed and
   D's optimizer is not called, so D is untouched), then through G; G's optimizer.
 
+With ``r1_gamma`` > 0, a D step that carries the R1 penalty adds its gradient (a second pass
+of D over the real rows: :mod:`fastgan.nn.penalty`) before D's optimizer.
+
 With batch norm inside D, the one-pass D step normalises over the combined real + fake batch,
 as Keras' ``train_on_batch`` on the concatenated batch (seed 001) does.
 """
@@ -29,6 +32,7 @@ from ..nn.ema import WeightAverage
 from ..nn.losses import discriminator_loss, generator_loss
 from ..nn.mlp import MLP
 from ..nn.optim import BoundOptimizer
+from ..nn.penalty import R1Penalty
 from ..training import checkpoint, loop
 from ..training.loop import DEFAULT_LOG_EVERY, Callback, DataOrder, GradientHook, History
 from . import presets as _presets
@@ -77,6 +81,8 @@ class GAN:
                                  spectral_norm=config.spectral_norm)
         self.g_optimizer = config.g_optimizer.bind(self.generator.params)
         self.d_optimizer = config.d_optimizer.bind(self.discriminator.params)
+        self.r1 = (R1Penalty(self.discriminator, config.r1_gamma, config.r1_every)
+                   if config.r1_gamma else None)
         noise_seed, sample_seed, order_seed = gan_seed.spawn(3)
         self.noise_rng = self.backend.rng(noise_seed)
         self.sample_rng = np.random.Generator(np.random.PCG64(sample_seed))
@@ -220,7 +226,8 @@ class GAN:
         self.steps += 1
 
     def discriminator_gradients(self, real: Any, ws: SimpleNamespace) -> None:
-        """D's loss on B real rows and B fresh fakes, its gradients into D's flat buffer."""
+        """D's loss on B real rows and B fresh fakes, its gradients into D's flat buffer;
+        plus the R1 penalty's on the real rows when this D step carries it."""
         be, G, D, batch = self.backend, self.generator, self.discriminator, real.shape[0]
         be.copy(real, ws.d_input[:batch])
         self._draw_training_noise(ws.z)
@@ -228,7 +235,11 @@ class GAN:
         logits = D.forward(ws.d_input, training=True)
         discriminator_loss(be, self.config.d_loss, logits, ws.d_grad, self.stats[0:4],
                            self.config.label_smoothing)
-        D.backward(ws.d_grad, input_grad=False)
+        penalised = self.r1 is not None and self.r1.due(self.d_optimizer.steps)
+        D.backward(ws.d_grad, input_grad=False, finish=not penalised)
+        if penalised:
+            self.r1.accumulate(ws.d_input[:batch])
+            D.finish_param_grads()
 
     def generator_gradients(self, ws: SimpleNamespace) -> None:
         """G's loss on fresh fakes through D; gradients into G's buffer only (D's input

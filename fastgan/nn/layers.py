@@ -6,6 +6,12 @@ and no array is allocated once a batch size has been seen. ``backward(dy)`` may 
 ``dy``; it writes parameter gradients into the network's flat gradient buffer when
 ``param_grads`` is set and returns the input gradient when ``input_grad`` is set.
 
+``tangent(r, output)`` is the R1 penalty's second-order pass (see
+:meth:`fastgan.nn.mlp.MLP.penalty_backward`): after a backward, with ``r`` = dP/d(input
+gradient), it adds dP/d(parameters) to the gradient buffer and returns dP/d(output gradient)
+(when ``output``), for P a function of the network's input gradient and piecewise-linear
+activations (their second derivative vanishes almost everywhere).
+
 Arrays are always (batch, features); a spatial layer reads each row as a channels-last
 (H, W, C) image (``in_shape``/``out_shape``), and works on views such as (batch H W, C).
 """
@@ -62,7 +68,8 @@ class Layer:
         ws = self._workspaces.get(batch)
         if ws is None:
             ws = self._workspaces[batch] = SimpleNamespace(
-                y=self.backend.empty((batch, self.out_features), self.dtype), dx=None)
+                y=self.backend.empty((batch, self.out_features), self.dtype), dx=None,
+                tangent=None)
         return ws
 
     def input_grad_buffer(self, ws: SimpleNamespace, batch: int) -> Any:
@@ -71,6 +78,12 @@ class Layer:
             ws.dx = self.backend.empty((batch, self.in_features), self.dtype)
         return ws.dx
 
+    def tangent_buffer(self, ws: SimpleNamespace, batch: int) -> Any:
+        """The workspace's output-tangent array, created the first time it is needed."""
+        if ws.tangent is None:
+            ws.tangent = self.backend.empty((batch, self.out_features), self.dtype)
+        return ws.tangent
+
     def forward(self, x: Any, training: bool) -> Any:
         """Output of the layer for input ``x`` (rows = samples)."""
         raise NotImplementedError
@@ -78,6 +91,10 @@ class Layer:
     def backward(self, dy: Any, input_grad: bool, param_grads: bool) -> Any:
         """Gradient w.r.t. the input (or None), from the gradient ``dy`` w.r.t. the output."""
         raise NotImplementedError
+
+    def tangent(self, r: Any, output: bool) -> Any:
+        """The R1 pass through this layer (see the module): a layer without one refuses."""
+        raise ConfigError(f"the R1 penalty cannot pass through a {type(self).__name__}")
 
 
 class DenseLayer(Layer):
@@ -116,6 +133,7 @@ class DenseLayer(Layer):
         be, batch = self.backend, dy.shape[0]
         ws = self._workspaces[batch]
         be.act_backward(dy, ws.y, self.act, self.alpha, self.db if param_grads else None)
+        ws.dz = dy
         if param_grads:
             be.gemm(ws.x, dy, self.dW, trans_a=True)
         if not input_grad:
@@ -124,6 +142,19 @@ class DenseLayer(Layer):
         be.gemm(dy, self.weight, dx, trans_b=True)
         return dx
 
+    def tangent(self, r: Any, output: bool) -> Any:
+        """dP/dW += r^T dz (dz of the last backward); r_out = (r W) act'(y) when ``output``."""
+        # dx = dz W^T, so dP/dW_ij = sum_rows r_i dz_j and dP/ddz = r W; act' is constant.
+        be, batch = self.backend, r.shape[0]
+        ws = self._workspaces[batch]
+        be.gemm(r, ws.dz, self.dW, trans_a=True, accumulate=True)
+        if not output:
+            return None
+        out = self.tangent_buffer(ws, batch)
+        be.gemm(r, self.weight, out)
+        be.act_backward(out, ws.y, self.act, self.alpha)
+        return out
+
 
 class SpectralDenseLayer(DenseLayer):
     """A dense layer whose weight is ``W_bar = W / sigma``, ``sigma = v^T W u`` the estimate of
@@ -131,8 +162,8 @@ class SpectralDenseLayer(DenseLayer):
     (in) that :meth:`power_iteration` refines once per training step and that checkpoints keep.
 
     Backward, with u and v held fixed as the method defines it: given G = dL/dW_bar (the
-    dense backward's dW), ``dL/dW = (G - (sum G * W_bar) v u^T) / sigma``, because
-    ``d sigma/dW = v u^T``.
+    dense backward's dW, and the R1 pass's), :meth:`finish_param_grads` turns it into
+    ``dL/dW = (G - (sum G * W_bar) v u^T) / sigma``, because ``d sigma/dW = v u^T``.
     """
 
     def __init__(self, spec: Dense, backend: Backend, dtype: np.dtype, in_shape: Shape,
@@ -169,12 +200,9 @@ class SpectralDenseLayer(DenseLayer):
         self.effective_weight()
         return super().forward(x, training)
 
-    def backward(self, dy: Any, input_grad: bool, param_grads: bool) -> Any:
-        """The dense backward through W_bar, then dW_bar turned into dW (see the class)."""
-        dx = super().backward(dy, input_grad, param_grads)
-        if param_grads:
-            self.backend.spectral_backward(self.dW, self.weight, self.u, self.v, self.sigma)
-        return dx
+    def finish_param_grads(self) -> None:
+        """dL/dW_bar, which every backward pass added into dW, turned into dL/dW in place."""
+        self.backend.spectral_backward(self.dW, self.weight, self.u, self.v, self.sigma)
 
 
 class DropoutLayer(Layer):
@@ -205,15 +233,20 @@ class DropoutLayer(Layer):
 
     def backward(self, dy: Any, input_grad: bool, param_grads: bool) -> Any:
         """``dx = dy * mask`` (the mask of the matching forward)."""
-        if not input_grad:
-            return None
+        return self._masked(dy, self.input_grad_buffer) if input_grad else None
+
+    def tangent(self, r: Any, output: bool) -> Any:
+        """``r_out = r * mask``: dx = dy * mask is its own transpose."""
+        return self._masked(r, self.tangent_buffer)
+
+    def _masked(self, a: Any, buffer: Any) -> Any:
+        """``a * mask`` into the array ``buffer(workspace, batch)`` (``a`` itself at rate 0)."""
         if self.rate == 0.0:
-            return dy
-        batch = dy.shape[0]
-        ws = self._workspaces[batch]
-        dx = self.input_grad_buffer(ws, batch)
-        self.backend.multiply(dy, ws.mask, dx)
-        return dx
+            return a
+        batch = a.shape[0]
+        out = buffer(self._workspaces[batch], batch)
+        self.backend.multiply(a, self._workspaces[batch].mask, out)
+        return out
 
 
 class BatchNormLayer(Layer):
@@ -316,6 +349,16 @@ class ActivationLayer(Layer):
                                   self.act, self.alpha)
         return dy
 
+    def tangent(self, r: Any, output: bool) -> Any:
+        """``r_out = r act'(y)`` into this layer's own array (act' is piecewise constant)."""
+        batch = r.shape[0]
+        ws = self._workspaces[batch]
+        out = self.tangent_buffer(ws, batch)
+        self.backend.copy(r, out)
+        self.backend.act_backward(out.reshape(-1, self.width), ws.y.reshape(-1, self.width),
+                                  self.act, self.alpha)
+        return out
+
 
 class ViewLayer(Layer):
     """Reshape and Flatten: the next layers read each row with another shape; nothing moves."""
@@ -327,6 +370,10 @@ class ViewLayer(Layer):
     def backward(self, dy: Any, input_grad: bool, param_grads: bool) -> Any:
         """``dy`` itself."""
         return dy if input_grad else None
+
+    def tangent(self, r: Any, output: bool) -> Any:
+        """``r`` itself."""
+        return r
 
 
 class Conv2DLayer(Layer):
@@ -402,7 +449,7 @@ class Conv2DLayer(Layer):
         """dz = dy act'(y) (in place) and db; per slice dW += cols^T dz, dx = col2im(dz W^T)."""
         be, batch = self.backend, dy.shape[0]
         ws = self._workspaces[batch]
-        dz = self._positions(dy)
+        dz = ws.dz = self._positions(dy)
         be.act_backward(dz, self._positions(ws.y), self.act, self.alpha,
                         self.db if param_grads else None)
         if not (param_grads or input_grad):
@@ -417,6 +464,23 @@ class Conv2DLayer(Layer):
                 be.gemm(dz[rows], self.W, cols, trans_b=True)
                 be.col2im(cols, self.geometry, dx[samples])
         return dx
+
+    def tangent(self, r: Any, output: bool) -> Any:
+        """Per slice dP/dW += im2col(r)^T dz; r_out = (im2col(r) W) act'(y) when ``output``."""
+        # dx = col2im(dz W^T), the transpose of r -> im2col(r) W: as the dense tangent.
+        be, batch = self.backend, r.shape[0]
+        ws = self._workspaces[batch]
+        out = self._positions(self.tangent_buffer(ws, batch)) if output else None
+        for samples, rows in self._slices(batch, ws.chunk):
+            cols = ws.cols[:rows.stop - rows.start]
+            be.im2col(r[samples], self.geometry, cols)
+            be.gemm(cols, ws.dz[rows], self.dW, trans_a=True, accumulate=True)
+            if output:
+                be.gemm(cols, self.W, out[rows])
+        if not output:
+            return None
+        be.act_backward(out, self._positions(ws.y), self.act, self.alpha)
+        return ws.tangent
 
 
 class UpSampling2DLayer(Layer):

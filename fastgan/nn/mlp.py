@@ -59,7 +59,8 @@ class MLP:
         self._normalised = [layer for layer in self.layers
                             if isinstance(layer, SpectralDenseLayer)]
         self.in_features = in_features
-        self._first_trained = next(i for i, layer in enumerate(self.layers) if layer.has_params)
+        trained = [i for i, layer in enumerate(self.layers) if layer.has_params]
+        self._first_trained, self._last_trained = trained[0], trained[-1]
         self.out_shape = shapes[-1]
         self.out_features = self.layers[-1].out_features
 
@@ -96,17 +97,43 @@ class MLP:
             x = layer.forward(x, training)
         return x
 
-    def backward(self, dy: Any, input_grad: bool = False, param_grads: bool = True) -> Any:
+    def backward(self, dy: Any, input_grad: bool = False, param_grads: bool = True,
+                 finish: bool = True) -> Any:
         """Backpropagate ``dy`` (gradient w.r.t. the output; overwritten) through the tape of
         the last training forward at this batch size. Parameter gradients land in
         ``params.grad`` when ``param_grads``; returns the input gradient when ``input_grad``.
         Without ``input_grad`` the walk stops at the first layer with parameters (what comes
         before it, e.g. a Reshape, has nothing to learn), which skips its input gradient.
+        ``finish=False`` leaves the normalised layers' gradients w.r.t. W_bar, for another
+        pass (:meth:`penalty_backward`) to add to before :meth:`finish_param_grads`.
         """
         last = 0 if input_grad else self._first_trained
         for index in range(len(self.layers) - 1, last - 1, -1):
             dy = self.layers[index].backward(dy, input_grad or index > last, param_grads)
+        if param_grads and finish:
+            self.finish_param_grads()
         return dy if input_grad else None
+
+    def finish_param_grads(self) -> None:
+        """Turn each spectrally normalised layer's gradient w.r.t. W_bar into the gradient
+        w.r.t. its parameter W (none: nothing to do)."""
+        for layer in self._normalised:
+            layer.finish_param_grads()
+
+    def penalty_backward(self, g: Any) -> None:
+        """Add to the parameter gradients those of ``P = sum(g * g) / 2``, for ``g`` the input
+        gradient the last backward at this batch size returned (its upstream held fixed).
+
+        A tangent walks forward: ``r = dP/dg = g`` at the input, and each layer maps the
+        tangent at its input gradient to the one at its output gradient (the transpose of
+        its input-gradient map: ``r W_bar act'(y)`` for a dense layer), adding
+        ``dP/dW_bar = r_in^T dz`` on the way (the layer's ``tangent``). With piecewise-linear
+        activations that is all of dP (act'' = 0 almost everywhere). Spectrally normalised
+        layers' gradients stay w.r.t. W_bar: :meth:`finish_param_grads` follows.
+        """
+        r = g
+        for index in range(self._last_trained + 1):
+            r = self.layers[index].tangent(r, output=index < self._last_trained)
 
     def __repr__(self) -> str:
         return (f"MLP(in={self.in_features}, out={self.out_features}, params={self.n_params:,}, "

@@ -108,6 +108,8 @@ class TrainConfig:
     label_smoothing: float | None = None
     loss: str | None = None
     spectral_norm: bool | None = None
+    r1_gamma: float | None = None
+    r1_every: int | None = None
     ema: float | None = None
     seed: int = 0
     sampling: str = "epoch"
@@ -169,7 +171,7 @@ def gan_config(config: TrainConfig, data_dim: int) -> GANConfig:
     overrides: dict[str, Any] = {key: getattr(config, key)
                                  for key in ("latent_dim", "g_hidden", "d_hidden", "lr",
                                              "batch_size", "k", "label_smoothing",
-                                             "spectral_norm")
+                                             "spectral_norm", "r1_gamma", "r1_every")
                                  if getattr(config, key) is not None}
     if config.ema is not None:
         overrides["ema_decay"] = config.ema
