@@ -88,6 +88,13 @@ def test_steady_state_step_with_stabilisers_allocates_nothing(loss):
     assert_steps_allocate_nothing(gan, real)
 
 
+def test_steady_state_step_with_the_r1_penalty_allocates_nothing():
+    """The R1 penalty's passes (a forward and backward over the real rows, the tangent pass)
+    through dropout and spectral normalisation, every D step: no array is created either."""
+    gan, real = _small_gan("pytorch-vanilla", "numba", r1_gamma=10.0, spectral_norm=True)
+    assert_steps_allocate_nothing(gan, real)
+
+
 def test_steady_state_dcgan_step_allocates_nothing(monkeypatch):
     """Convolutions, upsampling and per-channel batch norm, the batch gathered one sample at
     a time (so dW accumulates over slices): no array is created inside GAN.step."""
