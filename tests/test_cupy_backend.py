@@ -349,14 +349,24 @@ def test_spectral_norm_kernels(cuda, dtype):
     assert_same(pairs, dtype, scale=10)
 
 
-def test_spectral_dense_gradient(cuda):
-    """Every parameter's and the input's gradient through spectrally normalised layers (u
-    frozen), by central differences on the emulated GPU, in float64."""
-    net = fastgan.MLP([fastgan.Dense(7, "leaky_relu", alpha=0.2), fastgan.Dense(3)],
-                      in_features=5, backend=cuda, dtype="float64", seed=4, spectral_norm=True)
+SPECTRAL_NETWORKS = {
+    "dense": ([fastgan.Dense(7, "leaky_relu", alpha=0.2), fastgan.Dense(3)], 5, 6),
+    "conv": ([Reshape((5, 4, 2)), Conv2D(3, activation="leaky_relu", alpha=0.2),
+              Conv2D(2, stride=2), Flatten(), fastgan.Dense(3)], 40, 3),
+}
+"""Spectrally normalised networks: (layers, input features, rows)."""
+
+
+@pytest.mark.parametrize("network", list(SPECTRAL_NETWORKS))
+def test_spectral_norm_gradient(cuda, network):
+    """Every parameter's and the input's gradient through spectrally normalised dense or
+    convolution layers (u frozen), by central differences on the emulated GPU, in float64."""
+    layers, features, rows = SPECTRAL_NETWORKS[network]
+    net = fastgan.MLP(layers, in_features=features, backend=cuda, dtype="float64", seed=4,
+                      spectral_norm=True)
     net.power_iteration()
-    x = cuda.asarray(np.random.default_rng(1).standard_normal((6, 5)), "float64")
-    weights = np.random.default_rng(2).standard_normal((6, 3))
+    x = cuda.asarray(np.random.default_rng(1).standard_normal((rows, features)), "float64")
+    weights = np.random.default_rng(2).standard_normal((rows, 3))
 
     def loss() -> float:
         return float((cuda.to_numpy(net.forward(x, training=True)) * weights).sum())
@@ -601,10 +611,10 @@ def _train_both_ways(make_cuda, preset: str, plant=None, **options):
     ("pytorch-vanilla", {"d_loss": "hinge", "g_loss": "hinge"}),
     ("pytorch-vanilla", {"d_loss": "least_squares", "g_loss": "least_squares"}),
     ("pytorch-vanilla", {"spectral_norm": True}),
-    ("pytorch-vanilla", {"r1_gamma": 1.0})],
+    ("pytorch-vanilla", {"r1_gamma": 1.0}), ("keras-dcgan", {"spectral_norm": True})],
     ids=["pytorch-vanilla", "numpy-mlp", "keras-mlp", "keras-dcgan", "pytorch-vanilla-ema",
          "pytorch-vanilla-hinge", "pytorch-vanilla-least-squares",
-         "pytorch-vanilla-spectral-norm", "pytorch-vanilla-r1"])
+         "pytorch-vanilla-spectral-norm", "pytorch-vanilla-r1", "keras-dcgan-spectral-norm"])
 def test_graph_replay_equals_eager_steps(make_cuda, preset, options):
     eager, replayed = _train_both_ways(make_cuda, preset, **options)
     expected, actual = _state(eager), _state(replayed)

@@ -314,6 +314,17 @@ def test_upsampling2d(backend):
     _check_net(net, _random_input(backend, 3, 12), 3)
 
 
+def test_spectral_conv2d_with_u_frozen(backend, im2col_slices):
+    """Through convolutions whose (k^2 C, filters) weights are divided by sigma (u, v fixed),
+    every parameter and the input."""
+    net = MLP([Reshape((5, 4, 2)), Conv2D(3, activation="leaky_relu", alpha=0.2),
+               Conv2D(2, stride=2, activation="tanh"), Flatten(), Dense(2)],
+              in_features=40, backend=backend, dtype="float64", seed=21, spectral_norm=True)
+    for _ in range(3):
+        net.power_iteration()
+    _check_net(net, _random_input(backend, 3, 40), 3)
+
+
 def test_batchnorm2d_training_mode(backend):
     """Per-channel batch norm: w.r.t. the input, gamma and beta."""
     net = MLP([Reshape((3, 4, 2)), Conv2D(3), BatchNorm(momentum=0.8, eps=1e-3),
@@ -342,10 +353,10 @@ def test_reshape_flatten_round_trip(backend):
     _check_net(with_views, x, 5)
 
 
-def _tiny_dcgan(backend) -> GAN:
-    """keras-dcgan with tiny channel counts on 8 x 8 images."""
+def _tiny_dcgan(backend, **options) -> GAN:
+    """keras-dcgan with tiny channel counts on 8 x 8 images (``options``: GANConfig fields)."""
     gan = GAN.from_preset("keras-dcgan", backend=backend, dtype="float64", seed=19, data_dim=64,
-                          latent_dim=5, g_filters=(4, 3, 2), d_filters=(2, 3, 4))
+                          latent_dim=5, g_filters=(4, 3, 2), d_filters=(2, 3, 4), **options)
     _perturb_batchnorm(gan.generator)
     return gan
 
@@ -358,4 +369,13 @@ def test_dcgan_discriminator_loss_end_to_end(backend, im2col_slices):
 
 def test_dcgan_generator_loss_through_discriminator(backend, im2col_slices):
     gan = _tiny_dcgan(backend)
+    check_generator_loss_gradient(gan, batch=3)
+
+
+def test_spectrally_normalised_dcgan_end_to_end(backend):
+    """d L_D / d theta_D and d L_G / d theta_G through keras-dcgan's D with its convolutions
+    and its Dense logit spectrally normalised (u frozen)."""
+    gan = _tiny_dcgan(backend, spectral_norm=True)
+    gan.discriminator.power_iteration()
+    check_discriminator_loss_gradient(gan, np.random.default_rng(20).uniform(-1, 1, (3, 64)))
     check_generator_loss_gradient(gan, batch=3)

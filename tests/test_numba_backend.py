@@ -95,14 +95,17 @@ def test_steady_state_step_with_the_r1_penalty_allocates_nothing():
     assert_steps_allocate_nothing(gan, real)
 
 
-def test_steady_state_dcgan_step_allocates_nothing(monkeypatch):
+@pytest.mark.parametrize("options", [{}, {"spectral_norm": True, "r1_gamma": 1.0}],
+                         ids=["plain", "spectral-norm-r1"])
+def test_steady_state_dcgan_step_allocates_nothing(monkeypatch, options):
     """Convolutions, upsampling and per-channel batch norm, the batch gathered one sample at
-    a time (so dW accumulates over slices): no array is created inside GAN.step."""
+    a time (so dW accumulates over slices), and D's convolutions spectrally normalised with
+    the R1 penalty through them: no array is created inside GAN.step."""
     monkeypatch.setattr(numba_backend.NumbaBackend, "im2col_bytes", 1)
     # wide enough that any per-slice temporary (a padded image, a dW product) > the bound
     gan = GAN.from_preset("keras-dcgan", backend="numba", dtype="float32", data_dim=256,
                           batch_size=4, latent_dim=8, g_filters=(32, 16, 16),
-                          d_filters=(16, 16, 32))
+                          d_filters=(16, 16, 32), **options)
     real = np.random.default_rng(0).uniform(-1, 1, (4, 256)).astype(np.float32)
     gan.step(real)
     assert gan.generator.layers[3]._workspaces[4].chunk == 1

@@ -345,11 +345,13 @@ def test_twenty_steps_with_the_r1_penalty(fast_backend, reference, dtype):
 DCGAN_SGD = {"g_optimizer": SGD(0.01, momentum=0.5), "d_optimizer": SGD(0.01, momentum=0.5)}
 
 
-def test_five_steps_of_a_small_dcgan(fast_backend, reference, dtype):
-    """keras-dcgan's layers (conv, upsampling, per-channel batch norm) with few channels."""
+@pytest.mark.parametrize("spectral_norm", [False, True], ids=["plain", "spectral-norm"])
+def test_five_steps_of_a_small_dcgan(fast_backend, reference, dtype, spectral_norm):
+    """keras-dcgan's layers (conv, upsampling, per-channel batch norm) with few channels, and
+    with D's convolutions spectrally normalised."""
     _assert_same_training(fast_backend, reference, "keras-dcgan", dtype, steps=5, data_dim=64,
                           batch_size=8, latent_dim=8, g_filters=(8, 6, 4), d_filters=(4, 6, 8),
-                          **DCGAN_SGD)
+                          spectral_norm=spectral_norm, **DCGAN_SGD)
 
 
 # The full-size whole steps run in float64 (see tolerances.STEPS, "kinks"): with 10^5 to 10^6

@@ -71,11 +71,13 @@ def test_through_spectrally_normalised_layers_with_u_frozen(backend):
     check_penalty(net)
 
 
-def test_through_convolutions(backend):
-    check_penalty(_net(backend, [Reshape((4, 5, 2)), Conv2D(3, activation="leaky_relu",
-                                                            alpha=0.2),
-                                 Conv2D(2, stride=2, activation="leaky_relu", alpha=0.2),
-                                 Flatten(), Dense(1)], in_features=40), rows=3)
+@pytest.mark.parametrize("spectral_norm", [False, True], ids=["plain", "spectral-norm"])
+def test_through_convolutions(backend, spectral_norm):
+    net = _net(backend, [Reshape((4, 5, 2)), Conv2D(3, activation="leaky_relu", alpha=0.2),
+                         Conv2D(2, stride=2, activation="leaky_relu", alpha=0.2), Flatten(),
+                         Dense(1)], in_features=40, spectral_norm=spectral_norm)
+    net.power_iteration()
+    check_penalty(net, rows=3)
 
 
 def test_the_checker_catches_a_forgotten_dropout_mask(backend, monkeypatch):

@@ -18,7 +18,7 @@ import numpy as np
 from ..backends.base import ConvGeometry
 from ..errors import ConfigError
 from ..gan.model import GAN
-from ..nn.layers import SpectralDenseLayer
+from ..nn.layers import SpectralNormalised
 from ..nn.params import FlatParams
 from ..nn.specs import Conv2D, LayerSpec, Shape
 
@@ -106,7 +106,7 @@ def _arrays(spec: LayerSpec, runtime: Any, params: FlatParams) -> dict[str, np.n
     named = {name.rpartition(".")[2]: to_host(params.view(name))
              for name in getattr(runtime, "names", ())}
     named |= {name: to_host(array) for name, array in runtime.buffers().items()}
-    if isinstance(runtime, SpectralDenseLayer):     # the weight it multiplies by, W / sigma(W);
+    if isinstance(runtime, SpectralNormalised):     # the weight it multiplies by, W / sigma(W);
         named = {"weight": to_host(runtime.effective_weight()), "bias": named["bias"]}  # no u, v
     arrays = {name: np.array(array, dtype=np.float32) for name, array in named.items()}
     if isinstance(spec, Conv2D):

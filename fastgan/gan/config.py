@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from ..nn.losses import D_LOSSES, G_LOSSES
 from ..nn.optim import OptimizerConfig
 from ..nn.penalty import r1_refusal
-from ..nn.specs import Conv2D, LayerSpec, output_shapes
+from ..nn.specs import LayerSpec, output_shapes
 from ..training import serialization
 
 NOISES = ("normal", "uniform")
@@ -40,8 +40,8 @@ class GANConfig:
     generator step; ``d_loss`` and ``g_loss`` name the losses (:mod:`fastgan.nn.losses`);
     real labels are ``1 - label_smoothing`` (bce and least squares); ``noise`` is "normal"
     (N(0, 1)) or "uniform" (U[-1, 1)); ``ema_decay`` (e.g. 0.999) samples from an average of
-    G's weights (None: no average). ``spectral_norm`` divides each Dense weight of D by its
-    largest singular value (one power iteration per step). ``r1_gamma`` > 0 adds the R1
+    G's weights (None: no average). ``spectral_norm`` divides each Dense and Conv2D weight
+    of D by its largest singular value (one power iteration per step). ``r1_gamma`` > 0 adds the R1
     penalty ``r1_gamma/2 mean |grad_x D(x)|^2`` on the real rows to D's loss, on every
     ``r1_every``-th D step scaled by ``r1_every`` (:mod:`fastgan.nn.penalty`). ``name`` and
     ``source`` say where the config came from.
@@ -87,9 +87,6 @@ class GANConfig:
             raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size}")
         if not isinstance(self.spectral_norm, bool):
             raise ConfigError(f"spectral_norm must be true or false, got {self.spectral_norm!r}")
-        if self.spectral_norm and any(isinstance(s, Conv2D) for s in self.discriminator):
-            raise ConfigError("spectral_norm normalises Dense layers only; this discriminator "
-                              "has Conv2D layers")
         self._check_r1()
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ConfigError(f"EMA decay must be in (0, 1), e.g. 0.999; got {self.ema_decay}")

@@ -111,6 +111,7 @@ class DenseLayer(Layer):
         self.alpha = spec.alpha
         self.names = (f"{prefix}.weight", f"{prefix}.bias")
         weight, bias = dense_init(spec.init, rng, self.in_features, spec.units)
+        self.weight_shape = weight.shape
         params.reserve(self.names[0], weight)
         params.reserve(self.names[1], bias)
 
@@ -156,27 +157,38 @@ class DenseLayer(Layer):
         return out
 
 
-class SpectralDenseLayer(DenseLayer):
-    """A dense layer whose weight is ``W_bar = W / sigma``, ``sigma = v^T W u`` the estimate of
-    W's largest singular value (Miyato et al., 2018) from the vectors ``u`` (out) and ``v``
-    (in) that :meth:`power_iteration` refines once per training step and that checkpoints keep.
+class SpectralNormalised:
+    """Spectral normalisation (Miyato et al., 2018), mixed in before a layer whose forward,
+    backward and R1 tangent multiply by ``self.weight`` and whose parameter W is an (in, out)
+    matrix (:class:`SpectralDenseLayer`, :class:`SpectralConv2DLayer`): ``weight`` becomes
+    ``W_bar = W / sigma``, ``sigma = v^T W u`` the estimate of W's largest singular value from
+    the vectors ``u`` (out) and ``v`` (in) that :meth:`power_iteration` refines once per
+    training step and that checkpoints keep.
 
     Backward, with u and v held fixed as the method defines it: given G = dL/dW_bar (the
-    dense backward's dW, and the R1 pass's), :meth:`finish_param_grads` turns it into
+    layer's backward's dW, and the R1 pass's), :meth:`finish_param_grads` turns it into
     ``dL/dW = (G - (sum G * W_bar) v u^T) / sigma``, because ``d sigma/dW = v u^T``.
     """
 
-    def __init__(self, spec: Dense, backend: Backend, dtype: np.dtype, in_shape: Shape,
-                 out_shape: Shape, params: FlatParams, prefix: str,
+    backend: Backend
+    dtype: np.dtype
+    weight_shape: tuple[int, int]
+    W: Any
+    dW: Any
+    weight: Any
+
+    def __init__(self, spec: Dense | Conv2D, backend: Backend, dtype: np.dtype,
+                 in_shape: Shape, out_shape: Shape, params: FlatParams, prefix: str,
                  rng: np.random.Generator) -> None:
         super().__init__(spec, backend, dtype, in_shape, out_shape, params, prefix, rng)
-        start = rng.standard_normal(spec.units)
+        fan_in, units = self.weight_shape
+        start = rng.standard_normal(units)
         self.u = backend.asarray(start / np.linalg.norm(start), dtype)
-        self.v = backend.empty((self.in_features,), dtype)
+        self.v = backend.empty((fan_in,), dtype)
         self.sigma = backend.empty((1,), dtype)
 
     def bind(self, params: FlatParams) -> None:
-        """Views of W, b and their gradients, W_bar's array, and a first power iteration."""
+        """The layer's views, W_bar's array, and a first power iteration."""
         super().bind(params)
         self.weight = self.backend.empty(self.W.shape, self.dtype)
         self.power_iteration()
@@ -196,13 +208,18 @@ class SpectralDenseLayer(DenseLayer):
         return self.weight
 
     def forward(self, x: Any, training: bool) -> Any:
-        """``act(x W_bar + b)`` with ``W_bar`` the :meth:`effective_weight`."""
+        """The layer's forward with ``W_bar``, the :meth:`effective_weight`."""
         self.effective_weight()
         return super().forward(x, training)
 
     def finish_param_grads(self) -> None:
         """dL/dW_bar, which every backward pass added into dW, turned into dL/dW in place."""
         self.backend.spectral_backward(self.dW, self.weight, self.u, self.v, self.sigma)
+
+
+class SpectralDenseLayer(SpectralNormalised, DenseLayer):
+    """A dense layer ``y = act(x W_bar + b)`` with ``W_bar = W / sigma(W)`` (see
+    :class:`SpectralNormalised`)."""
 
 
 class DropoutLayer(Layer):
@@ -403,13 +420,16 @@ class Conv2DLayer(Layer):
         self.alpha = spec.alpha
         self.names = (f"{prefix}.weight", f"{prefix}.bias")
         weight, bias = conv_init(spec.init, rng, spec.kernel, channels, spec.filters)
+        self.weight_shape = weight.shape
         params.reserve(self.names[0], weight)
         params.reserve(self.names[1], bias)
 
     def bind(self, params: FlatParams) -> None:
-        """Views of W (k^2 C, filters), b and their gradients."""
+        """Views of W (k^2 C, filters), b and their gradients; ``weight``, the matrix the
+        patches are multiplied by, is W."""
         self.W, self.b = (params.view(n) for n in self.names)
         self.dW, self.db = (params.grad_view(n) for n in self.names)
+        self.weight = self.W
 
     def workspace(self, batch: int) -> SimpleNamespace:
         """Output, the slice size and one slice's im2col matrix."""
@@ -441,7 +461,7 @@ class Conv2DLayer(Layer):
         for samples, rows in self._slices(x.shape[0], ws.chunk):
             cols = ws.cols[:rows.stop - rows.start]
             be.im2col(x[samples], self.geometry, cols)
-            be.gemm(cols, self.W, y[rows])
+            be.gemm(cols, self.weight, y[rows])
             be.bias_act(y[rows], self.b, self.act, self.alpha)
         return ws.y
 
@@ -461,7 +481,7 @@ class Conv2DLayer(Layer):
             if param_grads:
                 be.gemm(cols, dz[rows], self.dW, trans_a=True, accumulate=samples.start > 0)
             if input_grad:
-                be.gemm(dz[rows], self.W, cols, trans_b=True)
+                be.gemm(dz[rows], self.weight, cols, trans_b=True)
                 be.col2im(cols, self.geometry, dx[samples])
         return dx
 
@@ -476,11 +496,17 @@ class Conv2DLayer(Layer):
             be.im2col(r[samples], self.geometry, cols)
             be.gemm(cols, ws.dz[rows], self.dW, trans_a=True, accumulate=True)
             if output:
-                be.gemm(cols, self.W, out[rows])
+                be.gemm(cols, self.weight, out[rows])
         if not output:
             return None
         be.act_backward(out, self._positions(ws.y), self.act, self.alpha)
         return ws.tangent
+
+
+class SpectralConv2DLayer(SpectralNormalised, Conv2DLayer):
+    """A convolution whose (k^2 C, filters) weight matrix is ``W_bar = W / sigma(W)`` (see
+    :class:`SpectralNormalised`): the patch matrix ``W`` is the (in, out) matrix a dense
+    layer has, so the same power iteration, W_bar and backward serve it."""
 
 
 class UpSampling2DLayer(Layer):
@@ -507,14 +533,16 @@ def build_layer(spec: LayerSpec, index: int, backend: Backend, dtype: np.dtype, 
                 dropout_rng: Rng, spectral_norm: bool = False) -> Layer:
     """The runtime layer for ``spec`` at position ``index`` of a network, reading rows of
     shape ``in_shape`` and making rows of ``out_shape`` (as ``spec.output_shape`` says);
-    ``spectral_norm`` normalises a Dense layer's weight by its largest singular value."""
+    ``spectral_norm`` normalises a Dense or Conv2D layer's weight by its largest singular
+    value."""
     if isinstance(spec, Dense):
         dense = SpectralDenseLayer if spectral_norm else DenseLayer
         return dense(spec, backend, dtype, in_shape, out_shape, params, f"{index}.dense",
                      init_rng)
     if isinstance(spec, Conv2D):
-        return Conv2DLayer(spec, backend, dtype, in_shape, out_shape, params,
-                           f"{index}.conv2d", init_rng)
+        conv = SpectralConv2DLayer if spectral_norm else Conv2DLayer
+        return conv(spec, backend, dtype, in_shape, out_shape, params, f"{index}.conv2d",
+                    init_rng)
     if isinstance(spec, BatchNorm):
         return BatchNormLayer(spec, backend, dtype, in_shape, params, f"{index}.batchnorm")
     if isinstance(spec, Dropout):

@@ -15,7 +15,7 @@ import numpy as np
 from ..backends import get_backend
 from ..backends.base import Backend, resolve_dtype
 from ..errors import ConfigError
-from .layers import Layer, SpectralDenseLayer, build_layer
+from .layers import Layer, SpectralNormalised, build_layer
 from .params import FlatParams
 from .specs import BatchNorm, Conv2D, Dense, LayerSpec, output_shapes
 
@@ -27,8 +27,8 @@ class MLP:
     or convolutional: ``MLP([Reshape((28, 28, 1)), Conv2D(32, stride=2, activation="relu"),
     Flatten(), Dense(1)], in_features=784)``. ``seed`` fixes the initial weights (drawn on
     the host, so equal on every backend) and the dropout masks. ``spectral_norm`` divides
-    every Dense layer's weight by its largest singular value, estimated by one
-    :meth:`power_iteration` per training step (:class:`~fastgan.nn.layers.SpectralDenseLayer`).
+    every Dense and Conv2D layer's weight by its largest singular value, estimated by one
+    :meth:`power_iteration` per training step (:class:`~fastgan.nn.layers.SpectralNormalised`).
     """
 
     def __init__(self, layers: Sequence[LayerSpec], *, in_features: int,
@@ -57,7 +57,7 @@ class MLP:
         for layer in self.layers:
             layer.bind(self.params)
         self._normalised = [layer for layer in self.layers
-                            if isinstance(layer, SpectralDenseLayer)]
+                            if isinstance(layer, SpectralNormalised)]
         self.in_features = in_features
         trained = [i for i, layer in enumerate(self.layers) if layer.has_params]
         self._first_trained, self._last_trained = trained[0], trained[-1]
