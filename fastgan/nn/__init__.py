@@ -1,4 +1,5 @@
-"""Networks: layer specs, flat parameters, layers, the MLP, losses, init, optimizers, EMA.
+"""Networks: layer specs, flat parameters, layers, the MLP, losses, the R1 penalty, init,
+optimizers, EMA.
 
 Everything a network needs to compute, learn and be averaged, written against the backend
 contract only. May import: ``backends`` and the leaves (``errors``); never numpy kernels of

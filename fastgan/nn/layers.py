@@ -19,6 +19,7 @@ Arrays are always (batch, features); a spatial layer reads each row as a channel
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -256,7 +257,7 @@ class DropoutLayer(Layer):
         """``r_out = r * mask``: dx = dy * mask is its own transpose."""
         return self._masked(r, self.tangent_buffer)
 
-    def _masked(self, a: Any, buffer: Any) -> Any:
+    def _masked(self, a: Any, buffer: Callable[[SimpleNamespace, int], Any]) -> Any:
         """``a * mask`` into the array ``buffer(workspace, batch)`` (``a`` itself at rate 0)."""
         if self.rate == 0.0:
             return a
