@@ -198,6 +198,8 @@ def test_divergence_names_step_and_network_and_keeps_the_last_good_checkpoint(tm
     (("train", "--loss", "wasserstein", "--out", "new"), "unknown loss 'wasserstein'"),
     (("train", "--loss", "hinge", "--label-smoothing", "0.1", "--out", "new"),
      "no target to move in the hinge loss"),
+    (("train", "--r1-gamma", "-1", "--out", "new"), "r1_gamma must be a number >= 0"),
+    (("train", "--r1-gamma", "10", "--r1-every", "0", "--out", "new"), "r1_every"),
     (("sample", "no-such.npz"), "no checkpoint at no-such.npz"),
     (("sample", "occupied/notes.txt"), "cannot be read as a checkpoint"),
     (("sample", "occupied/notes.txt", "-o", "out.jpg"), "must end in .png or .npy"),
