@@ -123,6 +123,32 @@ def get_num_threads() -> dict[str, int]:
     return {"numba": numba.get_num_threads() if numba else 0, "blas": max(blas, default=0)}
 
 
+_blas_pools: threadpoolctl.ThreadpoolController | None = None  # BLAS's pools, found once
+
+
+def _blas(rescan: bool = False) -> threadpoolctl.ThreadpoolController:
+    """The BLAS libraries loaded (found on the first call or with ``rescan``: a millisecond)."""
+    global _blas_pools
+    if _blas_pools is None or rescan:
+        _blas_pools = threadpoolctl.ThreadpoolController().select(user_api="blas")
+    return _blas_pools
+
+
+def set_blas_threads(threads: int, *, rescan: bool = False) -> None:
+    """BLAS's pools alone at ``threads`` (Numba's, and the count :func:`set_num_threads` keeps,
+    stay as they are): for a step that runs its own threads, each calling BLAS on one. A
+    microsecond per library, so a benchmark may switch it between contenders; ``rescan``
+    looks for the BLAS libraries loaded since the last scan first (SciPy brings its own)."""
+    for library in _blas(rescan).lib_controllers:
+        library.set_num_threads(threads)
+
+
+def blas_threads() -> int:
+    """The threads BLAS would use now (the largest of its pools; 0 without BLAS), read in
+    microseconds from the libraries :func:`set_blas_threads` sets."""
+    return max((library.get_num_threads() for library in _blas().lib_controllers), default=0)
+
+
 def apply_default_once() -> int:
     """Apply :func:`default_num_threads` unless a count was set before, in which case apply
     that count again (Numba may have been imported since); return the count in force
