@@ -1,10 +1,16 @@
 """The machine's limit for one training step: its GEMMs alone plus the optimizer's memory traffic.
 
 A training step of a GAN is dominated by matrix products. However well the elementwise
-work is fused, a step cannot run faster than
+work is fused, a step that runs its GEMMs one after another cannot run faster than
 
     floor = (time of the step's GEMMs, back to back into preallocated outputs)
           + (bytes the optimizers must read and write) / (measured memory bandwidth).
+
+A step that runs independent GEMMs side by side (:mod:`fastgan.gan.scheduled`) can beat that;
+the graph floor at T threads bounds every schedule (:func:`graph_floor`): the GEMM part is the
+larger of the step's critical path (its chain of stages, each at least its slowest GEMM at
+its fastest on up to T threads) and its total work at the best measured one-thread rate over
+T threads.
 
 :func:`step_gemms` lists every GEMM of one fastgan training step (k D steps, then a G step,
 as :mod:`fastgan.gan.model` runs it); :func:`measure_gemm_floor` times them with NumPy's BLAS on
@@ -20,15 +26,19 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..backends.base import resolve_dtype
+from ..backends.scheduled import blocks
+from ..backends.side_by_side import SideBySide
 from ..errors import ConfigError
 from ..gan.config import GANConfig
 from ..nn.optim import SGD, Adam, OptimizerConfig
 from ..nn.specs import BatchNorm, Conv2D, Dense, LayerSpec, output_shapes
+from ..threads import blas_threads, set_blas_threads
 from .timing import median_seconds
 
 BANDWIDTH_BYTES = 64 * 2**20
@@ -262,6 +272,84 @@ def measure_gemm_floor(preset: GANConfig, batch: int, dtype: str = "float32", re
         "optimizer_ms": optimizer_s * 1e3,
         "floor_ms": (gemm_s + optimizer_s) * 1e3,
     }
+
+
+# ---------------------------------------------------------------- the floor at T threads
+def gemm_stages(gemms: Sequence[Gemm]) -> list[list[int]]:
+    """The step's GEMMs as a chain of stages (indices into ``gemms``, in order): each stage
+    needs the one before it, and the GEMMs within a stage do not depend on each other (a
+    layer's ``grad_weight`` and ``grad_input`` in one backward: both read the same ``dy``);
+    every other GEMM is a stage of its own."""
+    stages: list[list[int]] = []
+    previous = None
+    for index, g in enumerate(gemms):
+        key = (g.role.split(".")[0], g.network, g.layer) if g.kind != "forward" else None
+        if key is not None and key == previous:
+            stages[-1].append(index)
+        else:
+            stages.append([index])
+        previous = key
+    return stages
+
+
+def graph_floor(flops: Sequence[int], one_thread_s: Sequence[float],
+                fastest_s: Sequence[float], stages: Sequence[Sequence[int]], threads: int
+                ) -> dict[str, float]:
+    """The least time ``threads`` threads need for GEMMs with these ``flops`` in these
+    ``stages`` (:func:`gemm_stages`), given each GEMM's measured time on one thread
+    (``one_thread_s``) and the fastest measured on at most ``threads`` (``fastest_s``):
+
+    * ``critical_path_s``: the stages run one after another and a stage takes at least as
+      long as its slowest GEMM at its fastest, so the sum over stages of that;
+    * ``work_s``: no thread computes faster than the best rate one thread reached on any of
+      these GEMMs (``per_core_flops``, flop/s), so all the work over ``threads`` such threads;
+    * ``floor_s``: the larger of the two (both are bounds).
+    """
+    if not (isinstance(threads, int) and threads >= 1):
+        raise ConfigError(f"threads must be a positive integer, got {threads!r}")
+    per_core = max(f / t for f, t in zip(flops, one_thread_s, strict=True))
+    critical = sum(max(fastest_s[i] for i in stage) for stage in stages)
+    work = sum(flops) / (threads * per_core)
+    return {"critical_path_s": critical, "work_s": work, "per_core_flops": per_core,
+            "floor_s": max(critical, work)}
+
+
+def gemm_times(operands: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], threads: int,
+               repeats: int = 10) -> tuple[list[float], list[float]]:
+    """Each GEMM's median seconds (of ``repeats`` after one warm-up) on one thread, and the
+    fastest of three ways to run it on ``threads``: on one thread, on BLAS's own pool of
+    ``threads``, or cut into ``threads`` blocks side by side (as a scheduled step cuts it:
+    :func:`fastgan.backends.scheduled.blocks`). BLAS's thread count is as before afterwards."""
+    _check_repeats(repeats)
+    before = blas_threads()
+    pool = SideBySide(threads)
+    one, fastest = [], []
+    try:
+        for a, b, c in operands:
+            whole = partial(np.matmul, a, b, out=c)
+            cut = partial(pool.run, blocks((a, b, c, False, False), threads))
+            set_blas_threads(1)
+            single = median_seconds(whole, repeats, warmup=1)
+            side_by_side = median_seconds(cut, repeats, warmup=1)
+            set_blas_threads(threads)
+            own_pool = median_seconds(whole, repeats, warmup=1)
+            one.append(single)
+            fastest.append(min(single, side_by_side, own_pool))
+    finally:
+        set_blas_threads(max(before, 1))
+    return one, fastest
+
+
+def measure_graph_floor(preset: GANConfig, batch: int, threads: int, dtype: str = "float32",
+                        repeats: int = 10) -> dict[str, float]:
+    """:func:`graph_floor` of the step's GEMMs from :func:`gemm_times` on ``threads``, in
+    milliseconds: ``critical_path_ms``, ``work_ms``, ``per_core_gflops`` and ``gemm_ms`` (the
+    larger bound; the optimizer's traffic is the caller's to add)."""
+    gemms = step_gemms(preset, batch)
+    one, fastest = gemm_times(gemm_operands(preset, batch, dtype), threads, repeats)
+    bound = graph_floor([g.flops for g in gemms], one, fastest, gemm_stages(gemms), threads)
+    return {"critical_path_ms": 1e3 * bound["critical_path_s"], "work_ms": 1e3 * bound["work_s"],
+            "per_core_gflops": bound["per_core_flops"] / 1e9, "gemm_ms": 1e3 * bound["floor_s"]}
 
 
 # ---------------------------------------------------------------- argument checks
