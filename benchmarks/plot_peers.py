@@ -1,5 +1,6 @@
-"""Steps/s against threads for every contender of the [cpu-peers] runs (numba, PyTorch eager,
-torch.compile, JAX) and the floor, one panel per case, from the JSON files ``fastgan bench``
+"""Steps/s against threads for every contender of the [cpu-peers] runs (numba, numba scheduled
+with ``--schedule``, PyTorch eager, torch.compile, JAX), the floor and the graph floor (runs
+that measured it), one panel per case, from the JSON files ``fastgan bench``
 wrote at 1 and 2 threads (``benchmarks/results/bench-2core-peers-threads{1,2}-KERNEL-*.json``).
 
     python benchmarks/plot_peers.py default docs/images/peers-2core-default.png

@@ -184,7 +184,7 @@ def test_scaling_cases_scale_the_presets_hidden_widths() -> None:
 def test_scaling_plot_is_a_png(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     rows = {axis: [{"x": x, "preset": "tiny", "dtype": "float32",
-                    "floor": {"floor_ms": 1.0 * x},
+                    "floor": {"floor_ms": 1.0 * x, "graph": {"floor_ms": 0.6 * x}},
                     "contenders": {"numpy": {"steps_per_s": 100.0 / x}}} for x in (1, 2, 4)]
             for axis in ("batch", "width", "threads")}
     path = plot_scaling(tmp_path / "scaling.png", rows)

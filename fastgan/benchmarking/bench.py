@@ -427,7 +427,8 @@ SCALING_AXES = {"batch": "batch size", "width": "width factor", "threads": "thre
 
 def plot_scaling(path: Path, scaling: dict[str, list[dict[str, Any]]]) -> Path | None:
     """Steps/s against each axis of ``scaling`` (batch size, width, threads), one line per
-    contender and the floor, as a PNG (None, with a warning, when matplotlib is missing)."""
+    contender, the floor and (where measured) the graph floor, as a PNG (None, with a
+    warning, when matplotlib is missing)."""
     from ..viz import _new_figure, _save_figure
 
     axes_drawn = [(axis, label) for axis, label in SCALING_AXES.items() if axis in scaling]
@@ -443,6 +444,10 @@ def plot_scaling(path: Path, scaling: dict[str, list[dict[str, Any]]]) -> Path |
                       marker="o", label=name)
         axes.plot([row["x"] for row in rows], [1e3 / row["floor"]["floor_ms"] for row in rows],
                   "k--", label="floor")
+        if all("graph" in row["floor"] for row in rows):
+            axes.plot([row["x"] for row in rows],
+                      [1e3 / row["floor"]["graph"]["floor_ms"] for row in rows], "k:",
+                      label="graph floor")
         axes.set(xscale="log", yscale="log", xlabel=label, ylabel="steps/s",
                  title=f"{rows[0]['preset']}, {rows[0]['dtype']}: steps/s over {label}")
         axes.set_xticks([row["x"] for row in rows], [str(row["x"]) for row in rows])

@@ -314,40 +314,45 @@ def graph_floor(flops: Sequence[int], one_thread_s: Sequence[float],
             "floor_s": max(critical, work)}
 
 
+WAYS = ("one_thread", "side_by_side", "blas_pool")
+"""How :func:`gemm_times` runs each GEMM on T threads: whole on one thread; cut into T blocks
+run side by side, BLAS on one thread each (as a scheduled step cuts it:
+:func:`fastgan.backends.scheduled.blocks`); whole on BLAS's own pool of T threads."""
+
+
 def gemm_times(operands: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], threads: int,
-               repeats: int = 10) -> tuple[list[float], list[float]]:
-    """Each GEMM's median seconds (of ``repeats`` after one warm-up) on one thread, and the
-    fastest of three ways to run it on ``threads``: on one thread, on BLAS's own pool of
-    ``threads``, or cut into ``threads`` blocks side by side (as a scheduled step cuts it:
-    :func:`fastgan.backends.scheduled.blocks`). BLAS's thread count is as before afterwards."""
+               repeats: int = 10) -> dict[str, list[float]]:
+    """Each GEMM's median seconds (of ``repeats`` after one warm-up) in each of :data:`WAYS`
+    on ``threads`` threads, by way. BLAS's thread count is as before afterwards."""
     _check_repeats(repeats)
     before = blas_threads()
     pool = SideBySide(threads)
-    one, fastest = [], []
+    times: dict[str, list[float]] = {way: [] for way in WAYS}
     try:
         for a, b, c in operands:
             whole = partial(np.matmul, a, b, out=c)
             cut = partial(pool.run, blocks((a, b, c, False, False), threads))
             set_blas_threads(1)
-            single = median_seconds(whole, repeats, warmup=1)
-            side_by_side = median_seconds(cut, repeats, warmup=1)
+            times["one_thread"].append(median_seconds(whole, repeats, warmup=1))
+            times["side_by_side"].append(median_seconds(cut, repeats, warmup=1))
             set_blas_threads(threads)
-            own_pool = median_seconds(whole, repeats, warmup=1)
-            one.append(single)
-            fastest.append(min(single, side_by_side, own_pool))
+            times["blas_pool"].append(median_seconds(whole, repeats, warmup=1))
     finally:
         set_blas_threads(max(before, 1))
-    return one, fastest
+    return times
 
 
 def measure_graph_floor(preset: GANConfig, batch: int, threads: int, dtype: str = "float32",
                         repeats: int = 10) -> dict[str, float]:
-    """:func:`graph_floor` of the step's GEMMs from :func:`gemm_times` on ``threads``, in
-    milliseconds: ``critical_path_ms``, ``work_ms``, ``per_core_gflops`` and ``gemm_ms`` (the
-    larger bound; the optimizer's traffic is the caller's to add)."""
+    """:func:`graph_floor` of the step's GEMMs from :func:`gemm_times` on ``threads`` (each
+    GEMM at its fastest of the three ways), in milliseconds: ``critical_path_ms``,
+    ``work_ms``, ``per_core_gflops`` and ``gemm_ms`` (the larger bound; the optimizer's
+    traffic is the caller's to add)."""
     gemms = step_gemms(preset, batch)
-    one, fastest = gemm_times(gemm_operands(preset, batch, dtype), threads, repeats)
-    bound = graph_floor([g.flops for g in gemms], one, fastest, gemm_stages(gemms), threads)
+    times = gemm_times(gemm_operands(preset, batch, dtype), threads, repeats)
+    fastest = [min(ways) for ways in zip(*times.values(), strict=True)]
+    bound = graph_floor([g.flops for g in gemms], times["one_thread"], fastest,
+                        gemm_stages(gemms), threads)
     return {"critical_path_ms": 1e3 * bound["critical_path_s"], "work_ms": 1e3 * bound["work_s"],
             "per_core_gflops": bound["per_core_flops"] / 1e9, "gemm_ms": 1e3 * bound["floor_s"]}
 
