@@ -9,8 +9,9 @@ Each step is the GAN's own (:meth:`GAN.step`), with its backend's :meth:`Backend
 by a :class:`~fastgan.backends.scheduled.GemmSchedule` of ``threads`` threads: a dense
 backward's weight and input gradients at the same time, each on one thread, and every large
 single GEMM cut into blocks, one per thread. BLAS is held to one thread per call, set when
-the stepper is made, checked with threadpoolctl, and set again before a step only if
-something changed it since (:func:`fastgan.threads.set_num_threads`, say); the elementwise
+the stepper is made and checked with threadpoolctl, and set again before a step only if
+fastgan set it since (:func:`fastgan.threads.set_num_threads`, say: a counter says so, for
+nothing, where asking the libraries every step would cost); the elementwise
 kernels run between the GEMMs on the calling thread, as in the serial step.
 
 Results: with ``split_min_flops=None`` every GEMM is one whole BLAS call on one thread, the
@@ -29,7 +30,7 @@ import numpy as np
 
 from ..backends.scheduled import DEFAULT_SPLIT_MIN_FLOPS, GemmSchedule
 from ..errors import ConfigError
-from ..threads import blas_threads, default_num_threads, get_num_threads, set_blas_threads
+from ..threads import blas_settings, default_num_threads, get_num_threads, set_blas_threads
 from ..training.loop import GradientHook
 
 
@@ -52,6 +53,7 @@ class ScheduledStep:
         if in_force > 1:
             raise ConfigError(f"BLAS still runs {in_force} threads after being set to one; a "
                               "scheduled step would oversubscribe the cores")
+        self._blas_set_at = blas_settings()
 
     @property
     def threads(self) -> int:
@@ -60,8 +62,9 @@ class ScheduledStep:
 
     def step(self, real_batch: Any, *, gradient_hook: GradientHook | None = None) -> None:
         """One training step, as ``gan.step(real_batch, gradient_hook=...)``."""
-        if blas_threads() > 1:
+        if blas_settings() != self._blas_set_at:
             set_blas_threads(1)
+            self._blas_set_at = blas_settings()
         with self.gan.backend.scheduled(self.schedule):
             self.gan.step(real_batch, gradient_hook=gradient_hook)
 
