@@ -84,6 +84,21 @@ def test_pool_hands_back_a_workers_exception_and_keeps_working():
     assert out.tolist() == [1.0, 2.0]
 
 
+def test_closing_the_pool_or_dropping_it_ends_its_threads():
+    pool = SideBySide(3)
+    threads = [worker.thread for worker in pool._workers]
+    assert all(thread.is_alive() for thread in threads)
+    pool.close()
+    assert not any(thread.is_alive() for thread in threads)
+    with pytest.raises(ConfigError, match="closed"):
+        pool.run([(int, ())])
+    dropped = SideBySide(2)
+    [thread] = [worker.thread for worker in dropped._workers]
+    del dropped
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
 def test_pool_refuses_more_jobs_than_threads_and_a_bad_count():
     with pytest.raises(ConfigError, match="3 jobs for a pool of 2"):
         SideBySide(2).run([(int, ())] * 3)

@@ -9,12 +9,14 @@ no thread, lock, event or future: handing a job over costs a lock release and a 
 
 A job is a function and its argument tuple. The jobs given together must not depend on each
 other (no job may read what another writes); the call returns when all have finished, and
-re-raises the first exception a worker met.
+re-raises the first exception a worker met. The workers end with :meth:`SideBySide.close`, or
+when the pool is garbage collected.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -39,6 +41,8 @@ class _Worker:
     def _serve(self) -> None:
         while True:
             self.start.acquire()
+            if self.job is None:        # the pool is closing
+                return
             function, args = self.job
             try:
                 function(*args)
@@ -46,8 +50,8 @@ class _Worker:
                 self.error = exc
             self.done.release()
 
-    def hand(self, job: Job) -> None:
-        """Start ``job`` on this worker's thread."""
+    def hand(self, job: Job | None) -> None:
+        """Start ``job`` on this worker's thread (None: end the thread)."""
         self.job = job
         self.start.release()
 
@@ -67,12 +71,19 @@ class SideBySide:
             raise ConfigError(f"a pool needs a positive number of threads, got {threads!r}")
         self.threads = threads
         self._workers = [_Worker(f"fastgan-side-by-side-{i}") for i in range(1, threads)]
+        self._finalizer = weakref.finalize(self, _end, self._workers)
+
+    def close(self) -> None:
+        """End the worker threads (a closed pool runs nothing more)."""
+        self._finalizer()
 
     def run(self, jobs: Sequence[Job]) -> None:
         """Run ``jobs`` (at most :attr:`threads`, independent of each other) side by side:
         ``jobs[0]`` here, each other on a worker; return when all are done."""
         if len(jobs) > self.threads:
             raise ConfigError(f"{len(jobs)} jobs for a pool of {self.threads} threads")
+        if not self._finalizer.alive:
+            raise ConfigError("this pool is closed")
         workers = self._workers[:len(jobs) - 1]
         for worker, job in zip(workers, jobs[1:], strict=True):
             worker.hand(job)
@@ -84,3 +95,11 @@ class SideBySide:
         for error in errors:
             if error is not None:
                 raise error
+
+
+def _end(workers: list[_Worker]) -> None:
+    """Hand every worker the end of its thread and wait for it."""
+    for worker in workers:
+        worker.hand(None)
+    for worker in workers:
+        worker.thread.join()

@@ -338,6 +338,7 @@ def gemm_times(operands: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], th
             set_blas_threads(threads)
             times["blas_pool"].append(median_seconds(whole, repeats, warmup=1))
     finally:
+        pool.close()
         set_blas_threads(max(before, 1))
     return times
 
