@@ -195,7 +195,7 @@ def test_the_step_sets_blas_back_to_one_thread(host_backend):
     stepper.step(_real(stepper.gan))
     assert blas_threads() == 1
     assert stepper.threads == 2
-    assert stepper.gan.backend.schedule is None      # the schedule is the step's alone
+    assert stepper.gan.backend.gemm_schedule is None      # the schedule is the step's alone
 
 
 def test_a_device_backend_is_refused():

@@ -65,7 +65,7 @@ class ScheduledStep:
         if blas_settings() != self._blas_set_at:
             set_blas_threads(1)
             self._blas_set_at = blas_settings()
-        with self.gan.backend.scheduled(self.schedule):
+        with self.gan.backend.gemms_on(self.schedule):
             self.gan.step(real_batch, gradient_hook=gradient_hook)
 
     def last_stats(self) -> dict[str, float]:
