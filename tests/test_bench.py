@@ -226,7 +226,7 @@ def test_windows_are_paired_with_the_floor_of_their_own_round(monkeypatch) -> No
     preset = case.build()
     bandwidth = bench_module.optimizer_bytes(preset, 4) / 0.005   # optimizer: 5 ms
     result = measure_windows(case, ["numba"], rounds=2, window=1.0, warmup=0,
-                             bandwidth=bandwidth)
+                             bandwidth=bandwidth, threads=1)
     assert result["optimizer_ms"] == pytest.approx(5.0)
     first, second = result["rounds"]
     assert first["floor_ms"] == pytest.approx(25.0) and second["floor_ms"] == pytest.approx(35.0)

@@ -292,7 +292,7 @@ def contenders_for(case: Case, names: Sequence[str], threads: int) -> dict[str, 
 
 # ---------------------------------------------------------------- one case
 def measure_case(case: Case, names: Sequence[str], repeats: int, warmup: int,
-                 bandwidth: float, threads: int = 1) -> dict[str, Any]:
+                 bandwidth: float, threads: int) -> dict[str, Any]:
     """Time ``names`` and the GEMMs interleaved on ``case`` with ``threads`` threads (the
     count in force); every figure of one table row.
 
@@ -337,7 +337,7 @@ def measure_case(case: Case, names: Sequence[str], repeats: int, warmup: int,
 
 
 def measure_windows(case: Case, names: Sequence[str], rounds: int, window: float, warmup: int,
-                    bandwidth: float, threads: int = 1) -> dict[str, Any]:
+                    bandwidth: float, threads: int) -> dict[str, Any]:
     """Time ``names`` and the GEMMs in alternating windows on ``case`` (``threads`` threads)
     (:func:`alternating_windows`), and pair them round by round.
 
