@@ -22,6 +22,7 @@ the floor); a GEMM here is ``C (m x n) = A (m x k) @ B (k x n)``.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -39,7 +40,7 @@ from ..gan.config import GANConfig
 from ..nn.optim import SGD, Adam, OptimizerConfig
 from ..nn.specs import BatchNorm, Conv2D, Dense, LayerSpec, output_shapes
 from ..threads import blas_threads, set_blas_threads
-from .timing import median_seconds
+from .timing import median_seconds, seconds_of
 
 BANDWIDTH_BYTES = 64 * 2**20
 """Size of each of the three arrays :func:`measure_bandwidth` streams: larger than the caches."""
@@ -322,21 +323,26 @@ run side by side, BLAS on one thread each (as a scheduled step cuts it:
 
 def gemm_times(operands: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], threads: int,
                repeats: int = 10) -> dict[str, list[float]]:
-    """Each GEMM's median seconds (of ``repeats`` after one warm-up) in each of :data:`WAYS`
-    on ``threads`` threads, by way. BLAS's thread count is as before afterwards."""
+    """Each GEMM's median seconds in each of :data:`WAYS` on ``threads`` threads, by way.
+
+    Each way runs the step's GEMMs back to back in order, as the floor does (so each GEMM finds
+    the caches as the one before leaves them), one pass to warm up and ``repeats`` timed, each
+    GEMM timed on its own. BLAS's thread count is as before afterwards.
+    """
     _check_repeats(repeats)
     before = blas_threads()
     pool = SideBySide(threads)
-    times: dict[str, list[float]] = {way: [] for way in WAYS}
+    whole = [partial(np.matmul, a, b, out=c) for a, b, c in operands]
+    calls = {"one_thread": (1, whole), "blas_pool": (threads, whole),
+             "side_by_side": (1, [partial(pool.run, blocks((a, b, c, False, False), threads))
+                                  for a, b, c in operands])}
+    times: dict[str, list[float]] = {}
     try:
-        for a, b, c in operands:
-            whole = partial(np.matmul, a, b, out=c)
-            cut = partial(pool.run, blocks((a, b, c, False, False), threads))
-            set_blas_threads(1)
-            times["one_thread"].append(median_seconds(whole, repeats, warmup=1))
-            times["side_by_side"].append(median_seconds(cut, repeats, warmup=1))
-            set_blas_threads(threads)
-            times["blas_pool"].append(median_seconds(whole, repeats, warmup=1))
+        for way in WAYS:
+            blas, runs = calls[way]
+            set_blas_threads(blas)
+            passes = [[seconds_of(run) for run in runs] for _ in range(1 + repeats)]
+            times[way] = [statistics.median(column) for column in zip(*passes[1:], strict=True)]
     finally:
         pool.close()
         set_blas_threads(max(before, 1))
