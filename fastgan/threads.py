@@ -18,6 +18,7 @@ from .errors import ConfigError
 
 THREADS_ENV = "FASTGAN_NUM_THREADS"
 _in_force: int | None = None      # what set_num_threads last applied
+_blas_settings = 0                # how many times BLAS's thread count was set here
 
 
 _allowed: tuple[int, ...] | None = None     # the CPUs the process might use, as first seen
@@ -105,9 +106,10 @@ def set_num_threads(threads: int | None = None) -> int:
     threads = default_num_threads() if threads is None else threads
     if not isinstance(threads, int) or threads < 1:
         raise ConfigError(f"the thread count must be a positive integer, got {threads!r}")
-    global _in_force
+    global _in_force, _blas_settings
     threadpoolctl.threadpool_limits(threads, user_api="blas")
     _in_force = threads
+    _blas_settings += 1
     numba = sys.modules.get("numba")
     if numba is not None:
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
@@ -121,6 +123,41 @@ def get_num_threads() -> dict[str, int]:
             if pool["user_api"] == "blas"]
     numba = sys.modules.get("numba")
     return {"numba": numba.get_num_threads() if numba else 0, "blas": max(blas, default=0)}
+
+
+_blas_pools: threadpoolctl.ThreadpoolController | None = None  # BLAS's pools, found once
+
+
+def _blas(rescan: bool = False) -> threadpoolctl.ThreadpoolController:
+    """The BLAS libraries loaded (found on the first call or with ``rescan``: a millisecond)."""
+    global _blas_pools
+    if _blas_pools is None or rescan:
+        _blas_pools = threadpoolctl.ThreadpoolController().select(user_api="blas")
+    return _blas_pools
+
+
+def set_blas_threads(threads: int, *, rescan: bool = False) -> None:
+    """BLAS's pools alone at ``threads`` (Numba's, and the count :func:`set_num_threads` keeps,
+    stay as they are): for a step that runs its own threads, each calling BLAS on one. A
+    microsecond per library, so a benchmark may switch it between contenders; ``rescan``
+    looks for the BLAS libraries loaded since the last scan first (SciPy brings its own)."""
+    global _blas_settings
+    for library in _blas(rescan).lib_controllers:
+        library.set_num_threads(threads)
+    _blas_settings += 1
+
+
+def blas_settings() -> int:
+    """How many times this module has set BLAS's thread count (:func:`set_num_threads`,
+    :func:`set_blas_threads`): a step that keeps its own count compares it, for nothing,
+    rather than ask the libraries every step."""
+    return _blas_settings
+
+
+def blas_threads() -> int:
+    """The threads BLAS would use now (the largest of its pools; 0 without BLAS), read in
+    microseconds from the libraries :func:`set_blas_threads` sets."""
+    return max((library.get_num_threads() for library in _blas().lib_controllers), default=0)
 
 
 def apply_default_once() -> int:

@@ -32,8 +32,9 @@ from fastgan.benchmarking.provenance import FIELDS
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTENDER_FIGURES = {"step_ms", "steps_per_s", "samples_per_s", "gflops", "pct_gemm_peak",
-                     "pct_floor", "cpu_per_wall"}
-FLOOR_FIGURES = {"gemm_ms", "optimizer_ms", "floor_ms", "gemm_gflops", "flops"}
+                     "pct_floor", "pct_graph_floor", "cpu_per_wall"}
+FLOOR_FIGURES = {"gemm_ms", "optimizer_ms", "floor_ms", "gemm_gflops", "flops", "graph"}
+GRAPH_FIGURES = {"critical_path_ms", "work_ms", "per_core_gflops", "gemm_ms", "floor_ms"}
 
 
 def _numbers(value: object) -> list[float]:
@@ -60,6 +61,7 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
     [result] = report["results"]
     assert (result["preset"], result["batch"], result["dtype"]) == ("tiny", 64, "float32")
     assert set(result["floor"]) == FLOOR_FIGURES
+    assert set(result["floor"]["graph"]) == GRAPH_FIGURES
     contenders = result["contenders"]
     assert {"numpy", "numba"} <= set(contenders) | set(report["skipped"])
     assert "numpy" in contenders
@@ -73,6 +75,35 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
         assert contenders["torch eager"]["ratio_to_torch_eager"] == pytest.approx(1.0)
     figures = _numbers(result)
     assert figures and all(math.isfinite(x) and x > 0 for x in figures)
+
+
+def test_the_scheduled_step_races_beside_serial_numba_and_both_floors(tmp_path: Path) -> None:
+    pytest.importorskip("numba")
+    out = tmp_path / "out.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "fastgan", "bench", "--quick", "--threads", "2",
+                           "--backend", "numba", "--schedule", "--peers", "none", "--repeats",
+                           "2", "--json", str(out)], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for line in ("| numba |", "| numba scheduled |", "| floor (GEMMs + optimizer) |",
+                 "| graph floor (critical path"):
+        assert line in done.stdout, line
+    assert "% floor | % graph floor |" in done.stdout
+    [result] = json.loads(out.read_text())["results"]
+    assert set(result["contenders"]) == {"numba", "numba scheduled"}
+    graph = result["floor"]["graph"]
+    assert graph["gemm_ms"] == max(graph["critical_path_ms"], graph["work_ms"])
+    assert graph["floor_ms"] == pytest.approx(graph["gemm_ms"] + result["floor"]["optimizer_ms"])
+    assert all(math.isfinite(x) and x > 0 for x in _numbers(result))
+
+
+def test_the_scheduled_step_is_skipped_with_numbas_reason(monkeypatch) -> None:
+    monkeypatch.setattr(bench_module, "available_backends",
+                        lambda: {"numpy": None, "numba": "numba is missing"})
+    runnable, skipped = bench_module.usable(["numpy", "numba"], (), schedule=True)
+    assert runnable == ["numpy"]
+    assert skipped == {"numba": "numba is missing", "numba scheduled": "numba is missing"}
 
 
 @pytest.mark.parametrize(("arguments", "message"), [
@@ -153,7 +184,7 @@ def test_scaling_cases_scale_the_presets_hidden_widths() -> None:
 def test_scaling_plot_is_a_png(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     rows = {axis: [{"x": x, "preset": "tiny", "dtype": "float32",
-                    "floor": {"floor_ms": 1.0 * x},
+                    "floor": {"floor_ms": 1.0 * x, "graph": {"floor_ms": 0.6 * x}},
                     "contenders": {"numpy": {"steps_per_s": 100.0 / x}}} for x in (1, 2, 4)]
             for axis in ("batch", "width", "threads")}
     path = plot_scaling(tmp_path / "scaling.png", rows)
@@ -188,14 +219,14 @@ def test_alternating_windows_run_each_contender_back_to_back_for_a_window(monkey
 
 def test_windows_are_paired_with_the_floor_of_their_own_round(monkeypatch) -> None:
     """Round 1 is fast, round 2 slow for both: each contender's % uses its round's floor."""
-    monkeypatch.setattr(bench_module, "contenders_for", lambda case, names: {})
+    monkeypatch.setattr(bench_module, "contenders_for", lambda case, names, threads: {})
     monkeypatch.setattr(bench_module, "alternating_windows", lambda *args: {
         bench_module.GEMMS: [0.020, 0.030], "numba": [0.025, 0.040]})
     case = Case("tiny", 64, "float32")
     preset = case.build()
     bandwidth = bench_module.optimizer_bytes(preset, 4) / 0.005   # optimizer: 5 ms
     result = measure_windows(case, ["numba"], rounds=2, window=1.0, warmup=0,
-                             bandwidth=bandwidth)
+                             bandwidth=bandwidth, threads=1)
     assert result["optimizer_ms"] == pytest.approx(5.0)
     first, second = result["rounds"]
     assert first["floor_ms"] == pytest.approx(25.0) and second["floor_ms"] == pytest.approx(35.0)

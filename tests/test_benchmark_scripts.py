@@ -13,7 +13,9 @@ from types import ModuleType
 import pytest
 
 import fastgan
+from fastgan.benchmarking.floor import step_gemms
 from fastgan.benchmarking.provenance import FIELDS
+from fastgan.gan import presets
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -188,3 +190,13 @@ def test_rng_streams_benchmark_measures_and_reports():
     assert set(FIELDS) <= set(result)
     text = bench.report(result)
     assert "numba philox:" in text and "numba pcg64:" in text and "Philox over PCG64" in text
+
+
+def test_split_benchmark_times_every_gemm_three_ways():
+    bench = _load("bench_split")
+    rows = bench.measure("tiny", 8, threads=2, repeats=1)
+    assert len(rows) == len(step_gemms(presets.get("tiny", batch_size=8), 8))
+    assert all(row[way] > 0 for row in rows for way in ("one_thread", "side_by_side",
+                                                          "blas_pool"))
+    table = bench.report(rows)
+    assert "| side_by_side us |" in table and "cutting is fastest from" in table

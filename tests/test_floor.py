@@ -146,3 +146,42 @@ def test_bad_arguments_are_clear_errors():
         floor.measure_gemm_floor(tiny, 4, repeats=0)
     with pytest.raises(ConfigError, match="threads"):
         floor.measure_gemm_floor(tiny, 4, threads=0)
+
+
+# ---------------------------------------------------------------- the graph floor
+def test_stages_pair_each_backwards_weight_and_input_gradients():
+    gemms = floor.step_gemms(presets.get("pytorch-vanilla"), 100)
+    stages = floor.gemm_stages(gemms)
+    assert sorted(i for stage in stages for i in stage) == list(range(len(gemms)))
+    pairs = [[gemms[i].role for i in stage] for stage in stages if len(stage) > 1]
+    assert pairs == [[f"{step}.{net}.grad_weight[{i}]", f"{step}.{net}.grad_input[{i}]"]
+                     for step, net in (("d_step[0]", "D"), ("g_step", "G")) for i in (3, 2, 1)]
+    assert len(stages) == len(gemms) - len(pairs)
+
+
+def test_graph_floor_is_the_larger_of_critical_path_and_work_over_threads():
+    """A made-up graph: GEMM 0 alone, then 1 and 2 side by side, then 3 alone. One thread
+    does 10 flop/s at best (GEMM 0: 10 flop in 1 s); GEMMs run at best in the given times."""
+    flops = [10, 20, 20, 5]
+    one_thread = [1.0, 4.0, 2.0, 1.0]            # rates 10, 5, 10, 5 flop/s
+    fastest = [0.6, 2.5, 1.5, 1.0]
+    stages = [[0], [1, 2], [3]]
+    two = floor.graph_floor(flops, one_thread, fastest, stages, 2)
+    assert two["per_core_flops"] == 10
+    assert two["critical_path_s"] == pytest.approx(0.6 + 2.5 + 1.0)
+    assert two["work_s"] == pytest.approx(55 / (2 * 10))
+    assert two["floor_s"] == two["critical_path_s"]
+    one = floor.graph_floor(flops, one_thread, one_thread, stages, 1)
+    assert one["critical_path_s"] == pytest.approx(1.0 + 4.0 + 1.0)
+    assert one["work_s"] == pytest.approx(5.5) and one["floor_s"] == pytest.approx(6.0)
+    wide = floor.graph_floor(flops, one_thread, [0.1, 0.2, 0.2, 0.1], stages, 4)
+    assert wide["floor_s"] == wide["work_s"] == pytest.approx(55 / 40)
+    with pytest.raises(ConfigError, match="threads"):
+        floor.graph_floor(flops, one_thread, fastest, stages, 0)
+
+
+def test_measure_graph_floor_smoke():
+    result = floor.measure_graph_floor(presets.get("tiny", data_dim=2), 16, 2, repeats=1)
+    for key in ("critical_path_ms", "work_ms", "per_core_gflops", "gemm_ms"):
+        assert math.isfinite(result[key]) and result[key] > 0, key
+    assert result["gemm_ms"] == max(result["critical_path_ms"], result["work_ms"])

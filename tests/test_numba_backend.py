@@ -17,6 +17,8 @@ import pytest
 import fastgan
 from fastgan import GAN, BackendUnavailable, ConfigError, backends, threads
 from fastgan.backends.base import TANH
+from fastgan.gan.scheduled import ScheduledStep
+from fastgan.threads import blas_threads, set_blas_threads
 
 pytest.importorskip("numba", reason="the numba backend needs numba")
 from numba.core.runtime import _nrt_python, rtsys
@@ -110,6 +112,18 @@ def test_steady_state_dcgan_step_allocates_nothing(monkeypatch, options):
     gan.step(real)
     assert gan.generator.layers[3]._workspaces[4].chunk == 1
     assert_steps_allocate_nothing(gan, real)
+
+
+def test_steady_state_scheduled_step_allocates_nothing():
+    """numba's scheduled step, every GEMM cut among two threads or run beside another: its
+    pool hands the jobs over through locks made with it, and the blocks are views, so no
+    array (and no thread, lock or future) is created inside a step either."""
+    gan, real = _small_gan("pytorch-vanilla", "numba")
+    before = blas_threads()
+    try:
+        assert_steps_allocate_nothing(ScheduledStep(gan, 2, split_min_flops=0), real)
+    finally:
+        set_blas_threads(max(before, 1))
 
 
 def test_the_allocation_probe_sees_array_temporaries():

@@ -15,6 +15,8 @@ fused kernels and are tested against them kernel by kernel.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -194,6 +196,9 @@ class Backend:
     im2col_bytes: ClassVar[int | None] = 4 * 2**20
     """Convolutions gather their im2col matrix for this many bytes of the batch at a time, a
     slice that stays in the CPU's caches (None: the whole batch in one matrix)."""
+    gemm_schedule: Any = None
+    """What runs :meth:`gemms` inside :meth:`gemms_on` (a
+    :class:`~fastgan.backends.scheduled.GemmSchedule`); None: one product after another."""
 
     def __init__(self, *, rng: str | None = None) -> None:
         """``rng`` names the stream of noise and dropout masks: ``"pcg64"`` (NumPy's PCG64 on
@@ -261,6 +266,25 @@ class Backend:
             out += self.xp.matmul(*product)
         else:
             self.xp.matmul(*product, out=out)
+
+    def gemms(self, *products: tuple[Any, Any, Any, bool, bool]) -> None:
+        """``out = op(a) @ op(b)`` for each ``(a, b, out, trans_a, trans_b)`` in ``products``,
+        which do not depend on each other (none reads another's ``out``): one after another
+        through :meth:`gemm`, or side by side on :attr:`gemm_schedule`."""
+        if self.gemm_schedule is None:
+            for product in products:
+                self.gemm(*product)
+        else:
+            self.gemm_schedule.run(self, products)
+
+    @contextlib.contextmanager
+    def gemms_on(self, schedule: Any) -> Iterator[None]:
+        """Run :meth:`gemms` on ``schedule`` inside the block (the previous one after it)."""
+        previous, self.gemm_schedule = self.gemm_schedule, schedule
+        try:
+            yield
+        finally:
+            self.gemm_schedule = previous
 
     def bias_act(self, y: Any, bias: Any, act: int, alpha: float) -> None:
         """Dense epilogue, in place: ``y = act(y + bias)``."""

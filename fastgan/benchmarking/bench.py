@@ -14,6 +14,12 @@ How a figure is made:
   measured on as many threads as the contenders get is the step's floor
   (:mod:`fastgan.benchmarking.floor`). Each contender is reported as a % of
   both.
+* The graph floor at T threads (:func:`fastgan.benchmarking.floor.measure_graph_floor`: the
+  larger of the step's critical path of GEMMs and its GEMM work at the best one-thread rate over
+  T, plus the same optimizer traffic) bounds a step that runs independent GEMMs side by side,
+  as numba's scheduled step (``--schedule``, :mod:`fastgan.gan.scheduled`) does; its GEMMs are
+  timed one by one before the interleaved repetitions, and every contender is reported as a %
+  of it too.
 
 Import heavy dependencies (torch, matplotlib) inside functions: ``fastgan`` must start quickly.
 """
@@ -41,11 +47,13 @@ from ..threads import (
     get_num_threads,
     physical_cores,
     pin_cpus,
+    set_blas_threads,
     set_num_threads,
 )
 from .floor import (
     gemm_operands,
     measure_bandwidth,
+    measure_graph_floor,
     optimizer_bytes,
     step_gemms,
     weight_shapes,
@@ -60,6 +68,8 @@ PEER_MODULES = {"torch eager": "torch_peer", "torch compile": "torch_peer", "jax
 """The module of :mod:`fastgan.benchmarking` each peer lives in (imported when asked for)."""
 GEMMS = "gemms"
 """The contender that runs the step's GEMMs alone (the floor's measured part)."""
+SCHEDULED = "numba scheduled"
+"""The contender that runs numba's step with its independent GEMMs side by side."""
 REFERENCE = "torch eager"
 """Every contender's speed is also given as a ratio to this one."""
 SCALING_BATCHES = (32, 128, 512, 1024, 2048, 4096)
@@ -171,15 +181,20 @@ class Case:
         return presets.get(self.preset, batch_size=self.batch, **dict(self.overrides))
 
 
-def fastgan_step(backend: str | Backend, case: Case) -> Step:
-    """One fastgan training step on ``backend`` (a name or a backend object; synchronised on
-    a GPU) over a fixed batch."""
+def _gan_and_batch(backend: str | Backend, case: Case) -> tuple[Any, Any]:
+    """A fastgan GAN for ``case`` on ``backend`` and a fixed real batch on its device."""
     from ..gan.model import GAN
 
     gan = GAN.from_preset(case.preset, backend=backend, dtype=case.dtype,
                           batch_size=case.batch, **dict(case.overrides))
     real = np.random.default_rng(0).uniform(-1, 1, (gan.k * case.batch, gan.data_dim))
-    real = gan.backend.asarray(real, case.dtype)
+    return gan, gan.backend.asarray(real, case.dtype)
+
+
+def fastgan_step(backend: str | Backend, case: Case) -> Step:
+    """One fastgan training step on ``backend`` (a name or a backend object; synchronised on
+    a GPU) over a fixed batch."""
+    gan, real = _gan_and_batch(backend, case)
     if gan.backend.name != "cupy":
         return lambda: gan.step(real)
     import cupy
@@ -189,6 +204,23 @@ def fastgan_step(backend: str | Backend, case: Case) -> Step:
         cupy.cuda.get_current_stream().synchronize()
 
     return step_synchronised
+
+
+def scheduled_step(case: Case, threads: int) -> Step:
+    """One step of numba's scheduled step (:class:`~fastgan.gan.scheduled.ScheduledStep`) on
+    ``threads`` threads, BLAS on one thread during the step and back on ``threads`` after it
+    for the other contenders (a microsecond each way, inside the timing)."""
+    from ..gan.scheduled import ScheduledStep
+
+    gan, real = _gan_and_batch("numba", case)
+    stepper = ScheduledStep(gan, threads)
+    set_blas_threads(threads)
+
+    def run() -> None:
+        stepper.step(real)
+        set_blas_threads(threads)
+
+    return run
 
 
 def torch_step(case: Case, *, compile: bool) -> Step:
@@ -220,12 +252,15 @@ def gemms_step(case: Case) -> Step:
     return run
 
 
-def usable(backends: Sequence[str], peers: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-    """The contenders among ``backends`` and ``peers`` that can run here, and why the others
-    cannot (name -> reason)."""
-    reasons = available_backends()
+def usable(backends: Sequence[str], peers: Sequence[str], schedule: bool = False
+           ) -> tuple[list[str], dict[str, str]]:
+    """The contenders among ``backends``, numba's scheduled step (when ``schedule``) and
+    ``peers`` that can run here, and why the others cannot (name -> reason)."""
+    reasons = {**available_backends()}
+    if schedule:
+        reasons[SCHEDULED] = reasons["numba"]
     runnable, skipped = [], {}
-    for name in backends:
+    for name in [*backends, *([SCHEDULED] if schedule else [])]:
         if reasons.get(name) is None:
             runnable.append(name)
         else:
@@ -240,12 +275,14 @@ def usable(backends: Sequence[str], peers: Sequence[str]) -> tuple[list[str], di
     return runnable, skipped
 
 
-def contenders_for(case: Case, names: Sequence[str]) -> dict[str, Step]:
-    """The step of every contender in ``names``, plus the GEMMs alone."""
+def contenders_for(case: Case, names: Sequence[str], threads: int) -> dict[str, Step]:
+    """The step of every contender in ``names`` on ``threads`` threads, plus the GEMMs alone."""
     steps: dict[str, Step] = {GEMMS: gemms_step(case)}
     for name in names:
         if name in BACKENDS:
             steps[name] = fastgan_step(name, case)
+        elif name == SCHEDULED:
+            steps[name] = scheduled_step(case, threads)
         elif name == "jax":
             steps[name] = jax_step(case)
         else:
@@ -255,22 +292,27 @@ def contenders_for(case: Case, names: Sequence[str]) -> dict[str, Step]:
 
 # ---------------------------------------------------------------- one case
 def measure_case(case: Case, names: Sequence[str], repeats: int, warmup: int,
-                 bandwidth: float) -> dict[str, Any]:
-    """Time ``names`` and the GEMMs interleaved on ``case``; every figure of one table row.
+                 bandwidth: float, threads: int) -> dict[str, Any]:
+    """Time ``names`` and the GEMMs interleaved on ``case`` with ``threads`` threads (the
+    count in force); every figure of one table row.
 
     ``bandwidth`` (bytes/s, :func:`fastgan.benchmarking.floor.measure_bandwidth`) prices the
     optimizers' traffic. samples/s counts the real rows a step consumes (k x batch);
     ``cpu_per_wall`` is the CPU time the process used per wall second while the contender
-    stepped (:func:`~fastgan.benchmarking.timing.cpu_per_wall`: 1.0 is one core busy).
+    stepped (:func:`~fastgan.benchmarking.timing.cpu_per_wall`: 1.0 is one core busy). The
+    graph floor (``floor["graph"]``) is measured first, its GEMMs one by one, ``repeats``
+    times each.
     """
     preset = case.build()
-    contenders = contenders_for(case, names)
+    graph = measure_graph_floor(preset, case.batch, threads, case.dtype, repeats)
+    contenders = contenders_for(case, names, threads)
     seconds = interleaved(contenders, repeats, warmup, settle_time())
     cpu = {name: cpu_per_wall(contenders[name], CPU_WINDOW_S) for name in seconds}
     flops = sum(g.flops for g in step_gemms(preset, case.batch))
     gemm_ms = spread(seconds.pop(GEMMS))["median"]
     optimizer_ms = 1e3 * optimizer_bytes(preset, np.dtype(case.dtype).itemsize) / bandwidth
     floor_ms = gemm_ms + optimizer_ms
+    graph["floor_ms"] = graph["gemm_ms"] + optimizer_ms
     peak_gflops = flops / gemm_ms / 1e6
     rows: dict[str, dict[str, Any]] = {}
     for name, times in seconds.items():
@@ -280,7 +322,9 @@ def measure_case(case: Case, names: Sequence[str], repeats: int, warmup: int,
         rows[name] = {"step_ms": ms, "steps_per_s": 1e3 / step_ms,
                       "samples_per_s": 1e3 * preset.k * case.batch / step_ms,
                       "gflops": gflops, "pct_gemm_peak": 100 * gflops / peak_gflops,
-                      "pct_floor": 100 * floor_ms / step_ms, "cpu_per_wall": cpu[name]}
+                      "pct_floor": 100 * floor_ms / step_ms,
+                      "pct_graph_floor": 100 * graph["floor_ms"] / step_ms,
+                      "cpu_per_wall": cpu[name]}
     if REFERENCE in rows:
         reference = rows[REFERENCE]["steps_per_s"]
         for row in rows.values():
@@ -288,13 +332,13 @@ def measure_case(case: Case, names: Sequence[str], repeats: int, warmup: int,
     return {"preset": case.preset, "batch": case.batch, "dtype": case.dtype,
             "overrides": {key: list(value) for key, value in case.overrides},
             "floor": {"gemm_ms": gemm_ms, "optimizer_ms": optimizer_ms, "floor_ms": floor_ms,
-                      "gemm_gflops": peak_gflops, "flops": flops},
+                      "gemm_gflops": peak_gflops, "flops": flops, "graph": graph},
             "contenders": rows}
 
 
 def measure_windows(case: Case, names: Sequence[str], rounds: int, window: float, warmup: int,
-                    bandwidth: float) -> dict[str, Any]:
-    """Time ``names`` and the GEMMs in alternating windows on ``case``
+                    bandwidth: float, threads: int) -> dict[str, Any]:
+    """Time ``names`` and the GEMMs in alternating windows on ``case`` (``threads`` threads)
     (:func:`alternating_windows`), and pair them round by round.
 
     Each round's floor is that round's GEMM time plus the optimizers' traffic at
@@ -303,7 +347,7 @@ def measure_windows(case: Case, names: Sequence[str], rounds: int, window: float
     extremes of those per-round percentages (a median of the ratios, not a ratio of medians,
     so that rounds in a slow mode are compared with rounds in the same mode).
     """
-    seconds = alternating_windows(contenders_for(case, names), rounds, window, warmup,
+    seconds = alternating_windows(contenders_for(case, names, threads), rounds, window, warmup,
                                   settle_time())
     return paired_rounds(case, seconds, window, bandwidth)
 
@@ -357,7 +401,8 @@ def measure_threads(case: Case, names: Sequence[str], settings: Settings,
             set_threads(count, torch_too)
             notify(f"{count} thread(s):")
             bandwidth = measure_bandwidth(dtype=case.dtype, threads=count)
-            [result] = measure_cases([case], names, settings, bandwidth, notify)
+            [result] = measure_cases([case], names, dataclasses.replace(settings, threads=count),
+                                     bandwidth, notify)
             results.append({**result, "x": count, "bandwidth_gbs": bandwidth / 1e9})
     finally:
         set_threads(settings.threads, torch_too)
@@ -382,7 +427,8 @@ SCALING_AXES = {"batch": "batch size", "width": "width factor", "threads": "thre
 
 def plot_scaling(path: Path, scaling: dict[str, list[dict[str, Any]]]) -> Path | None:
     """Steps/s against each axis of ``scaling`` (batch size, width, threads), one line per
-    contender and the floor, as a PNG (None, with a warning, when matplotlib is missing)."""
+    contender, the floor and (where measured) the graph floor, as a PNG (None, with a
+    warning, when matplotlib is missing)."""
     from ..viz import _new_figure, _save_figure
 
     axes_drawn = [(axis, label) for axis, label in SCALING_AXES.items() if axis in scaling]
@@ -398,6 +444,10 @@ def plot_scaling(path: Path, scaling: dict[str, list[dict[str, Any]]]) -> Path |
                       marker="o", label=name)
         axes.plot([row["x"] for row in rows], [1e3 / row["floor"]["floor_ms"] for row in rows],
                   "k--", label="floor")
+        if all("graph" in row["floor"] for row in rows):
+            axes.plot([row["x"] for row in rows],
+                      [1e3 / row["floor"]["graph"]["floor_ms"] for row in rows], "k:",
+                      label="graph floor")
         axes.set(xscale="log", yscale="log", xlabel=label, ylabel="steps/s",
                  title=f"{rows[0]['preset']}, {rows[0]['dtype']}: steps/s over {label}")
         axes.set_xticks([row["x"] for row in rows], [str(row["x"]) for row in rows])
@@ -426,24 +476,28 @@ def set_threads(threads: int, torch_too: bool) -> None:
 def format_table(results: Sequence[dict[str, Any]], key: str = "batch") -> str:
     """The results as a Markdown table, one line per (case, contender)."""
     header = (f"| preset | {key} | dtype | contender | ms/step (median [IQR]) | steps/s "
-              "| samples/s | vs torch eager | GFLOP/s | % GEMM peak | % floor | CPU/wall |")
+              "| samples/s | vs torch eager | GFLOP/s | % GEMM peak | % floor | % graph floor "
+              "| CPU/wall |")
     lines = [header, "|" + "|".join("---" for _ in range(header.count("|") - 1)) + "|"]
     for result in results:
-        floor = result["floor"]
-        lines.append(f"| {result['preset']} | {result.get('x', result['batch'])} | "
-                     f"{result['dtype']} | floor (GEMMs + optimizer) | {floor['floor_ms']:.2f} | "
+        floor, graph = result["floor"], result["floor"]["graph"]
+        case = f"| {result['preset']} | {result.get('x', result['batch'])} | {result['dtype']}"
+        lines.append(f"{case} | floor (GEMMs + optimizer) | {floor['floor_ms']:.2f} | "
                      f"{1e3 / floor['floor_ms']:.1f} | | | {floor['gemm_gflops']:.1f} | 100 | "
-                     "100 | |")
+                     f"100 | {100 * graph['floor_ms'] / floor['floor_ms']:.0f} | |")
+        lines.append(f"{case} | graph floor (critical path {graph['critical_path_ms']:.2f}, "
+                     f"work {graph['work_ms']:.2f}, + optimizer) | {graph['floor_ms']:.2f} | "
+                     f"{1e3 / graph['floor_ms']:.1f} | | | | | "
+                     f"{100 * floor['floor_ms'] / graph['floor_ms']:.0f} | 100 | |")
         for name, row in result["contenders"].items():
             ms = row["step_ms"]
             ratio = row.get("ratio_to_torch_eager")
             lines.append(
-                f"| {result['preset']} | {result.get('x', result['batch'])} | {result['dtype']} "
-                f"| {name} | {ms['median']:.2f} [{ms['q1']:.2f}, {ms['q3']:.2f}] "
+                f"{case} | {name} | {ms['median']:.2f} [{ms['q1']:.2f}, {ms['q3']:.2f}] "
                 f"| {row['steps_per_s']:.1f} | {row['samples_per_s']:.0f} "
                 f"| {'' if ratio is None else f'{ratio:.2f}x'} | {row['gflops']:.1f} "
                 f"| {row['pct_gemm_peak']:.0f} | {row['pct_floor']:.0f} "
-                f"| {row['cpu_per_wall']:.2f} |")
+                f"| {row['pct_graph_floor']:.0f} | {row['cpu_per_wall']:.2f} |")
     return "\n".join(lines)
 
 
@@ -482,6 +536,8 @@ class Settings:
     repeats: int = DEFAULT_REPEATS
     warmup: int = DEFAULT_WARMUP
     threads: int = field(default_factory=default_num_threads)
+    schedule: bool = False
+    """Also time numba's scheduled step (:data:`SCHEDULED`)."""
     scaling: bool = False
     window: float | None = None
     """Seconds per window of the alternating-window mode (:func:`measure_windows`), with
@@ -525,7 +581,8 @@ def measure_cases(cases: Sequence[Case], names: Sequence[str], settings: Setting
     results = []
     for case in cases:
         notify(f"{case.preset} batch {case.batch} {case.dtype} {dict(case.overrides) or ''}...")
-        results.append(measure_case(case, names, settings.repeats, settings.warmup, bandwidth))
+        results.append(measure_case(case, names, settings.repeats, settings.warmup, bandwidth,
+                                    settings.threads))
     return results
 
 
@@ -535,7 +592,7 @@ def run(settings: Settings, *, plot: Path | None = None,
     commit, machine and date; settings, skipped contenders with reasons, bandwidth, ``results``
     and, with ``scaling``, the scaling results and the plot's path, written to ``plot``).
     ``notify`` hears progress lines."""
-    names, skipped = usable(settings.backends, PEERS[settings.peers])
+    names, skipped = usable(settings.backends, PEERS[settings.peers], settings.schedule)
     set_threads(settings.threads, any(name.startswith("torch") for name in names))
     for name, reason in skipped.items():
         notify(f"skipping {name}: {reason}")
@@ -552,7 +609,8 @@ def run(settings: Settings, *, plot: Path | None = None,
             notify(f"{case.preset} batch {case.batch} {case.dtype}: {settings.repeats} rounds of "
                    f"{settings.window:g} s windows...")
             report["windows"].append(measure_windows(case, names, settings.repeats,
-                                                     settings.window, settings.warmup, bandwidth))
+                                                     settings.window, settings.warmup, bandwidth,
+                                                     settings.threads))
     else:
         report["results"] = measure_cases(cases, names, settings, bandwidth, notify)
     if settings.scaling:

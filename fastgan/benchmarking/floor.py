@@ -1,10 +1,16 @@
 """The machine's limit for one training step: its GEMMs alone plus the optimizer's memory traffic.
 
 A training step of a GAN is dominated by matrix products. However well the elementwise
-work is fused, a step cannot run faster than
+work is fused, a step that runs its GEMMs one after another cannot run faster than
 
     floor = (time of the step's GEMMs, back to back into preallocated outputs)
           + (bytes the optimizers must read and write) / (measured memory bandwidth).
+
+A step that runs independent GEMMs side by side (:mod:`fastgan.gan.scheduled`) can beat that;
+the graph floor at T threads bounds every schedule (:func:`graph_floor`): the GEMM part is the
+larger of the step's critical path (its chain of stages, each at least its slowest GEMM at
+its fastest on up to T threads) and its total work at the best measured one-thread rate over
+T threads.
 
 :func:`step_gemms` lists every GEMM of one fastgan training step (k D steps, then a G step,
 as :mod:`fastgan.gan.model` runs it); :func:`measure_gemm_floor` times them with NumPy's BLAS on
@@ -16,20 +22,25 @@ the floor); a GEMM here is ``C (m x n) = A (m x k) @ B (k x n)``.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..backends.base import resolve_dtype
+from ..backends.scheduled import blocks
+from ..backends.side_by_side import SideBySide
 from ..errors import ConfigError
 from ..gan.config import GANConfig
 from ..nn.optim import SGD, Adam, OptimizerConfig
 from ..nn.specs import BatchNorm, Conv2D, Dense, LayerSpec, output_shapes
-from .timing import median_seconds
+from ..threads import blas_threads, set_blas_threads
+from .timing import median_seconds, seconds_of
 
 BANDWIDTH_BYTES = 64 * 2**20
 """Size of each of the three arrays :func:`measure_bandwidth` streams: larger than the caches."""
@@ -262,6 +273,95 @@ def measure_gemm_floor(preset: GANConfig, batch: int, dtype: str = "float32", re
         "optimizer_ms": optimizer_s * 1e3,
         "floor_ms": (gemm_s + optimizer_s) * 1e3,
     }
+
+
+# ---------------------------------------------------------------- the floor at T threads
+def gemm_stages(gemms: Sequence[Gemm]) -> list[list[int]]:
+    """The step's GEMMs as a chain of stages (indices into ``gemms``, in order): each stage
+    needs the one before it, and the GEMMs within a stage do not depend on each other (a
+    layer's ``grad_weight`` and ``grad_input`` in one backward: both read the same ``dy``);
+    every other GEMM is a stage of its own."""
+    stages: list[list[int]] = []
+    previous = None
+    for index, g in enumerate(gemms):
+        key = (g.role.split(".")[0], g.network, g.layer) if g.kind != "forward" else None
+        if key is not None and key == previous:
+            stages[-1].append(index)
+        else:
+            stages.append([index])
+        previous = key
+    return stages
+
+
+def graph_floor(flops: Sequence[int], one_thread_s: Sequence[float],
+                fastest_s: Sequence[float], stages: Sequence[Sequence[int]], threads: int
+                ) -> dict[str, float]:
+    """The least time ``threads`` threads need for GEMMs with these ``flops`` in these
+    ``stages`` (:func:`gemm_stages`), given each GEMM's measured time on one thread
+    (``one_thread_s``) and the fastest measured on at most ``threads`` (``fastest_s``):
+
+    * ``critical_path_s``: the stages run one after another and a stage takes at least as
+      long as its slowest GEMM at its fastest, so the sum over stages of that;
+    * ``work_s``: no thread computes faster than the best rate one thread reached on any of
+      these GEMMs (``per_core_flops``, flop/s), so all the work over ``threads`` such threads;
+    * ``floor_s``: the larger of the two (both are bounds).
+    """
+    if not (isinstance(threads, int) and threads >= 1):
+        raise ConfigError(f"threads must be a positive integer, got {threads!r}")
+    per_core = max(f / t for f, t in zip(flops, one_thread_s, strict=True))
+    critical = sum(max(fastest_s[i] for i in stage) for stage in stages)
+    work = sum(flops) / (threads * per_core)
+    return {"critical_path_s": critical, "work_s": work, "per_core_flops": per_core,
+            "floor_s": max(critical, work)}
+
+
+WAYS = ("one_thread", "side_by_side", "blas_pool")
+"""How :func:`gemm_times` runs each GEMM on T threads: whole on one thread; cut into T blocks
+run side by side, BLAS on one thread each (as a scheduled step cuts it:
+:func:`fastgan.backends.scheduled.blocks`); whole on BLAS's own pool of T threads."""
+
+
+def gemm_times(operands: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], threads: int,
+               repeats: int = 10) -> dict[str, list[float]]:
+    """Each GEMM's median seconds in each of :data:`WAYS` on ``threads`` threads, by way.
+
+    Each way runs the step's GEMMs back to back in order, as the floor does (so each GEMM finds
+    the caches as the one before leaves them), one pass to warm up and ``repeats`` timed, each
+    GEMM timed on its own. BLAS's thread count is as before afterwards.
+    """
+    _check_repeats(repeats)
+    before = blas_threads()
+    pool = SideBySide(threads)
+    whole = [partial(np.matmul, a, b, out=c) for a, b, c in operands]
+    calls = {"one_thread": (1, whole), "blas_pool": (threads, whole),
+             "side_by_side": (1, [partial(pool.run, blocks((a, b, c, False, False), threads))
+                                  for a, b, c in operands])}
+    times: dict[str, list[float]] = {}
+    try:
+        for way in WAYS:
+            blas, runs = calls[way]
+            set_blas_threads(blas)
+            passes = [[seconds_of(run) for run in runs] for _ in range(1 + repeats)]
+            times[way] = [statistics.median(column) for column in zip(*passes[1:], strict=True)]
+    finally:
+        pool.close()
+        set_blas_threads(max(before, 1))
+    return times
+
+
+def measure_graph_floor(preset: GANConfig, batch: int, threads: int, dtype: str = "float32",
+                        repeats: int = 10) -> dict[str, float]:
+    """:func:`graph_floor` of the step's GEMMs from :func:`gemm_times` on ``threads`` (each
+    GEMM at its fastest of the three ways), in milliseconds: ``critical_path_ms``,
+    ``work_ms``, ``per_core_gflops`` and ``gemm_ms`` (the larger bound; the optimizer's
+    traffic is the caller's to add)."""
+    gemms = step_gemms(preset, batch)
+    times = gemm_times(gemm_operands(preset, batch, dtype), threads, repeats)
+    fastest = [min(ways) for ways in zip(*times.values(), strict=True)]
+    bound = graph_floor([g.flops for g in gemms], times["one_thread"], fastest,
+                        gemm_stages(gemms), threads)
+    return {"critical_path_ms": 1e3 * bound["critical_path_s"], "work_ms": 1e3 * bound["work_s"],
+            "per_core_gflops": bound["per_core_flops"] / 1e9, "gemm_ms": 1e3 * bound["floor_s"]}
 
 
 # ---------------------------------------------------------------- argument checks

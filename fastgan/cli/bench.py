@@ -43,6 +43,9 @@ def add_parser(subparsers: Any) -> None:
     arg("--peers", choices=tuple(PEERS), default="eager",
         help="peers: none, eager (PyTorch), compile (torch.compile), jax (jax.jit; needs jax "
              "and optax) or all (default eager)")
+    arg("--schedule", action="store_true",
+        help="also time numba's scheduled step: independent GEMMs side by side on --threads "
+             "threads, BLAS on one thread per call ('numba scheduled')")
     arg("--repeats", type=int, help=f"timed repetitions (default {DEFAULT_REPEATS})")
     arg("--threads", type=int,
         help="threads for BLAS, Numba and torch alike (default: physical cores)")
@@ -77,6 +80,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
              "repeats": args.repeats, "threads": args.threads, "window": args.windows}
     changes: dict[str, Any] = {key: value for key, value in given.items() if value is not None}
     changes["dtype"], changes["peers"] = args.dtype, args.peers
+    changes["schedule"] = args.schedule
     if args.quick:
         changes.pop("presets", None)
         changes.pop("batches", None)

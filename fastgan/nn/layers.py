@@ -126,22 +126,22 @@ class DenseLayer(Layer):
         """``act(x W + b)``, keeping x and y for backward."""
         ws = self.workspace(x.shape[0])
         ws.x = x
-        self.backend.gemm(x, self.weight, ws.y)
+        self.backend.gemms((x, self.weight, ws.y, False, False))
         self.backend.bias_act(ws.y, self.b, self.act, self.alpha)
         return ws.y
 
     def backward(self, dy: Any, input_grad: bool, param_grads: bool) -> Any:
-        """dz = dy act'(y) (in place), then dW = x^T dz, db = sum dz, dx = dz W^T."""
+        """dz = dy act'(y) (in place) and db = sum dz, then dW = x^T dz and dx = dz W^T, which
+        are independent (the backend may run them side by side: :meth:`Backend.gemms`)."""
         be, batch = self.backend, dy.shape[0]
         ws = self._workspaces[batch]
         be.act_backward(dy, ws.y, self.act, self.alpha, self.db if param_grads else None)
         ws.dz = dy
-        if param_grads:
-            be.gemm(ws.x, dy, self.dW, trans_a=True)
-        if not input_grad:
-            return None
-        dx = self.input_grad_buffer(ws, batch)
-        be.gemm(dy, self.weight, dx, trans_b=True)
+        dx = self.input_grad_buffer(ws, batch) if input_grad else None
+        products = [(ws.x, dy, self.dW, True, False)] if param_grads else []
+        if input_grad:
+            products.append((dy, self.weight, dx, False, True))
+        be.gemms(*products)
         return dx
 
     def tangent(self, r: Any, output: bool) -> Any:
