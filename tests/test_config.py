@@ -26,6 +26,7 @@ from fastgan import (
     Reshape,
 )
 from fastgan.cli import main as cli
+from fastgan.data.dataset import make_dataset
 from fastgan.gan.config import loss_fields
 from fastgan.nn.optim import StepDecay
 from fastgan.runs.folder import CONFIG, Run, TrainConfig, prepare
@@ -51,6 +52,9 @@ EVERY_FIELD = {
     "label_smoothing": 0.1,
     "ema_decay": 0.95,
     "spectral_norm": True,
+    "conditional": True,
+    "num_classes": 3,
+    "projection": True,
     "name": "every-field",
     "source": "a config whose every field differs from its default",
 }
@@ -69,7 +73,8 @@ def test_every_field_survives_json_and_a_checkpoint(tmp_path):
     config = GANConfig(**EVERY_FIELD)
     assert GANConfig.from_json(json.loads(json.dumps(config.to_json()))) == config
     gan = GAN(config, seed=2)
-    gan.fit(np.random.default_rng(0).uniform(-1, 1, (48, 4)), steps=2)
+    x, y = np.random.default_rng(0).uniform(-1, 1, (48, 4)), np.arange(48) % 3
+    gan.fit(make_dataset("labelled", x, y, None), steps=2)
     loaded = fastgan.load(gan.save(tmp_path / "c.npz"))
     assert loaded.config == config
     assert loaded.ema.decay == config.ema_decay and loaded.k == 2 and loaded.batch_size == 12
@@ -104,6 +109,12 @@ def test_every_setting_of_a_run_survives_its_config_json(tmp_path):
      "normalises Dense layers only"),
     ({"discriminator": (Dense(2),)}, "one unit"),
     ({"generator": ()}, "no layers"),
+    ({"conditional": "yes"}, "conditional must be true or false"),
+    ({"num_classes": 1}, "num_classes >= 2"),
+    ({"conditional": False}, "settings of a conditional GAN"),
+    ({"discriminator": (Dense(5, "relu"), Dense(1, "tanh"))}, "Dense layer with no activation"),
+    ({"spectral_norm": False, "discriminator": (Reshape((2, 2, 1)), Conv2D(2), Flatten(),
+                                                Dense(1))}, "not built yet"),
 ])
 def test_each_setting_is_checked(change, message):
     with pytest.raises(ConfigError, match=message):

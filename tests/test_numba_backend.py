@@ -88,6 +88,17 @@ def test_steady_state_step_with_stabilisers_allocates_nothing(loss):
     assert_steps_allocate_nothing(gan, real)
 
 
+@pytest.mark.parametrize("projection", [False, True], ids=["concatenated", "projection"])
+def test_steady_state_conditional_step_allocates_nothing(projection):
+    """Fake labels drawn and written one-hot beside G's noise and D's input, real rows split
+    into samples and labels, the projection's class term and its gradient: no array is
+    created inside GAN.step."""
+    gan, real = _small_gan("pytorch-vanilla", "numba", conditional=True, num_classes=4,
+                           projection=projection, spectral_norm=projection)
+    labels = np.eye(4, dtype=np.float32)[np.arange(len(real)) % 4]
+    assert_steps_allocate_nothing(gan, np.concatenate([real, labels], axis=1))
+
+
 def test_steady_state_dcgan_step_allocates_nothing(monkeypatch):
     """Convolutions, upsampling and per-channel batch norm, the batch gathered one sample at
     a time (so dW accumulates over slices): no array is created inside GAN.step."""

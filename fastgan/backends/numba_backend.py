@@ -139,6 +139,11 @@ class NumbaBackend(Backend):
         """dL/dw_bar -> dL/dw with u, v fixed (see the base class), one jitted kernel."""
         kernels.spectral_backward(grad, w_bar, u, v, sigma)
 
+    # ------------------------------------------------------------ class labels
+    def one_hot(self, codes: Any, out: Any, start: int, classes: int) -> None:
+        """One-hot rows of the classes ``codes`` encode, into a block of ``out``, one pass."""
+        kernels.one_hot(codes, out, start, classes)
+
     # ------------------------------------------------------------ batch norm
     def _vectors(self, features: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
         """Two scratch vectors of ``features`` values, made once per size and dtype."""

@@ -303,6 +303,16 @@ def spectral_backward(grad, w_bar, u, v, sigma):
             grad[i, j] = (grad[i, j] - overlap * v[i] * u[j]) / sigma[0]
 
 
+# ---------------------------------------------------------------------- class labels
+@kernel
+def one_hot(codes, out, start, classes):
+    """``out[i, start + j] = [j == min(floor(codes[i]), classes - 1)]`` for j < classes."""
+    for i in range(out.shape[0]):
+        label = min(int(codes[i]), classes - 1)      # codes >= 0: int() is floor()
+        for j in range(classes):
+            out[i, start + j] = 1.0 if j == label else 0.0
+
+
 # ---------------------------------------------------------------------- random numbers
 @kernel
 def dropout_mask(uniform, keep, inv_keep):

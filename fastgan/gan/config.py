@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..nn.losses import D_LOSSES, G_LOSSES
 from ..nn.optim import OptimizerConfig
-from ..nn.specs import Conv2D, LayerSpec, output_shapes
+from ..nn.specs import Conv2D, Dense, LayerSpec, output_shapes
 from ..training import serialization
 
 NOISES = ("normal", "uniform")
@@ -40,8 +40,11 @@ class GANConfig:
     real labels are ``1 - label_smoothing`` (bce and least squares); ``noise`` is "normal"
     (N(0, 1)) or "uniform" (U[-1, 1)); ``ema_decay`` (e.g. 0.999) samples from an average of
     G's weights (None: no average). ``spectral_norm`` divides each Dense weight of D by its
-    largest singular value (one power iteration per step). ``name`` and ``source`` say where
-    the config came from.
+    largest singular value (one power iteration per step). ``conditional`` makes a
+    class-conditional GAN over ``num_classes`` classes: the one-hot label is concatenated to
+    G's noise and to D's input, or, with ``projection``, D reads it through a learned class
+    embedding projected onto its last features (:mod:`fastgan.nn.projection`). ``name`` and
+    ``source`` say where the config came from.
     """
 
     latent_dim: int
@@ -57,6 +60,9 @@ class GANConfig:
     label_smoothing: float = 0.0
     ema_decay: float | None = None
     spectral_norm: bool = False
+    conditional: bool = False
+    num_classes: int = 0
+    projection: bool = False
     name: str = "custom"
     source: str = ""
 
@@ -85,22 +91,61 @@ class GANConfig:
         if self.spectral_norm and any(isinstance(s, Conv2D) for s in self.discriminator):
             raise ConfigError("spectral_norm normalises Dense layers only; this discriminator "
                               "has Conv2D layers")
+        self._check_conditional()
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ConfigError(f"EMA decay must be in (0, 1), e.g. 0.999; got {self.ema_decay}")
         try:
-            d_out = output_shapes(self.discriminator, self.data_dim)[-1]
+            d_out = output_shapes(self.discriminator, self.discriminator_inputs)[-1]
         except ConfigError as exc:
             raise ConfigError(f"the discriminator cannot read the generator's "
                               f"{self.data_dim} features: {exc}") from None
         if d_out != (1,):
             raise ConfigError(f"the discriminator must end in one unit (a logit), not {d_out}")
 
+    def _check_conditional(self) -> None:
+        for name in ("conditional", "projection"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if not self.conditional:
+            if self.num_classes or self.projection:
+                raise ConfigError("num_classes and projection are settings of a conditional "
+                                  "GAN; set conditional=True")
+            return
+        if not (_is_count(self.num_classes) and self.num_classes >= 2):
+            raise ConfigError(f"a conditional GAN needs num_classes >= 2, got "
+                              f"{self.num_classes!r}")
+        if any(isinstance(s, Conv2D) for s in (*self.generator, *self.discriminator)):
+            raise ConfigError("conditional generation is built for Dense networks; label maps "
+                              "as channels of a convolutional GAN are not built yet: choose "
+                              "an MLP preset")
+        last = self.discriminator[-1] if self.discriminator else None
+        if self.projection and not (isinstance(last, Dense) and last.activation == "identity"):
+            raise ConfigError("the projection discriminator adds its class term to the logit "
+                              "of D's last layer: D must end in a Dense layer with no "
+                              "activation")
+
+    @property
+    def labels(self) -> int:
+        """One-hot label features beside each real row (``num_classes``; 0 unconditional)."""
+        return self.num_classes if self.conditional else 0
+
+    @property
+    def generator_inputs(self) -> int:
+        """Features of G's input: the noise, then the one-hot label when conditional."""
+        return self.latent_dim + self.labels
+
+    @property
+    def discriminator_inputs(self) -> int:
+        """Features of D's input: a sample, then its one-hot label when concatenated (not
+        with the projection discriminator, which reads the label at its last layer)."""
+        return self.data_dim + (0 if self.projection else self.labels)
+
     @property
     def data_dim(self) -> int:
         """Number of features the generator emits and the discriminator reads."""
         if not self.generator:
             raise ConfigError("the generator has no layers")
-        return math.prod(output_shapes(self.generator, self.latent_dim)[-1])
+        return math.prod(output_shapes(self.generator, self.generator_inputs)[-1])
 
     def replace(self, **changes: Any) -> GANConfig:
         """A copy with ``changes`` applied (and checked)."""
