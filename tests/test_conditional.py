@@ -94,7 +94,8 @@ def test_labels_on_an_unconditional_gan_and_data_without_labels_are_errors():
         small().fit(np.zeros((48, 6)), steps=1)
     with pytest.raises(ConfigError, match="label 3 is outside"):
         small().fit(labelled(classes=4), steps=1)
-    with pytest.raises(ConfigError, match="conditional generation is built for Dense"):
+    with pytest.raises(ConfigError, match="label maps as channels of a convolutional one "
+                                          "are not built yet"):
         GAN.from_preset("keras-dcgan", data_dim=64, latent_dim=4, g_filters=(4, 4, 4),
                         d_filters=(4, 4, 4), conditional=True, num_classes=3)
 

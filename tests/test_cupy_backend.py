@@ -606,11 +606,12 @@ def _train_both_ways(make_cuda, preset: str, plant=None, **options):
     ("pytorch-vanilla", {"d_loss": "least_squares", "g_loss": "least_squares"}),
     ("pytorch-vanilla", {"spectral_norm": True}),
     ("pytorch-vanilla", {"conditional": True, "num_classes": 4}),
-    ("pytorch-vanilla", {"conditional": True, "num_classes": 4, "projection": True})],
+    ("pytorch-vanilla", {"conditional": True, "num_classes": 4, "projection": True}),
+    ("keras-dcgan", {"conditional": True, "num_classes": 4, "projection": True})],
     ids=["pytorch-vanilla", "numpy-mlp", "keras-mlp", "keras-dcgan", "pytorch-vanilla-ema",
          "pytorch-vanilla-hinge", "pytorch-vanilla-least-squares",
          "pytorch-vanilla-spectral-norm", "pytorch-vanilla-conditional",
-         "pytorch-vanilla-projection"])
+         "pytorch-vanilla-projection", "keras-dcgan-projection"])
 def test_graph_replay_equals_eager_steps(make_cuda, preset, options):
     eager, replayed = _train_both_ways(make_cuda, preset, **options)
     expected, actual = _state(eager), _state(replayed)

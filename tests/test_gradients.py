@@ -409,3 +409,14 @@ def test_dcgan_discriminator_loss_end_to_end(backend, im2col_slices):
 def test_dcgan_generator_loss_through_discriminator(backend, im2col_slices):
     gan = _tiny_dcgan(backend)
     check_generator_loss_gradient(gan, batch=3)
+
+
+def test_conditional_dcgan_with_the_projection_discriminator(backend):
+    """keras-dcgan conditional: labels beside G's noise (its first layer is Dense), the
+    projection on D's flattened convolution features; both losses end to end."""
+    gan = GAN.from_preset("keras-dcgan", backend=backend, dtype="float64", seed=19,
+                          data_dim=64, latent_dim=5, g_filters=(4, 3, 2), d_filters=(2, 3, 4),
+                          **CONDITIONAL["projection"])
+    _perturb_batchnorm(gan.generator)
+    check_discriminator_loss_gradient(gan, labelled_real_rows(gan, rows=3))
+    check_generator_loss_gradient(gan, batch=3)

@@ -1,6 +1,6 @@
 """What the peers (PyTorch, JAX) train: fastgan's rule with the BCE losses (a non-saturating
-or minimax G loss) and no spectral normalisation. A configuration asking for more is refused,
-so that a peer never races while training something else."""
+or minimax G loss), no spectral normalisation and no class labels. A configuration asking
+for more is refused, so that a peer never races while training something else."""
 
 from __future__ import annotations
 
@@ -15,3 +15,5 @@ def check_trainable(config: GANConfig, peer: str) -> None:
                           f"{config.d_loss}/{config.g_loss}")
     if config.spectral_norm:
         raise ConfigError(f"the {peer} peer has no spectral normalisation")
+    if config.conditional:
+        raise ConfigError(f"the {peer} peer trains unconditional GANs")

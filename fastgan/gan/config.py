@@ -114,10 +114,10 @@ class GANConfig:
         if not (_is_count(self.num_classes) and self.num_classes >= 2):
             raise ConfigError(f"a conditional GAN needs num_classes >= 2, got "
                               f"{self.num_classes!r}")
-        if any(isinstance(s, Conv2D) for s in (*self.generator, *self.discriminator)):
-            raise ConfigError("conditional generation is built for Dense networks; label maps "
-                              "as channels of a convolutional GAN are not built yet: choose "
-                              "an MLP preset")
+        if not self.projection and any(isinstance(s, Conv2D) for s in self.discriminator):
+            raise ConfigError("labels beside D's input need a Dense discriminator; label maps "
+                              "as channels of a convolutional one are not built yet: give it "
+                              "the projection discriminator (projection=True, --projection)")
         last = self.discriminator[-1] if self.discriminator else None
         if self.projection and not (isinstance(last, Dense) and last.activation == "identity"):
             raise ConfigError("the projection discriminator adds its class term to the logit "
