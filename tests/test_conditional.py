@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from test_cli import TINY_DIGITS, arrays, fastgan_command
+from test_cli import TINY_DIGITS, assert_resume_is_bit_for_bit, fastgan_command
 
 import fastgan
 from fastgan import GAN, ConfigError
@@ -155,14 +155,7 @@ def test_sample_a_label_of_the_data(conditional_run, tmp_path):
 def test_resume_a_conditional_run_exactly(tmp_path):
     common = (*TINY_DIGITS, "--conditional", "--projection", "--checkpoint-every", "0",
               "--threads", "1")
-    assert fastgan_command(*common, "--steps", "8", "--out", "a", cwd=tmp_path).returncode == 0
-    resumed = fastgan_command("train", "--resume", "a", "--steps", "16", "--no-progress",
-                              cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr
-    assert fastgan_command(*common, "--steps", "16", "--out", "b", cwd=tmp_path).returncode == 0
-    first, second = arrays(tmp_path / "a/checkpoint.npz"), arrays(tmp_path / "b/checkpoint.npz")
-    for name in first:
-        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+    assert_resume_is_bit_for_bit(common, 8, 16, tmp_path)
 
 
 @pytest.mark.parametrize(("args", "expected"), [
