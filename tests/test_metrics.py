@@ -177,14 +177,16 @@ def labelled_evaluator(digits, evaluator) -> Evaluator:
 
 
 def test_a_conditional_gan_is_scored_class_by_class(labelled_evaluator, digits):
-    """Real images of the asked class score the ceiling and the real-vs-real distances
-    exactly; images of the next digit score far below, class by class."""
+    """Real images of the asked class score the ceiling and the real-vs-real distances (to
+    rounding: the classifier sees them in other batches, whose GEMMs OpenBLAS may block
+    otherwise); images of the next digit score far below, class by class."""
     test = digits[1]
     right = labelled_evaluator.evaluate(HeldOutImages(test.x[:N], test.y[:N], shift=0))
     classes = right["conditional"]
     assert classes["classes"] == list(range(10))
     assert classes["class_accuracy"] == classes["class_accuracy_real"]
-    assert classes["class_frechet_distance"] == classes["class_frechet_distance_real"]
+    assert classes["class_frechet_distance"] == pytest.approx(
+        classes["class_frechet_distance_real"], rel=1e-4)
     assert classes["accuracy"] == classes["accuracy_real"] > 0.5
     wrong = labelled_evaluator.evaluate(HeldOutImages(test.x[:N], test.y[:N], shift=1))
     assert wrong["conditional"]["accuracy"] < 0.3
