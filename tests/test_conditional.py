@@ -13,7 +13,7 @@ from PIL import Image
 from test_cli import TINY_DIGITS, assert_resume_is_bit_for_bit, fastgan_command
 
 import fastgan
-from fastgan import GAN, ConfigError
+from fastgan import GAN, ConfigError, Conv2D, Dense, Flatten, Reshape
 from fastgan.data.dataset import make_dataset
 from fastgan.gan.conditioning import labelled_rows
 
@@ -94,10 +94,24 @@ def test_labels_on_an_unconditional_gan_and_data_without_labels_are_errors():
         small().fit(np.zeros((48, 6)), steps=1)
     with pytest.raises(ConfigError, match="label 3 is outside"):
         small().fit(labelled(classes=4), steps=1)
-    with pytest.raises(ConfigError, match="label maps as channels of a convolutional one "
-                                          "are not built yet"):
-        GAN.from_preset("keras-dcgan", data_dim=64, latent_dim=4, g_filters=(4, 4, 4),
-                        d_filters=(4, 4, 4), conditional=True, num_classes=3)
+    with pytest.raises(ConfigError, match="label maps"):
+        GAN(small().config.replace(discriminator=(Reshape((2, 3, 1)), Conv2D(2), Flatten(),
+                                                  Dense(1))))
+
+
+def test_a_convolutional_discriminator_reads_label_maps():
+    """keras-dcgan's D reads 8 x 8 images with the label as 3 more channels: its Reshape is
+    widened by the preset, and each pixel of D's input holds the image's value, then y."""
+    gan = GAN.from_preset("keras-dcgan", data_dim=64, latent_dim=4, g_filters=(4, 4, 4),
+                          d_filters=(4, 4, 4), conditional=True, num_classes=3, batch_size=4)
+    assert gan.config.discriminator[0] == Reshape((8, 8, 4))
+    assert gan.discriminator.in_features == 64 * 4 and gan.config.label_map_shape == (64, 1)
+    x, y = np.random.default_rng(1).uniform(-1, 1, (4, 64)), np.array([2, 0, 1, 2])
+    gan.step(np.concatenate([x, np.eye(3)[y]], axis=1))
+    maps = gan.workspace(4).d_input[:4].reshape(4, 64, 4)
+    np.testing.assert_allclose(maps[:, :, 0], x, rtol=1e-6)
+    np.testing.assert_array_equal(maps[:, :, 1:], np.broadcast_to(np.eye(3)[y][:, None],
+                                                                 (4, 64, 3)))
 
 
 @pytest.mark.parametrize("projection", [False, True], ids=["concatenated", "projection"])
@@ -162,7 +176,6 @@ def test_resume_a_conditional_run_exactly(tmp_path):
     (("train", "--data", "unlabelled.npz", "--conditional", "--out", "new"),
      "--conditional needs labelled data, and unlabelled.npz has no labels"),
     (("train", "--projection", "--out", "new"), "add --conditional"),
-    (("train", "--preset", "keras-dcgan", "--conditional", "--out", "new"), "not built yet"),
     (("sample", "RUN", "--label", "4"), "label 4 is not one of this GAN's classes (3, 5, 7)"),
     (("sample", "PLAIN", "--label", "4"), "this checkpoint's GAN is unconditional"),
 ])

@@ -114,7 +114,7 @@ def test_every_setting_of_a_run_survives_its_config_json(tmp_path):
     ({"conditional": False}, "settings of a conditional GAN"),
     ({"discriminator": (Dense(5, "relu"), Dense(1, "tanh"))}, "Dense layer with no activation"),
     ({"projection": False, "spectral_norm": False,
-      "discriminator": (Reshape((2, 2, 1)), Conv2D(2), Flatten(), Dense(1))}, "not built yet"),
+      "discriminator": (Reshape((2, 2, 1)), Conv2D(2), Flatten(), Dense(1))}, "label maps"),
 ])
 def test_each_setting_is_checked(change, message):
     with pytest.raises(ConfigError, match=message):

@@ -16,7 +16,12 @@ import numpy as np
 import pytest
 from support import cuda_emulator, tolerances
 from support.gradcheck import check_gradient, slot_names
-from test_gradients import CONDITIONAL, SCORE_LOGITS, check_conditional_gan
+from test_gradients import (
+    CONDITIONAL,
+    SCORE_LOGITS,
+    check_conditional_dcgan,
+    check_conditional_gan,
+)
 from test_parity import DCGAN_SGD, GEOMETRIES, SCORE_CASES
 
 import fastgan
@@ -374,6 +379,10 @@ def test_copy_columns_and_one_hot(cuda, dtype):
     assert_same(run_both(cuda, "copy_columns", dtype, src, 2, out, 8, 5), dtype)
     codes = np.concatenate([rng.uniform(0, 4, 6), [4.0]])
     assert_same(run_both(cuda, "one_hot", dtype, codes, out, 3, 4), dtype)
+    rows, maps = rng.standard_normal((7, 12 + 3)), rng.standard_normal((7, 6 * 5))
+    assert_same(run_both(cuda, "label_maps", dtype, rows, rows, 12, maps, 2, 3), dtype)
+    assert_same(run_both(cuda, "image_channels", dtype, maps, rng.standard_normal((7, 12)), 2,
+                         3), dtype)
 
 
 @pytest.mark.parametrize("labels", list(CONDITIONAL))
@@ -381,6 +390,7 @@ def test_conditional_gan_gradients(cuda, labels):
     """A conditional GAN's D and G gradients (class embedding included) on the emulated GPU,
     by central differences in float64."""
     check_conditional_gan(cuda, **CONDITIONAL[labels])
+    check_conditional_dcgan(cuda, labels)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -607,11 +617,12 @@ def _train_both_ways(make_cuda, preset: str, plant=None, **options):
     ("pytorch-vanilla", {"spectral_norm": True}),
     ("pytorch-vanilla", {"conditional": True, "num_classes": 4}),
     ("pytorch-vanilla", {"conditional": True, "num_classes": 4, "projection": True}),
-    ("keras-dcgan", {"conditional": True, "num_classes": 4, "projection": True})],
+    ("keras-dcgan", {"conditional": True, "num_classes": 4, "projection": True}),
+    ("keras-dcgan", {"conditional": True, "num_classes": 4})],
     ids=["pytorch-vanilla", "numpy-mlp", "keras-mlp", "keras-dcgan", "pytorch-vanilla-ema",
          "pytorch-vanilla-hinge", "pytorch-vanilla-least-squares",
          "pytorch-vanilla-spectral-norm", "pytorch-vanilla-conditional",
-         "pytorch-vanilla-projection", "keras-dcgan-projection"])
+         "pytorch-vanilla-projection", "keras-dcgan-projection", "keras-dcgan-label-maps"])
 def test_graph_replay_equals_eager_steps(make_cuda, preset, options):
     eager, replayed = _train_both_ways(make_cuda, preset, **options)
     expected, actual = _state(eager), _state(replayed)

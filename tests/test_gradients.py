@@ -392,10 +392,10 @@ def test_reshape_flatten_round_trip(backend):
     _check_net(with_views, x, 5)
 
 
-def _tiny_dcgan(backend) -> GAN:
-    """keras-dcgan with tiny channel counts on 8 x 8 images."""
+def _tiny_dcgan(backend, **options) -> GAN:
+    """keras-dcgan with tiny channel counts on 8 x 8 images (``options``: GANConfig fields)."""
     gan = GAN.from_preset("keras-dcgan", backend=backend, dtype="float64", seed=19, data_dim=64,
-                          latent_dim=5, g_filters=(4, 3, 2), d_filters=(2, 3, 4))
+                          latent_dim=5, g_filters=(4, 3, 2), d_filters=(2, 3, 4), **options)
     _perturb_batchnorm(gan.generator)
     return gan
 
@@ -411,12 +411,15 @@ def test_dcgan_generator_loss_through_discriminator(backend, im2col_slices):
     check_generator_loss_gradient(gan, batch=3)
 
 
-def test_conditional_dcgan_with_the_projection_discriminator(backend):
-    """keras-dcgan conditional: labels beside G's noise (its first layer is Dense), the
-    projection on D's flattened convolution features; both losses end to end."""
-    gan = GAN.from_preset("keras-dcgan", backend=backend, dtype="float64", seed=19,
-                          data_dim=64, latent_dim=5, g_filters=(4, 3, 2), d_filters=(2, 3, 4),
-                          **CONDITIONAL["projection"])
-    _perturb_batchnorm(gan.generator)
+def check_conditional_dcgan(backend, labels: str) -> None:
+    """keras-dcgan conditional: labels beside G's noise (its first layer is Dense), and D
+    reads them as constant channels of every pixel (label maps) or through the projection on
+    its flattened convolution features; both losses end to end."""
+    gan = _tiny_dcgan(backend, **CONDITIONAL[labels])
     check_discriminator_loss_gradient(gan, labelled_real_rows(gan, rows=3))
     check_generator_loss_gradient(gan, batch=3)
+
+
+@pytest.mark.parametrize("labels", list(CONDITIONAL), ids=["label-maps", "projection"])
+def test_conditional_dcgan(backend, labels):
+    check_conditional_dcgan(backend, labels)

@@ -99,6 +99,18 @@ def test_steady_state_conditional_step_allocates_nothing(projection):
     assert_steps_allocate_nothing(gan, np.concatenate([real, labels], axis=1))
 
 
+def test_steady_state_label_maps_step_allocates_nothing():
+    """A conditional DCGAN whose D reads the labels as channels of every pixel: real rows and
+    fakes laid out as label maps, the image channels of D's input gradient taken back: no
+    array is created inside GAN.step."""
+    gan = GAN.from_preset("keras-dcgan", backend="numba", dtype="float32", data_dim=256,
+                          batch_size=4, latent_dim=8, g_filters=(16, 8, 8),
+                          d_filters=(8, 8, 16), conditional=True, num_classes=3)
+    real = np.random.default_rng(0).uniform(-1, 1, (4, 256)).astype(np.float32)
+    labels = np.eye(3, dtype=np.float32)[[0, 1, 2, 0]]
+    assert_steps_allocate_nothing(gan, np.concatenate([real, labels], axis=1))
+
+
 def test_steady_state_dcgan_step_allocates_nothing(monkeypatch):
     """Convolutions, upsampling and per-channel batch norm, the batch gathered one sample at
     a time (so dW accumulates over slices): no array is created inside GAN.step."""

@@ -179,6 +179,21 @@ def test_copy_columns(pair):
     pair.assert_close([rout], [fout])
 
 
+def test_label_maps_and_image_channels(pair):
+    """Rows [x | y] of 6 pixels of 2 channels and 3 labels as 6 pixels of 2 + 3 channels, and
+    back to the image channels."""
+    rows, maps = pair.normal(4, 12 + 3), pair.normal(4, 6 * 5)
+    (rrows, rmaps, rback), (frows, fmaps, fback) = pair.both(rows, maps, pair.normal(4, 12))
+    for backend, (x, out, back) in ((pair.reference, (rrows, rmaps, rback)),
+                                    (pair.backend, (frows, fmaps, fback))):
+        backend.label_maps(x, x, 12, out, 2, 3)
+        backend.image_channels(out, back, 2, 3)
+    pair.assert_close([rmaps, rback], [fmaps, fback])
+    pixels = pair.reference.to_numpy(rmaps).reshape(4, 6, 5)
+    np.testing.assert_array_equal(pixels[:, :, 2:], np.broadcast_to(rows[:, None, 12:], (4, 6, 3)))
+    np.testing.assert_array_equal(pair.reference.to_numpy(rback), rows[:, :12])
+
+
 def test_one_hot(pair):
     """Codes U[0, C), the edge C itself (a draw rounded up) included, as one-hot blocks."""
     codes = np.concatenate([pair.uniform(9, high=4.0), np.array([4.0, 0.0, 3.999], pair.dtype)])
@@ -372,11 +387,14 @@ def test_twenty_steps_of_a_conditional_gan(fast_backend, reference, dtype, proje
 DCGAN_SGD = {"g_optimizer": SGD(0.01, momentum=0.5), "d_optimizer": SGD(0.01, momentum=0.5)}
 
 
-def test_five_steps_of_a_small_dcgan(fast_backend, reference, dtype):
-    """keras-dcgan's layers (conv, upsampling, per-channel batch norm) with few channels."""
+@pytest.mark.parametrize("labels", [{}, {"conditional": True, "num_classes": 3}],
+                         ids=["unconditional", "label-maps"])
+def test_five_steps_of_a_small_dcgan(fast_backend, reference, dtype, labels):
+    """keras-dcgan's layers (conv, upsampling, per-channel batch norm) with few channels;
+    conditional, its D reading the labels as channels."""
     _assert_same_training(fast_backend, reference, "keras-dcgan", dtype, steps=5, data_dim=64,
                           batch_size=8, latent_dim=8, g_filters=(8, 6, 4), d_filters=(4, 6, 8),
-                          **DCGAN_SGD)
+                          **DCGAN_SGD, **labels)
 
 
 # The full-size whole steps run in float64 (see tolerances.STEPS, "kinks"): with 10^5 to 10^6

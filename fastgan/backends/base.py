@@ -401,6 +401,24 @@ class Backend:
         labels = xp.minimum(xp.floor(codes), classes - 1)
         out[:, start:start + classes] = labels[:, None] == xp.arange(classes)
 
+    def label_maps(self, x: Any, labels: Any, labels_start: int, out: Any, channels: int,
+                   classes: int) -> None:
+        """Images with their one-hot labels as ``classes`` more constant channels (label maps):
+        pixel p of row i of ``out`` (n, P (C + K)) is ``channels`` values of the channels-last
+        image in the first P C columns of ``x``, then ``labels[i, labels_start:+K]``."""
+        n = out.shape[0]
+        maps = out.reshape(n, -1, channels + classes)
+        pixels = maps.shape[1]
+        maps[:, :, :channels] = x[:, :pixels * channels].reshape(n, pixels, channels)
+        maps[:, :, channels:] = labels[:, None, labels_start:labels_start + classes]
+
+    def image_channels(self, maps: Any, out: Any, channels: int, classes: int) -> None:
+        """The image part of :meth:`label_maps`' adjoint: ``out`` (n, P C) = the first
+        ``channels`` values of each pixel of ``maps`` (n, P (C + K)) (a gradient w.r.t. the
+        label channels leads nowhere)."""
+        n = out.shape[0]
+        out.reshape(n, -1, channels)[...] = maps.reshape(n, -1, channels + classes)[:, :, :channels]
+
     # ------------------------------------------------------------ dropout
     def multiply(self, a: Any, b: Any, out: Any) -> None:
         """``out = a * b`` (dropout forward and backward: values or gradients times the mask)."""

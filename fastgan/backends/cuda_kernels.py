@@ -198,6 +198,9 @@ KERNELS = _kernels(
     Kernel("upsample2x_backward", ("const T*", "T*", "long long", "int", "int", "int")),
     Kernel("copy_columns", ("const T*", "int", "int", "T*", "int", "int", "int", "long long")),
     Kernel("one_hot", ("const T*", "T*", "int", "int", "int", "long long")),
+    Kernel("label_maps", ("const T*", "int", "const T*", "int", "int", "T*", "int", "int", "int",
+                          "long long")),
+    Kernel("image_channels", ("const T*", "T*", "int", "int", "int", "long long")),
 )
 
 

@@ -389,6 +389,18 @@ class CupyBackend(Backend):
         self._elementwise("one_hot", out.dtype, total, codes, out, out.shape[1], start, classes,
                           total)
 
+    def label_maps(self, x: Any, labels: Any, labels_start: int, out: Any, channels: int,
+                   classes: int) -> None:
+        """Images with their labels as constant channels (see the base class), one launch."""
+        self._elementwise("label_maps", out.dtype, out.size, x, x.shape[1], labels,
+                          labels.shape[1], labels_start, out, out.shape[1], channels, classes,
+                          out.size)
+
+    def image_channels(self, maps: Any, out: Any, channels: int, classes: int) -> None:
+        """The image channels of label maps (see the base class), one launch."""
+        self._elementwise("image_channels", out.dtype, out.size, maps, out, out.shape[1],
+                          channels, classes, out.size)
+
     # ------------------------------------------------------------ dropout
     def multiply(self, a: Any, b: Any, out: Any) -> None:
         """``out = a * b`` for arrays of one shape."""

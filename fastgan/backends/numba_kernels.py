@@ -313,6 +313,28 @@ def one_hot(codes, out, start, classes):
             out[i, start + j] = 1.0 if j == label else 0.0
 
 
+@kernel
+def label_maps(x, labels, labels_start, out, channels, classes):
+    """Pixel p of ``out[i]``: the image's ``channels`` values, then the one-hot label."""
+    width = channels + classes
+    for i in range(out.shape[0]):
+        for p in range(out.shape[1] // width):
+            for c in range(channels):
+                out[i, p * width + c] = x[i, p * channels + c]
+            for k in range(classes):
+                out[i, p * width + channels + k] = labels[i, labels_start + k]
+
+
+@kernel
+def image_channels(maps, out, channels, classes):
+    """``out[i]``: the first ``channels`` values of each pixel of ``maps[i]``."""
+    width = channels + classes
+    for i in range(out.shape[0]):
+        for p in range(out.shape[1] // channels):
+            for c in range(channels):
+                out[i, p * channels + c] = maps[i, p * width + c]
+
+
 # ---------------------------------------------------------------------- random numbers
 @kernel
 def dropout_mask(uniform, keep, inv_keep):

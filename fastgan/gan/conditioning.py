@@ -10,6 +10,8 @@ The three ways D reads labels share one interface, so the GAN's step has no bran
 
 * :class:`NoLabels`: the unconditional GAN, exactly as before;
 * :class:`ConcatenatedLabels`: D's input is ``[x | y]`` (N, data_dim + C);
+* :class:`LabelMaps`: a convolutional D's input is each pixel's channels followed by y, as C
+  constant channels (N, pixels (channels + C));
 * :class:`ProjectedLabels`: D's input is x alone, its labels Y (N, C) go to its projection
   layer (:mod:`fastgan.nn.projection`).
 
@@ -166,8 +168,52 @@ class ProjectedLabels(NoLabels):
         return fakes, ws.g_labels
 
 
+class LabelMaps(NoLabels):
+    """A convolutional D reads each pixel's channels, then the label's C channels (constant
+    over the image): real rows are laid out so on the device, fakes take the labels G read
+    (the one-hot columns of G's input), and in the G step only the image channels of D's
+    input gradient reach G."""
+
+    def __init__(self, backend: Backend, config: GANConfig) -> None:
+        super().__init__(backend, config)
+        self.features, self.classes, self.latent = (config.data_dim, config.num_classes,
+                                                    config.latent_dim)
+        self.pixels, self.channels = config.label_map_shape or (0, 0)
+
+    def add_arrays(self, ws: SimpleNamespace, batch: int, dtype: Any) -> None:
+        """The real rows on the device, the G step's D input and G's output gradient."""
+        be = self.backend
+        ws.real = be.empty((batch, self.features + self.classes), dtype)
+        ws.judged = be.empty((batch, self.pixels * (self.channels + self.classes)), dtype)
+        ws.sample_grad = be.empty((batch, self.features), dtype)
+
+    def real_rows(self, real: Any, ws: SimpleNamespace) -> None:
+        """``[x | y]`` rows as label maps into the first half of D's input."""
+        self.backend.copy(real, ws.real)
+        self._maps(ws.real, ws.real, self.features, ws.d_input[:real.shape[0]])
+
+    def fake_rows(self, fakes: Any, ws: SimpleNamespace) -> None:
+        """Fakes with the labels G read, as label maps, into the second half of D's input."""
+        self._maps(fakes, ws.g_input, self.latent, ws.d_input[fakes.shape[0]:])
+
+    def judged(self, fakes: Any, ws: SimpleNamespace) -> tuple[Any, Any]:
+        """Fakes with the labels G read, as label maps, for the G step."""
+        self._maps(fakes, ws.g_input, self.latent, ws.judged)
+        return ws.judged, None
+
+    def sample_grad(self, d_input_grad: Any, ws: SimpleNamespace) -> Any:
+        """The image channels of D's input gradient."""
+        self.backend.image_channels(d_input_grad, ws.sample_grad, self.channels, self.classes)
+        return ws.sample_grad
+
+    def _maps(self, images: Any, labels: Any, start: int, out: Any) -> None:
+        self.backend.label_maps(images, labels, start, out, self.channels, self.classes)
+
+
 def label_path(backend: Backend, config: GANConfig) -> NoLabels:
     """How ``config``'s GAN passes labels (see the module)."""
     if not config.conditional:
         return NoLabels(backend, config)
-    return (ProjectedLabels if config.projection else ConcatenatedLabels)(backend, config)
+    if config.projection:
+        return ProjectedLabels(backend, config)
+    return (LabelMaps if config.label_maps else ConcatenatedLabels)(backend, config)

@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..nn.losses import D_LOSSES, G_LOSSES
 from ..nn.optim import OptimizerConfig
-from ..nn.specs import Conv2D, Dense, LayerSpec, output_shapes
+from ..nn.specs import Conv2D, Dense, LayerSpec, Reshape, output_shapes
 from ..training import serialization
 
 NOISES = ("normal", "uniform")
@@ -42,9 +42,10 @@ class GANConfig:
     G's weights (None: no average). ``spectral_norm`` divides each Dense weight of D by its
     largest singular value (one power iteration per step). ``conditional`` makes a
     class-conditional GAN over ``num_classes`` classes: the one-hot label is concatenated to
-    G's noise and to D's input, or, with ``projection``, D reads it through a learned class
-    embedding projected onto its last features (:mod:`fastgan.nn.projection`). ``name`` and
-    ``source`` say where the config came from.
+    G's noise and to D's input (to each pixel as ``num_classes`` constant channels for a
+    convolutional D, whose first Reshape then has them), or, with ``projection``, D reads it
+    through a learned class embedding projected onto its last features
+    (:mod:`fastgan.nn.projection`). ``name`` and ``source`` say where the config came from.
     """
 
     latent_dim: int
@@ -112,12 +113,13 @@ class GANConfig:
                                   "GAN; set conditional=True")
             return
         if not (_is_count(self.num_classes) and self.num_classes >= 2):
-            raise ConfigError(f"a conditional GAN needs num_classes >= 2, got "
-                              f"{self.num_classes!r}")
-        if not self.projection and any(isinstance(s, Conv2D) for s in self.discriminator):
-            raise ConfigError("labels beside D's input need a Dense discriminator; label maps "
-                              "as channels of a convolutional one are not built yet: give it "
-                              "the projection discriminator (projection=True, --projection)")
+            raise ConfigError(f"a conditional GAN needs num_classes >= 2 (10 for the digits), "
+                              f"got {self.num_classes!r}")
+        if self.label_maps and self.label_map_shape is None:
+            raise ConfigError("a convolutional discriminator reads the label as num_classes "
+                              "more channels of its image (label maps): its first layer must "
+                              "be Reshape((H, W, C + num_classes)) for images of H x W x C = "
+                              f"{self.data_dim} values (presets widen it themselves)")
         last = self.discriminator[-1] if self.discriminator else None
         if self.projection and not (isinstance(last, Dense) and last.activation == "identity"):
             raise ConfigError("the projection discriminator adds its class term to the logit "
@@ -135,9 +137,33 @@ class GANConfig:
         return self.latent_dim + self.labels
 
     @property
+    def label_maps(self) -> bool:
+        """Whether D reads the label as constant image channels: a conditional GAN whose
+        convolutional D has no projection."""
+        return (self.conditional and not self.projection
+                and any(isinstance(s, Conv2D) for s in self.discriminator))
+
+    @property
+    def label_map_shape(self) -> tuple[int, int] | None:
+        """(pixels, image channels) of the images whose pixels D reads with the label's
+        ``num_classes`` channels after them, as its first layer, a Reshape, says (None where
+        it says no such thing)."""
+        first = self.discriminator[0] if self.discriminator else None
+        if not isinstance(first, Reshape):
+            return None
+        height, width, channels = first.shape
+        image_channels = channels - self.num_classes
+        if image_channels < 1 or height * width * image_channels != self.data_dim:
+            return None
+        return height * width, image_channels
+
+    @property
     def discriminator_inputs(self) -> int:
-        """Features of D's input: a sample, then its one-hot label when concatenated (not
-        with the projection discriminator, which reads the label at its last layer)."""
+        """Features of D's input: a sample, then its one-hot label when concatenated, or its
+        pixels each with the label's channels (label maps); the sample alone for the
+        projection discriminator, which reads the label at its last layer."""
+        if self.label_maps and self.label_map_shape is not None:
+            return self.data_dim + self.label_map_shape[0] * self.num_classes
         return self.data_dim + (0 if self.projection else self.labels)
 
     @property

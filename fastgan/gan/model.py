@@ -280,8 +280,8 @@ class GAN:
         """G's loss on fresh fakes through D; gradients into G's buffer only (D's input
         gradient is the link; D's parameter gradients are skipped)."""
         G, D = self.generator, self.discriminator
-        judged, labels = self.label_path.judged(G.forward(self._generator_input(ws), training=True),
-                                            ws)
+        fakes = G.forward(self._generator_input(ws), training=True)
+        judged, labels = self.label_path.judged(fakes, ws)
         logits = D.forward(judged, training=True, labels=labels)
         generator_loss(self.backend, self.config.g_loss, logits, ws.g_grad, self.stats[4:6])
         d_input_grad = D.backward(ws.g_grad, input_grad=True, param_grads=False)
