@@ -83,18 +83,25 @@ def test_train_writes_a_complete_run_folder(digits_run):
     assert np.load(digits_run / "fixed_noise.npy").shape == (64, 8)
 
 
+def assert_resume_is_bit_for_bit(common: tuple[str, ...], first: int, steps: int,
+                                 cwd: Path) -> None:
+    """``fastgan train COMMON`` stopped at step ``first`` in a/ and resumed to ``steps`` ends
+    with the checkpoint of the same run trained straight to ``steps`` in b/."""
+    assert fastgan_command(*common, "--steps", first, "--out", "a", cwd=cwd).returncode == 0
+    resumed = fastgan_command("train", "--resume", "a", "--steps", steps, "--no-progress",
+                              cwd=cwd)
+    assert resumed.returncode == 0, resumed.stderr
+    assert fastgan_command(*common, "--steps", steps, "--out", "b", cwd=cwd).returncode == 0
+    first_run, second_run = arrays(cwd / "a/checkpoint.npz"), arrays(cwd / "b/checkpoint.npz")
+    assert first_run.keys() == second_run.keys()
+    for name in first_run:
+        np.testing.assert_array_equal(first_run[name], second_run[name], err_msg=name)
+
+
 def test_resume_through_the_cli_is_bit_for_bit(tmp_path):
     common = (*TINY_RING, "--log-every", "10", "--checkpoint-every", "0", "--latent-dim", "4",
               "--g-hidden", "32", "16", "--lr", "2e-3")
-    assert fastgan_command(*common, "--steps", "45", "--out", "a", cwd=tmp_path).returncode == 0
-    resumed = fastgan_command("train", "--resume", "a", "--steps", "90", "--no-progress",
-                              cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr
-    assert fastgan_command(*common, "--steps", "90", "--out", "b", cwd=tmp_path).returncode == 0
-    first, second = arrays(tmp_path / "a/checkpoint.npz"), arrays(tmp_path / "b/checkpoint.npz")
-    assert first.keys() == second.keys()
-    for name in first:
-        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+    assert_resume_is_bit_for_bit(common, 45, 90, tmp_path)
     resumed_losses, straight_losses = ({r["step"]: (r["d_loss"], r["g_loss"])
                                         for r in metrics(tmp_path / run) if r["event"] == "log"}
                                        for run in ("a", "b"))

@@ -18,11 +18,15 @@ from fastgan import (
     Adam,
     BatchNorm,
     ConfigError,
+    Conv2D,
     Dense,
     Dropout,
+    Flatten,
     GANConfig,
+    Reshape,
 )
 from fastgan.cli import main as cli
+from fastgan.data.dataset import make_dataset
 from fastgan.gan.config import loss_fields
 from fastgan.nn.optim import StepDecay
 from fastgan.runs.folder import CONFIG, Run, TrainConfig, prepare
@@ -53,22 +57,29 @@ EVERY_FIELD = {
     "name": "every-field",
     "source": "a config whose every field differs from its default",
 }
-"""A value for every field of GANConfig, none the default: a field added without a value here
-fails :func:`test_every_field_is_set_here`."""
+CONDITIONAL_FIELDS = {"conditional": True, "num_classes": 3, "projection": True,
+                      "r1_gamma": 0.0, "r1_every": 1}
+"""The conditional settings: R1 is refused with labels, so they are set in a second config."""
+EVERY_CONFIG = (EVERY_FIELD, {**EVERY_FIELD, **CONDITIONAL_FIELDS})
+"""Between them a value for every field of GANConfig other than its default: a field added
+without a value here fails :func:`test_every_field_is_set_here`."""
 
 
 def test_every_field_is_set_here():
     fields = dataclasses.fields(GANConfig)
-    assert set(EVERY_FIELD) == {field.name for field in fields}
+    assert set(EVERY_FIELD) | set(CONDITIONAL_FIELDS) == {field.name for field in fields}
     for field in fields:
-        assert EVERY_FIELD[field.name] != field.default, field.name
+        assert any(config.get(field.name, field.default) != field.default
+                   for config in EVERY_CONFIG), field.name
 
 
-def test_every_field_survives_json_and_a_checkpoint(tmp_path):
-    config = GANConfig(**EVERY_FIELD)
+@pytest.mark.parametrize("every_field", EVERY_CONFIG, ids=["unconditional", "conditional"])
+def test_every_field_survives_json_and_a_checkpoint(tmp_path, every_field):
+    config = GANConfig(**every_field)
     assert GANConfig.from_json(json.loads(json.dumps(config.to_json()))) == config
     gan = GAN(config, seed=2)
-    gan.fit(np.random.default_rng(0).uniform(-1, 1, (48, 4)), steps=2)
+    x, y = np.random.default_rng(0).uniform(-1, 1, (48, 4)), np.arange(48) % 3
+    gan.fit(make_dataset("labelled", x, y, None), steps=2)
     loaded = fastgan.load(gan.save(tmp_path / "c.npz"))
     assert loaded.config == config
     assert loaded.ema.decay == config.ema_decay and loaded.k == 2 and loaded.batch_size == 12
@@ -103,13 +114,21 @@ def test_every_setting_of_a_run_survives_its_config_json(tmp_path):
     ({"spectral_norm": "yes"}, "spectral_norm must be true or false"),
     ({"r1_gamma": -0.5}, "r1_gamma must be a number >= 0"),
     ({"r1_every": 0}, "r1_every"),
-    ({"discriminator": (Dense(5, "relu"), BatchNorm(), Dense(1))}, "remove BatchNorm"),
+    ({"discriminator": (Dense(5, "relu"), BatchNorm(), Dense(1)), "r1_gamma": 1.0},
+     "remove BatchNorm"),
+    ({"r1_gamma": 1.0}, "R1 penalty is derived for unconditional GANs"),
     ({"discriminator": (Dense(2),)}, "one unit"),
     ({"generator": ()}, "no layers"),
+    ({"conditional": "yes"}, "conditional must be true or false"),
+    ({"num_classes": 1}, "num_classes >= 2"),
+    ({"conditional": False}, "settings of a conditional GAN"),
+    ({"discriminator": (Dense(5, "relu"), Dense(1, "tanh"))}, "Dense layer with no activation"),
+    ({"projection": False, "spectral_norm": False,
+      "discriminator": (Reshape((2, 2, 1)), Conv2D(2), Flatten(), Dense(1))}, "label maps"),
 ])
 def test_each_setting_is_checked(change, message):
     with pytest.raises(ConfigError, match=message):
-        GANConfig(**{**EVERY_FIELD, **change})
+        GANConfig(**{**EVERY_FIELD, **CONDITIONAL_FIELDS, **change})
 
 
 def test_loss_pairs_name_both_losses_and_an_unknown_name_is_an_error():

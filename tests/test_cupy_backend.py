@@ -16,7 +16,12 @@ import numpy as np
 import pytest
 from support import cuda_emulator, tolerances
 from support.gradcheck import check_gradient, slot_names
-from test_gradients import SCORE_LOGITS
+from test_gradients import (
+    CONDITIONAL,
+    SCORE_LOGITS,
+    check_conditional_dcgan,
+    check_conditional_gan,
+)
 from test_parity import DCGAN_SGD, GEOMETRIES, SCORE_CASES
 from test_r1 import check_discriminator_step, check_penalty, r1_config
 
@@ -396,6 +401,28 @@ def test_r1_penalty_gradient(cuda):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_copy_columns_and_one_hot(cuda, dtype):
+    """Column blocks between matrices of other widths, and one-hot codes (the edge C too)."""
+    rng = np.random.default_rng(6)
+    src, out = rng.standard_normal((7, 9)), rng.standard_normal((7, 14))
+    assert_same(run_both(cuda, "copy_columns", dtype, src, 2, out, 8, 5), dtype)
+    codes = np.concatenate([rng.uniform(0, 4, 6), [4.0]])
+    assert_same(run_both(cuda, "one_hot", dtype, codes, out, 3, 4), dtype)
+    rows, maps = rng.standard_normal((7, 12 + 3)), rng.standard_normal((7, 6 * 5))
+    assert_same(run_both(cuda, "label_maps", dtype, rows, rows, 12, maps, 2, 3), dtype)
+    assert_same(run_both(cuda, "image_channels", dtype, maps, rng.standard_normal((7, 12)), 2,
+                         3), dtype)
+
+
+@pytest.mark.parametrize("labels", list(CONDITIONAL))
+def test_conditional_gan_gradients(cuda, labels):
+    """A conditional GAN's D and G gradients (class embedding included) on the emulated GPU,
+    by central differences in float64."""
+    check_conditional_gan(cuda, **CONDITIONAL[labels])
+    check_conditional_dcgan(cuda, labels)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_multiply(cuda, dtype):
     rng = np.random.default_rng(5)
     shape = (13, 29)
@@ -534,7 +561,11 @@ PRESETS = {
 
 def _batches(gan, count: int, batch: int = 16, seed: int = 0):
     rng = np.random.default_rng(seed)
-    return [rng.uniform(-1, 1, (gan.k * batch, gan.data_dim)) for _ in range(count)]
+    rows = [rng.uniform(-1, 1, (gan.k * batch, gan.data_dim)) for _ in range(count)]
+    if not gan.num_classes:
+        return rows
+    labels = np.eye(gan.num_classes)[rng.integers(0, gan.num_classes, (count, gan.k * batch))]
+    return [np.concatenate(pair, axis=1) for pair in zip(rows, labels, strict=True)]
 
 
 def _state(gan) -> dict[str, np.ndarray]:
@@ -570,8 +601,11 @@ def test_twenty_steps_match_numpy(make_cuda, preset, dtype):
 @pytest.mark.parametrize("options", [{"d_loss": "hinge", "g_loss": "hinge"},
                                      {"d_loss": "least_squares", "g_loss": "least_squares"},
                                      {"spectral_norm": True},
-                                     {"r1_gamma": 1.0, "spectral_norm": True, "r1_every": 2}],
-                         ids=["hinge", "least-squares", "spectral-norm", "r1"])
+                                     {"r1_gamma": 1.0, "spectral_norm": True, "r1_every": 2},
+                                     {"conditional": True, "num_classes": 4},
+                                     {"conditional": True, "num_classes": 4, "projection": True}],
+                         ids=["hinge", "least-squares", "spectral-norm", "r1", "conditional",
+                              "projection"])
 def test_twenty_steps_of_each_stabiliser_match_numpy(make_cuda, options):
     """Steps with each loss, and with spectral norm, 20 of them, as the NumPy reference."""
     options = {**PRESETS["pytorch-vanilla"], **options}
@@ -611,10 +645,16 @@ def _train_both_ways(make_cuda, preset: str, plant=None, **options):
     ("pytorch-vanilla", {"d_loss": "hinge", "g_loss": "hinge"}),
     ("pytorch-vanilla", {"d_loss": "least_squares", "g_loss": "least_squares"}),
     ("pytorch-vanilla", {"spectral_norm": True}),
-    ("pytorch-vanilla", {"r1_gamma": 1.0}), ("keras-dcgan", {"spectral_norm": True})],
+    ("pytorch-vanilla", {"r1_gamma": 1.0}), ("keras-dcgan", {"spectral_norm": True}),
+    ("pytorch-vanilla", {"conditional": True, "num_classes": 4}),
+    ("pytorch-vanilla", {"conditional": True, "num_classes": 4, "projection": True}),
+    ("keras-dcgan", {"conditional": True, "num_classes": 4, "projection": True}),
+    ("keras-dcgan", {"conditional": True, "num_classes": 4})],
     ids=["pytorch-vanilla", "numpy-mlp", "keras-mlp", "keras-dcgan", "pytorch-vanilla-ema",
          "pytorch-vanilla-hinge", "pytorch-vanilla-least-squares",
-         "pytorch-vanilla-spectral-norm", "pytorch-vanilla-r1", "keras-dcgan-spectral-norm"])
+         "pytorch-vanilla-spectral-norm", "pytorch-vanilla-r1", "keras-dcgan-spectral-norm",
+         "pytorch-vanilla-conditional", "pytorch-vanilla-projection", "keras-dcgan-projection",
+         "keras-dcgan-label-maps"])
 def test_graph_replay_equals_eager_steps(make_cuda, preset, options):
     eager, replayed = _train_both_ways(make_cuda, preset, **options)
     expected, actual = _state(eager), _state(replayed)

@@ -232,6 +232,15 @@ def test_two_ranks_take_the_steps_of_one_process_at_the_global_batch(optimizer, 
 
 
 @needs_mpi
+def test_two_ranks_of_a_conditional_gan_take_the_steps_of_one_process():
+    """Labelled rows cut into shares like any batch; fake classes from the shared noise."""
+    result = launch_ranks(["distributed_worker.py", "equivalence", "adam", "1",
+                           "--conditional"])
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.count("worst difference over 20 steps") == 2
+
+
+@needs_mpi
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_the_equivalence_check_catches_a_sum_in_place_of_the_mean(optimizer):
     result = launch_ranks(["distributed_worker.py", "equivalence", optimizer, "1", "--plant"])

@@ -169,6 +169,13 @@ def test_unknown_format_and_network_are_refused(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_a_conditional_gan_is_refused(tmp_path):
+    gan = GAN.from_preset("tiny", data_dim=4, conditional=True, num_classes=3)
+    with pytest.raises(ConfigError, match="exporting a conditional GAN is not built yet"):
+        fastgan.export(gan, tmp_path / "g.npz", format="npz")
+    assert not any(tmp_path.iterdir())
+
+
 def test_an_existing_output_is_kept_unless_forced(tmp_path):
     gan = trained("tiny")
     path = tmp_path / "g.npz"

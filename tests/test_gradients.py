@@ -158,7 +158,7 @@ def test_score_loss_values(backend):
 
 
 def _tiny_gan(backend, g_loss: str = "non_saturating", smoothing: float = 0.0,
-              d_loss: str = "bce", spectral_norm: bool = False) -> GAN:
+              d_loss: str = "bce", spectral_norm: bool = False, **conditional) -> GAN:
     from fastgan import Adam, GANConfig
     config = GANConfig(
         latent_dim=3,
@@ -166,8 +166,27 @@ def _tiny_gan(backend, g_loss: str = "non_saturating", smoothing: float = 0.0,
         discriminator=(Dense(7, "leaky_relu", alpha=0.2), Dropout(0.3), Dense(4, "tanh"),
                        Dense(1)),
         g_optimizer=Adam(), d_optimizer=Adam(), d_loss=d_loss, g_loss=g_loss,
-        label_smoothing=smoothing, spectral_norm=spectral_norm)
+        label_smoothing=smoothing, spectral_norm=spectral_norm, **conditional)
     return GAN(config, backend=backend, dtype="float64", seed=10)
+
+
+CONDITIONAL = {"concatenated": {"conditional": True, "num_classes": 3},
+               "projection": {"conditional": True, "num_classes": 3, "projection": True}}
+
+
+def labelled_real_rows(gan: GAN, rows: int = 6) -> np.ndarray:
+    """``rows`` real samples of the tiny GAN with one-hot labels of every class after them."""
+    x = np.random.default_rng(11).uniform(-1, 1, (rows, gan.data_dim))
+    return np.concatenate([x, np.eye(gan.num_classes)[np.arange(rows) % gan.num_classes]], 1)
+
+
+def check_conditional_gan(backend, **options) -> None:
+    """d L_D / d theta_D (with the class embedding under projection) and d L_G / d theta_G
+    through D, of a conditional tiny GAN on ``backend``."""
+    gan = _tiny_gan(backend, **options)
+    gan.discriminator.power_iteration()
+    check_discriminator_loss_gradient(gan, labelled_real_rows(gan))
+    check_generator_loss_gradient(gan, batch=6)
 
 
 def _frozen_randomness(gan: GAN):
@@ -240,6 +259,37 @@ def test_spectrally_normalised_discriminator_end_to_end(backend):
     gan.discriminator.power_iteration()
     check_discriminator_loss_gradient(gan, np.random.default_rng(11).uniform(-1, 1, (6, 5)))
     check_generator_loss_gradient(gan, batch=6)
+
+
+@pytest.mark.parametrize("labels", list(CONDITIONAL))
+def test_conditional_gan_end_to_end(backend, labels):
+    """Every D parameter (the projection's class embedding included) and every G parameter
+    (the label rows of G's first weight included) of a conditional GAN."""
+    check_conditional_gan(backend, **CONDITIONAL[labels])
+
+
+def test_projection_with_spectral_norm_and_hinge(backend):
+    """The projection layer around a spectrally normalised last layer, hinge losses."""
+    check_conditional_gan(backend, d_loss="hinge", g_loss="hinge", spectral_norm=True,
+                          **CONDITIONAL["projection"])
+
+
+def test_checker_catches_a_dropped_projection_term(backend, monkeypatch):
+    """A projection backward that forgets ``dh += G E``: the G-loss check must fail."""
+    from fastgan.nn.projection import ProjectionLayer
+    original = ProjectionLayer.backward
+
+    def forgetful(self, dy, input_grad, param_grads):
+        self.E, saved = self.backend.zeros(self.E.shape, self.dtype), self.E
+        try:
+            return original(self, dy, input_grad, param_grads)
+        finally:
+            self.E = saved
+
+    monkeypatch.setattr(ProjectionLayer, "backward", forgetful)
+    gan = _tiny_gan(backend, **CONDITIONAL["projection"])
+    with pytest.raises(AssertionError, match="relative error"):
+        check_generator_loss_gradient(gan, batch=6)
 
 
 def test_loss_functions_fill_stats(backend):
@@ -379,3 +429,17 @@ def test_spectrally_normalised_dcgan_end_to_end(backend):
     gan.discriminator.power_iteration()
     check_discriminator_loss_gradient(gan, np.random.default_rng(20).uniform(-1, 1, (3, 64)))
     check_generator_loss_gradient(gan, batch=3)
+
+
+def check_conditional_dcgan(backend, labels: str) -> None:
+    """keras-dcgan conditional: labels beside G's noise (its first layer is Dense), and D
+    reads them as constant channels of every pixel (label maps) or through the projection on
+    its flattened convolution features; both losses end to end."""
+    gan = _tiny_dcgan(backend, **CONDITIONAL[labels])
+    check_discriminator_loss_gradient(gan, labelled_real_rows(gan, rows=3))
+    check_generator_loss_gradient(gan, batch=3)
+
+
+@pytest.mark.parametrize("labels", list(CONDITIONAL), ids=["label-maps", "projection"])
+def test_conditional_dcgan(backend, labels):
+    check_conditional_dcgan(backend, labels)

@@ -94,6 +94,8 @@ def test_bad_input_is_refused():
         JaxGAN(presets.get("tiny", spectral_norm=True))
     with pytest.raises(ConfigError, match="the JAX peer has no R1 penalty"):
         JaxGAN(presets.get("tiny", r1_gamma=10.0))
+    with pytest.raises(ConfigError, match="the JAX peer trains unconditional GANs"):
+        JaxGAN(presets.get("tiny", conditional=True, num_classes=3))
     with pytest.raises(ConfigError, match="float32 only"):
         JaxGAN(presets.get("tiny"), dtype="float64")
     peer = JaxGAN(presets.get("tiny"))

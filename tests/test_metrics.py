@@ -148,3 +148,79 @@ def test_evaluate_command_needs_a_dataset_for_a_bare_checkpoint(quick_default_cl
     assert "--data" in capsys.readouterr().err
     assert cli.main(["evaluate", str(path), "-n", "40", "--data", "digits"]) == 0
     assert "digits: 40 generated" in capsys.readouterr().out
+
+
+class HeldOutImages:
+    """Stands in for a conditional GAN over the ten digits: asked for class c, it returns
+    held-out real images of digit c + shift (mod 10), in the held-out set's order."""
+
+    data_dim, num_classes = 64, 10
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, shift: int) -> None:
+        self.images, self.labels, self.shift = images, labels, shift
+
+    def sample(self, n: int, *, seed: int | None = None, labels=None) -> np.ndarray:
+        if labels is None:
+            return self.images[:n]
+        classes, counts = np.unique(labels, return_counts=True)
+        return np.concatenate([np.resize(self.images[self.labels == (c + self.shift) % 10],
+                                         (k, self.data_dim))
+                               for c, k in zip(classes, counts, strict=True)])
+
+
+@pytest.fixture(scope="module")
+def labelled_evaluator(digits, evaluator) -> Evaluator:
+    """The module's evaluator, knowing the labels of its real samples."""
+    train, test = digits
+    return Evaluator(evaluator.classifier, train.x[:N], test.x[:N], dataset="digits",
+                     labels=(train.y[:N], test.y[:N]))
+
+
+def test_a_conditional_gan_is_scored_class_by_class(labelled_evaluator, digits):
+    """Real images of the asked class score the ceiling and the real-vs-real distances (to
+    rounding: the classifier sees them in other batches, whose GEMMs OpenBLAS may block
+    otherwise); images of the next digit score far below, class by class."""
+    test = digits[1]
+    right = labelled_evaluator.evaluate(HeldOutImages(test.x[:N], test.y[:N], shift=0))
+    classes = right["conditional"]
+    assert classes["classes"] == list(range(10))
+    assert classes["class_accuracy"] == classes["class_accuracy_real"]
+    assert classes["class_frechet_distance"] == pytest.approx(
+        classes["class_frechet_distance_real"], rel=1e-4)
+    assert classes["accuracy"] == classes["accuracy_real"] > 0.5
+    wrong = labelled_evaluator.evaluate(HeldOutImages(test.x[:N], test.y[:N], shift=1))
+    assert wrong["conditional"]["accuracy"] < 0.3
+    assert all(shifted > same for shifted, same in zip(
+        wrong["conditional"]["class_frechet_distance"], classes["class_frechet_distance"],
+        strict=True) if same is not None)
+    table = metrics.format_report(right)
+    assert "ceiling" in table and f"{classes['accuracy']:.2%}" in table
+
+
+def test_a_conditional_run_is_evaluated_on_its_own_classes(quick_default_classifier,
+                                                           monkeypatch, tmp_path, capsys):
+    """`fastgan train --conditional --classes 7 3` scores classes 3 and 7 while it trains, and
+    `fastgan evaluate` repeats the last record and prints the class table."""
+    monkeypatch.setenv("FASTGAN_DATA", str(quick_default_classifier))
+    run = tmp_path / "run"
+    code = cli.main(["train", "--preset", "tiny", "--data", "digits", "--conditional",
+                     "--classes", "7", "3", "--epochs", "2", "--eval-every", "2",
+                     "--eval-n", "40", "--backend", "numpy", "--no-progress",
+                     "--out", str(run)])
+    assert code == 0
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    scored = [r for r in records if r["event"] == "eval"][-1]
+    classes = scored["conditional"]
+    assert classes["classes"] == [3, 7] and len(classes["class_frechet_distance"]) == 2
+    assert 0 <= classes["accuracy"] <= 1 and 0 <= classes["accuracy_real"] <= 1
+    assert cli.main(["evaluate", str(run), "-n", "40", "--json"]) == 0
+    repeated = json.loads(capsys.readouterr().out)
+    assert repeated == {k: v for k, v in scored.items() if k not in ("event", "step", "epoch")}
+    assert cli.main(["evaluate", str(run), "-n", "40"]) == 0
+    assert "ceiling" in capsys.readouterr().out
+
+
+def test_a_conditional_gan_needs_the_labels_of_the_real_samples(evaluator):
+    with pytest.raises(ConfigError, match="no labels of its real samples"):
+        evaluator.class_report(GAN.from_preset("tiny", data_dim=64, conditional=True,
+                                               num_classes=10))

@@ -97,6 +97,29 @@ def test_steady_state_step_with_the_r1_penalty_allocates_nothing():
     assert_steps_allocate_nothing(gan, real)
 
 
+@pytest.mark.parametrize("projection", [False, True], ids=["concatenated", "projection"])
+def test_steady_state_conditional_step_allocates_nothing(projection):
+    """Fake labels drawn and written one-hot beside G's noise and D's input, real rows split
+    into samples and labels, the projection's class term and its gradient: no array is
+    created inside GAN.step."""
+    gan, real = _small_gan("pytorch-vanilla", "numba", conditional=True, num_classes=4,
+                           projection=projection, spectral_norm=projection)
+    labels = np.eye(4, dtype=np.float32)[np.arange(len(real)) % 4]
+    assert_steps_allocate_nothing(gan, np.concatenate([real, labels], axis=1))
+
+
+def test_steady_state_label_maps_step_allocates_nothing():
+    """A conditional DCGAN whose D reads the labels as channels of every pixel: real rows and
+    fakes laid out as label maps, the image channels of D's input gradient taken back: no
+    array is created inside GAN.step."""
+    gan = GAN.from_preset("keras-dcgan", backend="numba", dtype="float32", data_dim=256,
+                          batch_size=4, latent_dim=8, g_filters=(16, 8, 8),
+                          d_filters=(8, 8, 16), conditional=True, num_classes=3)
+    real = np.random.default_rng(0).uniform(-1, 1, (4, 256)).astype(np.float32)
+    labels = np.eye(3, dtype=np.float32)[[0, 1, 2, 0]]
+    assert_steps_allocate_nothing(gan, np.concatenate([real, labels], axis=1))
+
+
 @pytest.mark.parametrize("options", [{}, {"spectral_norm": True, "r1_gamma": 1.0}],
                          ids=["plain", "spectral-norm-r1"])
 def test_steady_state_dcgan_step_allocates_nothing(monkeypatch, options):

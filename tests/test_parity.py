@@ -169,6 +169,42 @@ def test_multiply(pair):
     pair.assert_close([rout], [fout])
 
 
+def test_copy_columns(pair):
+    """Sample columns written into, and label columns read out of, wider matrices."""
+    src, out = pair.normal(6, 9), pair.normal(6, 13)
+    (rsrc, rout), (fsrc, fout) = pair.both(src, out)
+    for start, into, width in ((0, 0, 9), (4, 9, 4), (2, 5, 3)):
+        pair.reference.copy_columns(rsrc, start, rout, into, width)
+        pair.backend.copy_columns(fsrc, start, fout, into, width)
+    pair.assert_close([rout], [fout])
+
+
+def test_label_maps_and_image_channels(pair):
+    """Rows [x | y] of 6 pixels of 2 channels and 3 labels as 6 pixels of 2 + 3 channels, and
+    back to the image channels."""
+    rows, maps = pair.normal(4, 12 + 3), pair.normal(4, 6 * 5)
+    (rrows, rmaps, rback), (frows, fmaps, fback) = pair.both(rows, maps, pair.normal(4, 12))
+    for backend, (x, out, back) in ((pair.reference, (rrows, rmaps, rback)),
+                                    (pair.backend, (frows, fmaps, fback))):
+        backend.label_maps(x, x, 12, out, 2, 3)
+        backend.image_channels(out, back, 2, 3)
+    pair.assert_close([rmaps, rback], [fmaps, fback])
+    pixels = pair.reference.to_numpy(rmaps).reshape(4, 6, 5)
+    np.testing.assert_array_equal(pixels[:, :, 2:], np.broadcast_to(rows[:, None, 12:], (4, 6, 3)))
+    np.testing.assert_array_equal(pair.reference.to_numpy(rback), rows[:, :12])
+
+
+def test_one_hot(pair):
+    """Codes U[0, C), the edge C itself (a draw rounded up) included, as one-hot blocks."""
+    codes = np.concatenate([pair.uniform(9, high=4.0), np.array([4.0, 0.0, 3.999], pair.dtype)])
+    (rcodes, rout), (fcodes, fout) = pair.both(codes, pair.normal(12, 7))
+    pair.reference.one_hot(rcodes, rout, 2, 4)
+    pair.backend.one_hot(fcodes, fout, 2, 4)
+    pair.assert_close([rout], [fout])
+    expected = np.eye(4)[np.minimum(np.floor(codes), 3).astype(int)]
+    np.testing.assert_array_equal(pair.reference.to_numpy(rout)[:, 2:6], expected)
+
+
 def test_batchnorm_train_and_eval(pair):
     x = pair.normal(30, 17, scale=3.0) + 2.0
     gamma, beta = pair.normal(17), pair.normal(17)
@@ -279,6 +315,9 @@ def _train(backend, preset: str, dtype: str, steps: int, data_dim: int, **overri
     start = [backend.to_numpy(net.params.data).copy() for net in (gan.generator,
                                                                   gan.discriminator)]
     data = np.random.default_rng(4).uniform(-1, 1, (steps, gan.k * gan.batch_size, data_dim))
+    if gan.num_classes:                   # each row's one-hot label after its features
+        labels = np.random.default_rng(5).integers(0, gan.num_classes, data.shape[:2])
+        data = np.concatenate([data, np.eye(gan.num_classes)[labels]], axis=2)
     history = [gan.train_step(batch) for batch in data]
     end = [backend.to_numpy(net.params.data).copy() for net in (gan.generator,
                                                                 gan.discriminator)]
@@ -338,6 +377,16 @@ def test_twenty_steps_with_the_r1_penalty(fast_backend, reference, dtype):
                           spectral_norm=True, **SMALL["pytorch-vanilla"])
 
 
+@pytest.mark.parametrize("projection", [False, True], ids=["concatenated", "projection"])
+def test_twenty_steps_of_a_conditional_gan(fast_backend, reference, dtype, projection):
+    """Labels beside G's noise and D's input, or through D's projection, with spectral norm
+    under the projection: the fake labels come from the noise stream on every backend."""
+    _assert_same_training(fast_backend, reference, "pytorch-vanilla", dtype, steps=20,
+                          data_dim=24, batch_size=16, conditional=True, num_classes=5,
+                          projection=projection, spectral_norm=projection,
+                          **SMALL["pytorch-vanilla"])
+
+
 # keras-dcgan's generator has convolutions followed by batch norm, whose biases have a true
 # gradient of exactly 0 (the norm subtracts the mean): what a backend computes there is
 # rounding noise, and Adam turns noise of either sign into a full +-lr step. SGD keeps the
@@ -345,13 +394,16 @@ def test_twenty_steps_with_the_r1_penalty(fast_backend, reference, dtype):
 DCGAN_SGD = {"g_optimizer": SGD(0.01, momentum=0.5), "d_optimizer": SGD(0.01, momentum=0.5)}
 
 
-@pytest.mark.parametrize("spectral_norm", [False, True], ids=["plain", "spectral-norm"])
-def test_five_steps_of_a_small_dcgan(fast_backend, reference, dtype, spectral_norm):
-    """keras-dcgan's layers (conv, upsampling, per-channel batch norm) with few channels, and
-    with D's convolutions spectrally normalised."""
+@pytest.mark.parametrize("options", [{}, {"spectral_norm": True},
+                                     {"conditional": True, "num_classes": 3}],
+                         ids=["plain", "spectral-norm", "label-maps"])
+def test_five_steps_of_a_small_dcgan(fast_backend, reference, dtype, options):
+    """keras-dcgan's layers (conv, upsampling, per-channel batch norm) with few channels; with
+    D's convolutions spectrally normalised; conditional, its D reading the labels as
+    channels."""
     _assert_same_training(fast_backend, reference, "keras-dcgan", dtype, steps=5, data_dim=64,
                           batch_size=8, latent_dim=8, g_filters=(8, 6, 4), d_filters=(4, 6, 8),
-                          spectral_norm=spectral_norm, **DCGAN_SGD)
+                          **DCGAN_SGD, **options)
 
 
 # The full-size whole steps run in float64 (see tolerances.STEPS, "kinks"): with 10^5 to 10^6

@@ -4,9 +4,10 @@ A backend owns an array module ``xp`` (numpy or cupy) and the kernels the GANs n
 allocation and transfer, random numbers, GEMM, the dense forward and backward epilogues,
 BCE-with-logits and the hinge/least-squares losses (``score_loss``), spectral normalisation
 (power iteration, W/sigma and its backward), softmax cross-entropy (for the evaluation
-classifier), dropout, batch norm, the convolution's patch gathering (im2col) and scattering
-(col2im), nearest upsampling, and the optimizer updates. Every kernel writes into
-caller-provided arrays (``out``, or in place) and works for float32 and float64.
+classifier), one-hot class labels written beside features (conditional GANs), dropout,
+batch norm, the convolution's patch gathering (im2col) and scattering (col2im), nearest
+upsampling, and the optimizer updates. Every kernel writes into caller-provided arrays
+(``out``, or in place) and works for float32 and float64.
 
 The methods of :class:`Backend` below are the reference semantics: plain ``xp`` code, easy to
 read and check. NumPy runs them as they are; the Numba and CuPy backends override them with
@@ -407,6 +408,40 @@ class Backend:
         grad *= scale
         stats[0] = scale * ce.sum()
         stats[1] = (shifted.argmax(axis=1) == labels).mean()
+
+    # ------------------------------------------------------------ class labels
+    def copy_columns(self, src: Any, src_start: int, out: Any, out_start: int,
+                     width: int) -> None:
+        """``out[:, out_start:out_start + width] = src[:, src_start:src_start + width]`` for
+        two matrices of equal rows: writes features and one-hot labels side by side into a
+        conditional network's input, or reads them apart."""
+        out[:, out_start:out_start + width] = src[:, src_start:src_start + width]
+
+    def one_hot(self, codes: Any, out: Any, start: int, classes: int) -> None:
+        """Class ``c_i = min(floor(codes[i]), classes - 1)`` as a one-hot row in columns
+        ``start`` to ``start + classes`` of ``out``: ``out[i, start + j] = [j == c_i]``.
+        ``codes`` are U[0, classes) draws (the clamp guards a draw rounded up to ``classes``)."""
+        xp = self.xp
+        labels = xp.minimum(xp.floor(codes), classes - 1)
+        out[:, start:start + classes] = labels[:, None] == xp.arange(classes)
+
+    def label_maps(self, x: Any, labels: Any, labels_start: int, out: Any, channels: int,
+                   classes: int) -> None:
+        """Images with their one-hot labels as ``classes`` more constant channels (label maps):
+        pixel p of row i of ``out`` (n, P (C + K)) is ``channels`` values of the channels-last
+        image in the first P C columns of ``x``, then ``labels[i, labels_start:+K]``."""
+        n = out.shape[0]
+        maps = out.reshape(n, -1, channels + classes)
+        pixels = maps.shape[1]
+        maps[:, :, :channels] = x[:, :pixels * channels].reshape(n, pixels, channels)
+        maps[:, :, channels:] = labels[:, None, labels_start:labels_start + classes]
+
+    def image_channels(self, maps: Any, out: Any, channels: int, classes: int) -> None:
+        """The image part of :meth:`label_maps`' adjoint: ``out`` (n, P C) = the first
+        ``channels`` values of each pixel of ``maps`` (n, P (C + K)) (a gradient w.r.t. the
+        label channels leads nowhere)."""
+        n = out.shape[0]
+        out.reshape(n, -1, channels)[...] = maps.reshape(n, -1, channels + classes)[:, :, :channels]
 
     # ------------------------------------------------------------ dropout
     def multiply(self, a: Any, b: Any, out: Any) -> None:

@@ -60,6 +60,7 @@ SOURCE_FILES = (
     "optimizers.cu",    # the step-size schedule, SGD, EMA, Adam
     "philox.cu",        # Philox4x32-10 random fills
     "conv.cu",          # im2col, col2im, 2x upsampling
+    "labels.cu",        # one-hot labels and column blocks (conditional GANs)
 )
 """The kernel source files in ``fastgan/backends/cuda``, in the order :data:`SOURCE` joins
 them (each file uses what the files before it define)."""
@@ -195,6 +196,11 @@ KERNELS = _kernels(
     Kernel("col2im", ("const T*", "T*", "long long", *CONV_GEOMETRY)),
     Kernel("upsample2x", ("const T*", "T*", "long long", "int", "int", "int")),
     Kernel("upsample2x_backward", ("const T*", "T*", "long long", "int", "int", "int")),
+    Kernel("copy_columns", ("const T*", "int", "int", "T*", "int", "int", "int", "long long")),
+    Kernel("one_hot", ("const T*", "T*", "int", "int", "int", "long long")),
+    Kernel("label_maps", ("const T*", "int", "const T*", "int", "int", "T*", "int", "int", "int",
+                          "long long")),
+    Kernel("image_channels", ("const T*", "T*", "int", "int", "int", "long long")),
 )
 
 

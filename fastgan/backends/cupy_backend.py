@@ -374,6 +374,33 @@ class CupyBackend(Backend):
         self._launch("spectral_backward", grad.dtype, (1,), (REDUCE_THREADS,), grad, w_bar, u, v,
                      sigma, *grad.shape)
 
+    # ------------------------------------------------------------ class labels
+    def copy_columns(self, src: Any, src_start: int, out: Any, out_start: int,
+                     width: int) -> None:
+        """A block of ``width`` columns of ``src`` into ``out`` (see the base class), one
+        launch over the whole matrices."""
+        total = src.shape[0] * width
+        self._elementwise("copy_columns", out.dtype, total, src, src.shape[1], src_start, out,
+                          out.shape[1], out_start, width, total)
+
+    def one_hot(self, codes: Any, out: Any, start: int, classes: int) -> None:
+        """One-hot rows of the classes ``codes`` encode, into a block of ``out``, one launch."""
+        total = out.shape[0] * classes
+        self._elementwise("one_hot", out.dtype, total, codes, out, out.shape[1], start, classes,
+                          total)
+
+    def label_maps(self, x: Any, labels: Any, labels_start: int, out: Any, channels: int,
+                   classes: int) -> None:
+        """Images with their labels as constant channels (see the base class), one launch."""
+        self._elementwise("label_maps", out.dtype, out.size, x, x.shape[1], labels,
+                          labels.shape[1], labels_start, out, out.shape[1], channels, classes,
+                          out.size)
+
+    def image_channels(self, maps: Any, out: Any, channels: int, classes: int) -> None:
+        """The image channels of label maps (see the base class), one launch."""
+        self._elementwise("image_channels", out.dtype, out.size, maps, out, out.shape[1],
+                          channels, classes, out.size)
+
     # ------------------------------------------------------------ dropout
     def multiply(self, a: Any, b: Any, out: Any) -> None:
         """``out = a * b`` for arrays of one shape."""

@@ -139,6 +139,20 @@ class NumbaBackend(Backend):
         """dL/dw_bar -> dL/dw with u, v fixed (see the base class), one jitted kernel."""
         kernels.spectral_backward(grad, w_bar, u, v, sigma)
 
+    # ------------------------------------------------------------ class labels
+    def one_hot(self, codes: Any, out: Any, start: int, classes: int) -> None:
+        """One-hot rows of the classes ``codes`` encode, into a block of ``out``, one pass."""
+        kernels.one_hot(codes, out, start, classes)
+
+    def label_maps(self, x: Any, labels: Any, labels_start: int, out: Any, channels: int,
+                   classes: int) -> None:
+        """Images with their labels as constant channels (see the base class), one pass."""
+        kernels.label_maps(x, labels, labels_start, out, channels, classes)
+
+    def image_channels(self, maps: Any, out: Any, channels: int, classes: int) -> None:
+        """The image channels of label maps (see the base class), one pass."""
+        kernels.image_channels(maps, out, channels, classes)
+
     # ------------------------------------------------------------ batch norm
     def _vectors(self, features: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
         """Two scratch vectors of ``features`` values, made once per size and dtype."""

@@ -303,6 +303,38 @@ def spectral_backward(grad, w_bar, u, v, sigma):
             grad[i, j] = (grad[i, j] - overlap * v[i] * u[j]) / sigma[0]
 
 
+# ---------------------------------------------------------------------- class labels
+@kernel
+def one_hot(codes, out, start, classes):
+    """``out[i, start + j] = [j == min(floor(codes[i]), classes - 1)]`` for j < classes."""
+    for i in range(out.shape[0]):
+        label = min(int(codes[i]), classes - 1)      # codes >= 0: int() is floor()
+        for j in range(classes):
+            out[i, start + j] = 1.0 if j == label else 0.0
+
+
+@kernel
+def label_maps(x, labels, labels_start, out, channels, classes):
+    """Pixel p of ``out[i]``: the image's ``channels`` values, then the one-hot label."""
+    width = channels + classes
+    for i in range(out.shape[0]):
+        for p in range(out.shape[1] // width):
+            for c in range(channels):
+                out[i, p * width + c] = x[i, p * channels + c]
+            for k in range(classes):
+                out[i, p * width + channels + k] = labels[i, labels_start + k]
+
+
+@kernel
+def image_channels(maps, out, channels, classes):
+    """``out[i]``: the first ``channels`` values of each pixel of ``maps[i]``."""
+    width = channels + classes
+    for i in range(out.shape[0]):
+        for p in range(out.shape[1] // channels):
+            for c in range(channels):
+                out[i, p * channels + c] = maps[i, p * width + c]
+
+
 # ---------------------------------------------------------------------- random numbers
 @kernel
 def dropout_mask(uniform, keep, inv_keep):

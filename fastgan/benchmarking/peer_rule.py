@@ -1,6 +1,7 @@
 """What the peers (PyTorch, JAX) train: fastgan's rule with the BCE losses (a non-saturating
-or minimax G loss), no spectral normalisation and no R1 penalty. A configuration asking for
-more is refused, so that a peer never races while training something else."""
+or minimax G loss), no spectral normalisation, no R1 penalty and no class labels. A
+configuration asking for more is refused, so that a peer never races while training something
+else."""
 
 from __future__ import annotations
 
@@ -17,3 +18,5 @@ def check_trainable(config: GANConfig, peer: str) -> None:
         raise ConfigError(f"the {peer} peer has no spectral normalisation")
     if config.r1_gamma:
         raise ConfigError(f"the {peer} peer has no R1 penalty")
+    if config.conditional:
+        raise ConfigError(f"the {peer} peer trains unconditional GANs")

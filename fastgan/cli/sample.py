@@ -30,6 +30,9 @@ def add_parser(subparsers: Any) -> None:
                         help="output file, .png or .npy (default samples.png)")
     parser.add_argument("--seed", type=int,
                         help="seed of the noise (default: the checkpoint's sampling stream)")
+    parser.add_argument("--label", type=int, metavar="LABEL",
+                        help="a conditional GAN's class to draw, as the data labels it (e.g. "
+                             "3 for the digit 3); default: every class, a grid row each")
     parser.add_argument("--backend", help="backend to sample on (default: the checkpoint's)")
     parser.add_argument("--ncols", type=int, help="grid columns (default: a square)")
     parser.add_argument("--scale", type=int, default=None,
@@ -51,15 +54,37 @@ def command(args: argparse.Namespace) -> int:
         fail(f"-n must be at least 1, got {args.n}")
     stored = checkpoint.read(args.checkpoint)
     gan = load(stored, backend=args.backend)
-    samples = gan.sample(args.n, seed=args.seed)
+    labels, ncols = _labels(args, gan.num_classes, stored)
+    samples = gan.sample(args.n, seed=args.seed, labels=labels)
     if suffix == ".npy":
         write_atomically(args.output, lambda file: np.save(file, samples))
     else:
         image_shape = _image_shape(stored, gan.data_dim)
         scale = args.scale or max(1, round(56 / max(image_shape)))
-        viz.save_grid(args.output, samples, image_shape, ncols=args.ncols, scale=scale)
+        viz.save_grid(args.output, samples, image_shape, ncols=args.ncols or ncols,
+                      scale=scale)
     print(f"fastgan: {args.n} samples written to {args.output}", file=sys.stderr)
     return 0
+
+
+def _labels(args: argparse.Namespace, num_classes: int,
+            stored: Stored) -> tuple[np.ndarray | None, int | None]:
+    """The classes of the samples and the grid's width: ``--label``'s class n times, or
+    every class in turn, a row of ceil(n / C) each; (None, None) for an unconditional GAN."""
+    from ..gan.conditioning import class_names
+
+    if not num_classes:
+        if args.label is not None:
+            fail("--label is for conditional GANs; this checkpoint's GAN is unconditional")
+        return None, None
+    names = class_names(stored.metadata["extra"].get("classes"), num_classes)
+    if args.label is None:
+        per_class = math.ceil(args.n / num_classes)
+        return np.arange(args.n) // per_class, per_class
+    if args.label not in names:
+        fail(f"label {args.label} is not one of this GAN's classes "
+             f"({', '.join(map(str, names))})")
+    return np.full(args.n, names.index(args.label)), None
 
 
 def _image_shape(stored: Stored, features: int) -> tuple[int, int]:

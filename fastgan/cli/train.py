@@ -75,6 +75,13 @@ def add_parser(subparsers: Any) -> None:
              "(e.g. 10; default 0: none)")
     arg("--r1-every", type=int, metavar="N",
         help="lazy R1: apply the penalty every N discriminator steps, scaled by N (default 1)")
+    arg("--conditional", action="store_true", default=None,
+        help="a class-conditional GAN: one-hot labels beside G's noise and D's input (the "
+             "data must have labels: digits, mnist, fashion-mnist, an .npz with y; with "
+             "--classes, class i is the i-th kept label); sample grids show a class per row")
+    arg("--projection", action="store_true", default=None,
+        help="with --conditional: the projection discriminator (a learned class embedding "
+             "projected onto D's last features) instead of labels beside D's input")
     arg("--ema", type=float, metavar="DECAY",
         help="sample from an exponential moving average of G's weights (e.g. 0.999; "
              "default: the preset's, none but fast-mlp's)")

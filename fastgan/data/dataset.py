@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..errors import ConfigError
 
 SourceArrays = tuple[np.ndarray, np.ndarray | None, tuple[int, int] | None]
 """A source as read, before :func:`make_dataset`: (x, y, image_shape), where x holds (N, H, W)
@@ -49,6 +52,17 @@ def make_dataset(
         y.flags.writeable = False
     x.flags.writeable = False
     return Dataset(name, x, y, image_shape, digest.hexdigest())
+
+
+def renumbered(dataset: Dataset, labels: Sequence[int]) -> Dataset:
+    """``dataset`` with its label ``labels[i]`` renamed ``i`` (``labels`` ascending; every
+    label of the data must be one of them): the classes of a conditional GAN trained on a
+    subset of the labels."""
+    wanted = np.asarray(labels, dtype=np.int64)
+    if dataset.y is None or not np.isin(dataset.y, wanted).all():
+        raise ConfigError(f"{dataset.name} has labels outside {list(labels)}")
+    return make_dataset(dataset.name, dataset.x, np.searchsorted(wanted, dataset.y),
+                        dataset.image_shape)
 
 
 def scale_uint8(values: np.ndarray) -> np.ndarray:

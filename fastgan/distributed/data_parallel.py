@@ -319,9 +319,10 @@ class DataParallel:
                 stream.set_state(streams[name])
 
     # ------------------------------------------------------------------ sampling
-    def sample(self, n: int, noise: np.ndarray | None = None) -> np.ndarray:
+    def sample(self, n: int, noise: np.ndarray | None = None, *,
+               labels: Any = None) -> np.ndarray:
         """``n`` samples from this rank's replica (see ``GAN.sample``)."""
-        return self.gan.sample(n, noise)
+        return self.gan.sample(n, noise, labels=labels)
 
     def __repr__(self) -> str:
         return f"DataParallel({self.gan!r}, rank {self.rank} of {self.size})"

@@ -17,6 +17,12 @@ Every number is measured against the same reference: n samples of the train spli
 comes the real-vs-real value (key suffix ``_real``): n samples of the *test* split scored the
 same way, so a number has a scale. A generator that matches the data scores near its
 ``_real`` value; the Fréchet distance of real data is not 0 at finite n.
+
+A conditional GAN is also scored class by class (``conditional`` in the report, see
+:meth:`Evaluator.class_report`): the classifier's accuracy on the class each sample was asked
+to be, beside its accuracy on real test images of that class (the ceiling), and the Fréchet
+distance of each class's samples to the reference images of that class, beside the held-out
+real images' own.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import numpy as np
 
 from .. import data as _data
 from ..errors import ConfigError, DataError, TrainingDiverged
+from ..gan.conditioning import class_names
 from ..gan.model import GAN
 from ..training.loop import Callback, TrainingLoop
 from .classifier import Classifier, load_or_train
@@ -56,7 +63,11 @@ class Evaluator:
     """
 
     def __init__(self, classifier: Classifier, reference: np.ndarray, held_out: np.ndarray,
-                 dataset: str = "data", seed: int = 0) -> None:
+                 dataset: str = "data", seed: int = 0,
+                 labels: tuple[np.ndarray, np.ndarray] | None = None,
+                 classes: Sequence[int] | None = None) -> None:
+        """``labels``: the labels of the reference and held-out samples, and ``classes`` the
+        labels they were restricted to (None: all), for :meth:`class_report`."""
         if len(reference) != len(held_out):
             raise ConfigError(f"the reference ({len(reference)} samples) and the held-out real "
                               f"samples ({len(held_out)}) must be equally many")
@@ -66,10 +77,12 @@ class Evaluator:
         self.dataset = dataset
         self.seed = seed
         self.n = len(reference)
+        self.labels, self.classes = labels, classes
         self.reference_features, probs = classifier.embed(reference)
         self.reference_stats = feature_stats(self.reference_features)
         self.reference_histogram = class_histogram(probs, classifier.n_classes)
-        self.real = self.score(held_out)
+        self.held_out_features, self.held_out_probs = classifier.embed(held_out)
+        self.real = self.scores(self.held_out_features, self.held_out_probs)
 
     @classmethod
     def for_dataset(cls, name: str, *, n: int = 10000, classes: Sequence[int] | None = None,
@@ -97,13 +110,18 @@ class Evaluator:
                         for split in ("train", "test")))
         size = min(n, len(train), len(test))
         rng = np.random.default_rng(seed)
-        reference = train.x[rng.choice(len(train), size, replace=False)]
-        held_out = test.x[rng.choice(len(test), size, replace=False)]
-        return cls(classifier, reference, held_out, dataset=name, seed=seed)
+        picks = (rng.choice(len(train), size, replace=False),
+                 rng.choice(len(test), size, replace=False))
+        return cls(classifier, train.x[picks[0]], test.x[picks[1]], dataset=name, seed=seed,
+                   labels=(train.y[picks[0]], test.y[picks[1]]), classes=classes)
 
     def score(self, samples: np.ndarray) -> dict[str, Any]:
         """The metrics of ``samples`` (rows of the dataset's size) against the reference, plus
         their ``class_histogram`` (a list of class fractions)."""
+        return self.scores(*self.classifier.embed(samples))
+
+    def scores(self, features: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
+        """:meth:`score` of samples the classifier embedded as ``features`` and ``probs``."""
         from .metrics_math import (
             class_coverage,
             class_histogram,
@@ -114,7 +132,6 @@ class Evaluator:
             manifold_metrics,
         )
 
-        features, probs = self.classifier.embed(samples)
         n_classes = self.classifier.n_classes
         histogram = class_histogram(probs, n_classes)
         manifold = manifold_metrics(self.reference_features, features, NEIGHBOURS)
@@ -154,11 +171,69 @@ class Evaluator:
         if gan.data_dim != self.classifier.n_features:
             raise ConfigError(f"the GAN makes samples of {gan.data_dim} values but the "
                               f"{self.dataset} classifier reads {self.classifier.n_features}")
-        samples = gan.sample(self.n, seed=self.seed)
-        if not np.isfinite(samples).all():
-            raise TrainingDiverged("the generator's samples hold NaN or infinite values: "
-                                   "training has diverged; resume from an earlier checkpoint")
-        return self.report(samples)
+        report = self.report(_finite(gan.sample(self.n, seed=self.seed)))
+        if gan.num_classes:
+            report["conditional"] = self.class_report(gan)
+        return report
+
+    def class_report(self, gan: GAN) -> dict[str, Any]:
+        """How well a conditional ``gan`` makes the class it is asked for. Class i stands for
+        the data's label ``classes[i]`` (the classes the evaluator was restricted to, else
+        0..C-1); per class, as many samples are asked of it as the held-out real set has of
+        that label, so that each pair of numbers is measured at the same sample size.
+
+        Returns ``classes``; ``class_accuracy``, the fraction of each class's samples the
+        classifier puts in that class, and ``class_accuracy_real``, its accuracy on the
+        held-out real images of the class (the ceiling); their means ``accuracy`` and
+        ``accuracy_real``; ``class_frechet_distance`` of each class's samples to the reference
+        images of its label, and ``class_frechet_distance_real``, the held-out images' own
+        (None for a class with fewer than two held-out images)."""
+        from .metrics_math import frechet_distance_features
+
+        if self.labels is None:
+            raise ConfigError("this evaluator has no labels of its real samples; build it "
+                              "with Evaluator.for_dataset to score a conditional GAN")
+        names = class_names(self.classes, gan.num_classes)
+        if len(names) != gan.num_classes:
+            raise ConfigError(f"the GAN has {gan.num_classes} classes but the evaluation data "
+                              f"{len(names)} ({', '.join(map(str, names))})")
+        reference_labels, held_out_labels = self.labels
+        counts = [int((held_out_labels == name).sum()) for name in names]
+        asked = np.repeat(np.arange(len(names)), counts)
+        features, probs = self.classifier.embed(_finite(gan.sample(len(asked), seed=self.seed,
+                                                                   labels=asked)))
+        predicted, predicted_real = probs.argmax(axis=1), self.held_out_probs.argmax(axis=1)
+        rows = [(asked == i, held_out_labels == name, reference_labels == name)
+                for i, name in enumerate(names)]
+
+        def distance(first: np.ndarray, second: np.ndarray) -> float | None:
+            if min(len(first), len(second)) < 2:
+                return None
+            return frechet_distance_features(first, second)
+
+        report = {
+            "classes": list(names),
+            "class_accuracy": [float((predicted[gen] == name).mean())
+                               for (gen, _, _), name in zip(rows, names, strict=True)],
+            "class_accuracy_real": [float((predicted_real[real] == name).mean())
+                                    for (_, real, _), name in zip(rows, names, strict=True)],
+            "class_frechet_distance": [distance(features[gen], self.reference_features[ref])
+                                       for gen, _, ref in rows],
+            "class_frechet_distance_real": [
+                distance(self.held_out_features[real], self.reference_features[ref])
+                for _, real, ref in rows],
+        }
+        report["accuracy"] = float(np.mean(report["class_accuracy"]))
+        report["accuracy_real"] = float(np.mean(report["class_accuracy_real"]))
+        return report
+
+
+def _finite(samples: np.ndarray) -> np.ndarray:
+    """``samples``, or TrainingDiverged where they hold NaN or infinity."""
+    if not np.isfinite(samples).all():
+        raise TrainingDiverged("the generator's samples hold NaN or infinite values: "
+                               "training has diverged; resume from an earlier checkpoint")
+    return samples
 
 
 def evaluate(gan: GAN, dataset: str | _data.Dataset, n: int = 10000, *,
@@ -224,7 +299,25 @@ def format_report(result: dict[str, Any]) -> str:
         lines.append(f"{name:<18}{_number(result[name]):>12}{_number(result[name + '_real']):>14}")
     histogram = " ".join(f"{share:.2f}" for share in result["class_histogram"])
     lines.append(f"class histogram (generated): {histogram}")
+    if "conditional" in result:
+        lines.extend(_class_lines(result["conditional"]))
     return "\n".join(lines)
+
+
+def _class_lines(classes: dict[str, Any]) -> list[str]:
+    """The per-class table of a conditional GAN's report."""
+    lines = ["samples asked for each class: the classifier's accuracy on the asked class "
+             "(ceiling: its accuracy on real test images of the class) and the class's "
+             "Fréchet distance (real vs real)",
+             f"{'class':<8}{'accuracy':>10}{'ceiling':>10}{'frechet':>12}{'real vs real':>14}"]
+    columns = zip(classes["classes"], classes["class_accuracy"],
+                  classes["class_accuracy_real"], classes["class_frechet_distance"],
+                  classes["class_frechet_distance_real"], strict=True)
+    for name, accuracy, ceiling, distance, distance_real in columns:
+        lines.append(f"{name:<8}{accuracy:>10.2%}{ceiling:>10.2%}{_number(distance):>12}"
+                     f"{_number(distance_real):>14}")
+    lines.append(f"{'mean':<8}{classes['accuracy']:>10.2%}{classes['accuracy_real']:>10.2%}")
+    return lines
 
 
 def summary(result: dict[str, Any]) -> str:
@@ -235,5 +328,7 @@ def summary(result: dict[str, Any]) -> str:
             f"P {result['precision']:.2f} R {result['recall']:.2f}")
 
 
-def _number(value: float) -> str:
+def _number(value: float | None) -> str:
+    if value is None:
+        return "-"
     return str(value) if isinstance(value, int) else f"{value:.4g}"

@@ -26,7 +26,8 @@ def export(gan: GAN, path: str | os.PathLike[str], *, format: str = "onnx",
     :meth:`fastgan.GAN.sample` draws from), else its training weights. An existing ``path``
     is refused unless ``force``. The file is written atomically: on any error nothing is left.
     Raises ConfigError for a format or network that does not exist, a network the format
-    cannot hold, or a missing optional dependency (the message names the extra to install).
+    cannot hold, a conditional GAN, or a missing optional dependency (the message names the
+    extra to install).
     """
     if format not in FORMATS:
         raise ConfigError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
@@ -36,6 +37,10 @@ def export(gan: GAN, path: str | os.PathLike[str], *, format: str = "onnx",
     if path.exists() and not force:
         raise ConfigError(f"{path} exists; choose another output, or pass --force "
                           "(force=True) to replace it")
+    if gan.num_classes:
+        raise ConfigError("exporting a conditional GAN is not built yet (its networks read "
+                          "one-hot labels beside their inputs); draw its samples with "
+                          "fastgan sample --label")
     writer = importlib.import_module(f".{format}", __package__)
     exported = walk(gan, network, ema=ema)
     if format == "web":

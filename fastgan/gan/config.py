@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from ..nn.losses import D_LOSSES, G_LOSSES
 from ..nn.optim import OptimizerConfig
 from ..nn.penalty import r1_refusal
-from ..nn.specs import LayerSpec, output_shapes
+from ..nn.specs import Conv2D, Dense, LayerSpec, Reshape, output_shapes
 from ..training import serialization
 
 NOISES = ("normal", "uniform")
@@ -43,8 +43,13 @@ class GANConfig:
     G's weights (None: no average). ``spectral_norm`` divides each Dense and Conv2D weight
     of D by its largest singular value (one power iteration per step). ``r1_gamma`` > 0 adds the R1
     penalty ``r1_gamma/2 mean |grad_x D(x)|^2`` on the real rows to D's loss, on every
-    ``r1_every``-th D step scaled by ``r1_every`` (:mod:`fastgan.nn.penalty`). ``name`` and
-    ``source`` say where the config came from.
+    ``r1_every``-th D step scaled by ``r1_every`` (:mod:`fastgan.nn.penalty`). ``conditional``
+    makes a class-conditional GAN over ``num_classes`` classes: the one-hot label is
+    concatenated to G's noise and to D's input (to each pixel as ``num_classes`` constant
+    channels for a convolutional D, whose first Reshape then has them), or, with
+    ``projection``, D reads it through a learned class embedding projected onto its last
+    features (:mod:`fastgan.nn.projection`). ``name`` and ``source`` say where the config
+    came from.
     """
 
     latent_dim: int
@@ -62,6 +67,9 @@ class GANConfig:
     spectral_norm: bool = False
     r1_gamma: float = 0.0
     r1_every: int = 1
+    conditional: bool = False
+    num_classes: int = 0
+    projection: bool = False
     name: str = "custom"
     source: str = ""
 
@@ -88,10 +96,11 @@ class GANConfig:
         if not isinstance(self.spectral_norm, bool):
             raise ConfigError(f"spectral_norm must be true or false, got {self.spectral_norm!r}")
         self._check_r1()
+        self._check_conditional()
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ConfigError(f"EMA decay must be in (0, 1), e.g. 0.999; got {self.ema_decay}")
         try:
-            d_out = output_shapes(self.discriminator, self.data_dim)[-1]
+            d_out = output_shapes(self.discriminator, self.discriminator_inputs)[-1]
         except ConfigError as exc:
             raise ConfigError(f"the discriminator cannot read the generator's "
                               f"{self.data_dim} features: {exc}") from None
@@ -110,13 +119,79 @@ class GANConfig:
         refusal = r1_refusal(self.discriminator) if gamma else None
         if refusal is not None:
             raise ConfigError(refusal)
+        if gamma and self.conditional:
+            raise ConfigError("the R1 penalty is derived for unconditional GANs (the gradient "
+                              "w.r.t. the sample alone, labels held fixed, is not written "
+                              "yet): set r1_gamma to 0 or conditional to false")
+    def _check_conditional(self) -> None:
+        for name in ("conditional", "projection"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if not self.conditional:
+            if self.num_classes or self.projection:
+                raise ConfigError("num_classes and projection are settings of a conditional "
+                                  "GAN; set conditional=True")
+            return
+        if not (_is_count(self.num_classes) and self.num_classes >= 2):
+            raise ConfigError(f"a conditional GAN needs num_classes >= 2 (10 for the digits), "
+                              f"got {self.num_classes!r}")
+        if self.label_maps and self.label_map_shape is None:
+            raise ConfigError("a convolutional discriminator reads the label as num_classes "
+                              "more channels of its image (label maps): its first layer must "
+                              "be Reshape((H, W, C + num_classes)) for images of H x W x C = "
+                              f"{self.data_dim} values (presets widen it themselves)")
+        last = self.discriminator[-1] if self.discriminator else None
+        if self.projection and not (isinstance(last, Dense) and last.activation == "identity"):
+            raise ConfigError("the projection discriminator adds its class term to the logit "
+                              "of D's last layer: D must end in a Dense layer with no "
+                              "activation")
+
+    @property
+    def labels(self) -> int:
+        """One-hot label features beside each real row (``num_classes``; 0 unconditional)."""
+        return self.num_classes if self.conditional else 0
+
+    @property
+    def generator_inputs(self) -> int:
+        """Features of G's input: the noise, then the one-hot label when conditional."""
+        return self.latent_dim + self.labels
+
+    @property
+    def label_maps(self) -> bool:
+        """Whether D reads the label as constant image channels: a conditional GAN whose
+        convolutional D has no projection."""
+        return (self.conditional and not self.projection
+                and any(isinstance(s, Conv2D) for s in self.discriminator))
+
+    @property
+    def label_map_shape(self) -> tuple[int, int] | None:
+        """(pixels, image channels) of the images whose pixels D reads with the label's
+        ``num_classes`` channels after them, as its first layer, a Reshape, says (None where
+        it says no such thing)."""
+        first = self.discriminator[0] if self.discriminator else None
+        if not isinstance(first, Reshape):
+            return None
+        height, width, channels = first.shape
+        image_channels = channels - self.num_classes
+        if image_channels < 1 or height * width * image_channels != self.data_dim:
+            return None
+        return height * width, image_channels
+
+    @property
+    def discriminator_inputs(self) -> int:
+        """Features of D's input: a sample, then its one-hot label when concatenated, or its
+        pixels each with the label's channels (label maps); the sample alone for the
+        projection discriminator, which reads the label at its last layer."""
+        if self.label_maps and self.label_map_shape is not None:
+            return self.data_dim + self.label_map_shape[0] * self.num_classes
+        return self.data_dim + (0 if self.projection else self.labels)
 
     @property
     def data_dim(self) -> int:
         """Number of features the generator emits and the discriminator reads."""
         if not self.generator:
             raise ConfigError("the generator has no layers")
-        return math.prod(output_shapes(self.generator, self.latent_dim)[-1])
+        return math.prod(output_shapes(self.generator, self.generator_inputs)[-1])
 
     def replace(self, **changes: Any) -> GANConfig:
         """A copy with ``changes`` applied (and checked)."""

@@ -14,6 +14,10 @@ of D over the real rows: :mod:`fastgan.nn.penalty`) before D's optimizer.
 
 With batch norm inside D, the one-pass D step normalises over the combined real + fake batch,
 as Keras' ``train_on_batch`` on the concatenated batch (seed 001) does.
+
+A conditional GAN (``config.conditional``) feeds G ``[z | y]`` with classes y drawn from
+the training noise stream, and its real rows carry their one-hot labels in their last
+columns; :mod:`fastgan.gan.conditioning` says how D reads them.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from ..nn.penalty import R1Penalty
 from ..training import checkpoint, loop
 from ..training.loop import DEFAULT_LOG_EVERY, Callback, DataOrder, GradientHook, History
 from . import presets as _presets
+from .conditioning import check_labels, label_path, labelled_rows, one_hot_rows
 from .config import GANConfig
 from .streams import HostStream
 
@@ -74,11 +79,13 @@ class GAN:
         self.config = config
         root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         g_seed, d_seed, gan_seed = root.spawn(3)
-        self.generator = MLP(config.generator, in_features=config.latent_dim, backend=backend,
-                             dtype=dtype, seed=g_seed)
-        self.discriminator = MLP(config.discriminator, in_features=config.data_dim,
+        self.generator = MLP(config.generator, in_features=config.generator_inputs,
+                             backend=backend, dtype=dtype, seed=g_seed)
+        self.discriminator = MLP(config.discriminator, in_features=config.discriminator_inputs,
                                  backend=self.generator.backend, dtype=dtype, seed=d_seed,
-                                 spectral_norm=config.spectral_norm)
+                                 spectral_norm=config.spectral_norm,
+                                 projection_classes=config.labels if config.projection else 0)
+        self.label_path = label_path(self.generator.backend, config)
         self.g_optimizer = config.g_optimizer.bind(self.generator.params)
         self.d_optimizer = config.d_optimizer.bind(self.discriminator.params)
         self.r1 = (R1Penalty(self.discriminator, config.r1_gamma, config.r1_every)
@@ -132,6 +139,27 @@ class GAN:
         return self.generator.out_features
 
     @property
+    def num_classes(self) -> int:
+        """Classes of a conditional GAN (0: unconditional)."""
+        return self.config.labels
+
+    @property
+    def row_features(self) -> int:
+        """Features of a real batch's row: a sample, then its one-hot label when
+        conditional (see :meth:`training_rows`)."""
+        return self.data_dim + self.num_classes
+
+    def training_rows(self, dataset: Any) -> np.ndarray:
+        """The host rows training feeds this GAN from ``dataset`` (a
+        :class:`fastgan.data.Dataset` or an (N, data_dim) array): its samples, with their
+        one-hot labels beside them when conditional (the dataset must then have labels
+        ``y``)."""
+        rows = np.asarray(getattr(dataset, "x", dataset))
+        if not self.num_classes:
+            return rows
+        return labelled_rows(rows, getattr(dataset, "y", None), self.num_classes)
+
+    @property
     def k(self) -> int:
         """Discriminator steps per generator step."""
         return self.config.k
@@ -162,10 +190,14 @@ class GAN:
             be, dt = self.backend, self.dtype
             ws = self._workspaces[batch] = SimpleNamespace(
                 z=be.empty((batch, self.latent_dim), dt),
-                d_input=be.empty((2 * batch, self.data_dim), dt),
+                d_input=be.empty((2 * batch, self.config.discriminator_inputs), dt),
                 d_grad=be.empty((2 * batch, 1), dt),
                 g_grad=be.empty((batch, 1), dt),
             )
+            if self.num_classes:
+                ws.codes = be.empty((batch,), dt)
+                ws.g_input = be.empty((batch, self.config.generator_inputs), dt)
+            self.label_path.add_arrays(ws, batch, dt)
         return ws
 
     def _draw_training_noise(self, out: Any) -> None:
@@ -174,12 +206,25 @@ class GAN:
         else:
             self.noise_rng.uniform(out, -1.0, 1.0)
 
+    def _generator_input(self, ws: SimpleNamespace) -> Any:
+        """Fresh noise z, and for a conditional GAN fresh classes as codes U[0, C) (kept in
+        ``ws.codes`` for D's fake rows) written beside it: ``[z | onehot]``."""
+        self._draw_training_noise(ws.z)
+        if not self.num_classes:
+            return ws.z
+        be, latent = self.backend, self.latent_dim
+        self.noise_rng.uniform(ws.codes, 0.0, float(self.num_classes))
+        be.copy_columns(ws.z, 0, ws.g_input, 0, latent)
+        be.one_hot(ws.codes, ws.g_input, latent, self.num_classes)
+        return ws.g_input
+
     def step(self, real_batch: Any, *, gradient_hook: GradientHook | None = None) -> None:
         """One training step (k D steps, one G step) without reading anything back.
 
-        ``real_batch`` holds k*B rows of ``data_dim`` features (host or backend array), or
-        has shape (k, B, data_dim); each D step takes its own B rows. ``gradient_hook`` sees
-        each network's gradient buffer just before its optimizer's update.
+        ``real_batch`` holds k*B rows of :attr:`row_features` features (host or backend
+        array), or has shape (k, B, row_features); each D step takes its own B rows.
+        ``gradient_hook`` sees each network's gradient buffer just before its optimizer's
+        update.
         """
         self.launch_step(real_batch, gradient_hook=gradient_hook)
         self.steps += 1
@@ -193,10 +238,11 @@ class GAN:
         if real_batch.ndim == 3:
             real_batch = real_batch.reshape(-1, real_batch.shape[-1])
         rows = real_batch.shape[0]
-        shape_ok = real_batch.ndim == 2 and real_batch.shape[1] == self.data_dim
+        shape_ok = real_batch.ndim == 2 and real_batch.shape[1] == self.row_features
         if not shape_ok or rows % self.k or not rows:
-            raise ConfigError(f"real batch must have k*B rows of {self.data_dim} features "
-                              f"(k={self.k}); got shape {real_batch.shape}")
+            labelled = " (samples, then one-hot labels)" if self.num_classes else ""
+            raise ConfigError(f"real batch must have k*B rows of {self.row_features} "
+                              f"features{labelled} (k={self.k}); got shape {real_batch.shape}")
         d_schedule, g_schedule = (None, None) if schedules is None else schedules
         batch = rows // self.k
         ws = self.workspace(batch)
@@ -227,13 +273,14 @@ class GAN:
 
     def discriminator_gradients(self, real: Any, ws: SimpleNamespace) -> None:
         """D's loss on B real rows and B fresh fakes, its gradients into D's flat buffer;
-        plus the R1 penalty's on the real rows when this D step carries it."""
-        be, G, D, batch = self.backend, self.generator, self.discriminator, real.shape[0]
-        be.copy(real, ws.d_input[:batch])
-        self._draw_training_noise(ws.z)
-        be.copy(G.forward(ws.z, training=True), ws.d_input[batch:])
-        logits = D.forward(ws.d_input, training=True)
-        discriminator_loss(be, self.config.d_loss, logits, ws.d_grad, self.stats[0:4],
+        plus the R1 penalty's on the real rows when this D step carries it (unconditional
+        GANs only: the config refuses R1 with labels)."""
+        G, D, batch = self.generator, self.discriminator, real.shape[0]
+        self.label_path.real_rows(real, ws)
+        self.label_path.fake_rows(G.forward(self._generator_input(ws), training=True), ws)
+        logits = D.forward(ws.d_input, training=True,
+                           labels=self.label_path.discriminator_labels(ws))
+        discriminator_loss(self.backend, self.config.d_loss, logits, ws.d_grad, self.stats[0:4],
                            self.config.label_smoothing)
         penalised = self.r1 is not None and self.r1.due(self.d_optimizer.steps)
         D.backward(ws.d_grad, input_grad=False, finish=not penalised)
@@ -245,10 +292,12 @@ class GAN:
         """G's loss on fresh fakes through D; gradients into G's buffer only (D's input
         gradient is the link; D's parameter gradients are skipped)."""
         G, D = self.generator, self.discriminator
-        self._draw_training_noise(ws.z)
-        logits = D.forward(G.forward(ws.z, training=True), training=True)
+        fakes = G.forward(self._generator_input(ws), training=True)
+        judged, labels = self.label_path.judged(fakes, ws)
+        logits = D.forward(judged, training=True, labels=labels)
         generator_loss(self.backend, self.config.g_loss, logits, ws.g_grad, self.stats[4:6])
-        G.backward(D.backward(ws.g_grad, input_grad=True, param_grads=False))
+        d_input_grad = D.backward(ws.g_grad, input_grad=True, param_grads=False)
+        G.backward(self.label_path.sample_grad(d_input_grad, ws))
 
     def last_stats(self) -> dict[str, float]:
         """Losses and mean D outputs of the last step (one small device-to-host read)."""
@@ -307,35 +356,50 @@ class GAN:
         rng = self.sample_rng if seed is None else np.random.default_rng(seed)
         return latent_noise(rng, self.config.noise, n, self.latent_dim)
 
-    def sample(self, n: int, noise: np.ndarray | None = None, *,
-               seed: int | None = None) -> np.ndarray:
+    def sample(self, n: int, noise: np.ndarray | None = None, *, seed: int | None = None,
+               labels: Any = None) -> np.ndarray:
         """``n`` generated samples as a host array of shape (n, data_dim), in [-1, 1] for a
         tanh output. The generator runs in evaluation mode (batch norm uses running
         statistics), with the averaged weights when ``ema_decay`` is set; ``noise``
         (n, latent_dim) fixes the inputs, else they come from :meth:`draw_sample_noise`
-        (with ``seed``)."""
+        (with ``seed``). A conditional GAN makes sample i of class ``labels[i]`` (integers;
+        default: the classes in turn, 0, 1, ..., C-1, 0, ...)."""
         noise = self.draw_sample_noise(n, seed) if noise is None else np.asarray(noise)
-        if self.ema is None:
-            return self._generate(noise)
-        with self.ema.swapped_in(self.steps):
-            return self._generate(noise)
-
-    def _generate(self, noise: np.ndarray) -> np.ndarray:
         if noise.ndim != 2 or noise.shape[1] != self.latent_dim:
             raise ConfigError(f"noise must have shape (n, {self.latent_dim}), got {noise.shape}")
+        inputs = self._with_labels(noise, labels)
+        if self.ema is None:
+            return self._generate(inputs)
+        with self.ema.swapped_in(self.steps):
+            return self._generate(inputs)
+
+    def _with_labels(self, noise: np.ndarray, labels: Any) -> np.ndarray:
+        """G's host inputs: the noise, then the one-hot ``labels`` when conditional."""
+        if not self.num_classes:
+            if labels is not None:
+                raise ConfigError("labels are for conditional GANs; this GAN is unconditional")
+            return noise
         n = noise.shape[0]
+        labels = np.arange(n) % self.num_classes if labels is None else labels
+        labels = check_labels(labels, self.num_classes)
+        if len(labels) != n:
+            raise ConfigError(f"{n} samples asked for, but {len(labels)} labels given")
+        return np.concatenate([noise, one_hot_rows(labels, self.num_classes, noise.dtype)],
+                              axis=1)
+
+    def _generate(self, inputs: np.ndarray) -> np.ndarray:
+        n, width = inputs.shape
         out = np.empty((n, self.data_dim), dtype=self.dtype)
         chunk = min(n, SAMPLE_CHUNK)
         if chunk == 0:
             return out
-        inputs = self._sample_inputs.get(chunk)
-        if inputs is None:
-            inputs = self._sample_inputs[chunk] = self.backend.zeros((chunk, self.latent_dim),
-                                                                     self.dtype)
+        staged = self._sample_inputs.get(chunk)
+        if staged is None:
+            staged = self._sample_inputs[chunk] = self.backend.zeros((chunk, width), self.dtype)
         for start in range(0, n, chunk):
-            part = noise[start:start + chunk]
-            self.backend.copy(part, inputs[:len(part)])
-            images = self.generator.forward(inputs, training=False)
+            part = inputs[start:start + chunk]
+            self.backend.copy(part, staged[:len(part)])
+            images = self.generator.forward(staged, training=False)
             out[start:start + len(part)] = self.backend.to_numpy(images[:len(part)])
         return out
 

@@ -214,4 +214,15 @@ def get(name: str, data_dim: int = 784, **overrides: Any) -> GANConfig:
         preset = _BUILDERS[name](data_dim, **overrides)
     except TypeError as exc:
         raise ConfigError(f"preset {name!r} does not take these overrides: {exc}") from None
-    return replace(preset, **training)
+    return replace(preset, **{"discriminator": _with_label_maps(preset, training), **training})
+
+
+def _with_label_maps(preset: GANConfig, training: dict[str, Any]) -> tuple[LayerSpec, ...]:
+    """``preset``'s discriminator, its first Reshape widened by the label's channels where
+    ``training`` makes it a conditional GAN with labels beside a convolutional D's input."""
+    first, *rest = preset.discriminator
+    conditional = training.get("conditional") and not training.get("projection")
+    if not (conditional and isinstance(first, Reshape)):
+        return preset.discriminator
+    height, width, channels = first.shape
+    return (Reshape((height, width, channels + training.get("num_classes", 0))), *rest)

@@ -15,8 +15,9 @@ import numpy as np
 from ..backends import get_backend
 from ..backends.base import Backend, resolve_dtype
 from ..errors import ConfigError
-from .layers import Layer, SpectralNormalised, build_layer
+from .layers import DenseLayer, Layer, SpectralNormalised, build_layer
 from .params import FlatParams
+from .projection import ProjectionLayer
 from .specs import BatchNorm, Conv2D, Dense, LayerSpec, output_shapes
 
 
@@ -29,11 +30,15 @@ class MLP:
     the host, so equal on every backend) and the dropout masks. ``spectral_norm`` divides
     every Dense and Conv2D layer's weight by its largest singular value, estimated by one
     :meth:`power_iteration` per training step (:class:`~fastgan.nn.layers.SpectralNormalised`).
+    ``projection_classes`` (C > 0) makes the last layer a projection discriminator's
+    (:class:`~fastgan.nn.projection.ProjectionLayer`): :meth:`forward` then takes the batch's
+    one-hot ``labels`` (N, C) too.
     """
 
     def __init__(self, layers: Sequence[LayerSpec], *, in_features: int,
                  backend: str | Backend | None = None, dtype: Any = "float32",
-                 seed: int | np.random.SeedSequence = 0, spectral_norm: bool = False) -> None:
+                 seed: int | np.random.SeedSequence = 0, spectral_norm: bool = False,
+                 projection_classes: int = 0) -> None:
         if not isinstance(in_features, int) or in_features < 1:
             raise ConfigError(f"in_features must be a positive integer, got {in_features!r}")
         self.specs = tuple(layers)
@@ -53,11 +58,18 @@ class MLP:
             self.layers.append(build_layer(spec, index, self.backend, self.dtype, in_shape,
                                            out_shape, self.params, init_rng, self.dropout_rng,
                                            spectral_norm))
+        self._normalised = [layer for layer in self.layers
+                            if isinstance(layer, SpectralNormalised)]
+        self.projection: ProjectionLayer | None = None
+        if projection_classes:
+            if not isinstance(self.layers[-1], DenseLayer):
+                raise ConfigError("the projection discriminator needs a Dense last layer")
+            self.projection = ProjectionLayer(self.layers[-1], projection_classes,
+                                              self.params, init_rng)
+            self.layers[-1] = self.projection
         self.params.allocate()
         for layer in self.layers:
             layer.bind(self.params)
-        self._normalised = [layer for layer in self.layers
-                            if isinstance(layer, SpectralNormalised)]
         self.in_features = in_features
         trained = [i for i, layer in enumerate(self.layers) if layer.has_params]
         self._first_trained, self._last_trained = trained[0], trained[-1]
@@ -85,14 +97,17 @@ class MLP:
         for layer in self._normalised:
             layer.power_iteration()
 
-    def forward(self, x: Any, training: bool = True) -> Any:
-        """Network output for a batch ``x`` of shape (batch, in_features) on the backend.
+    def forward(self, x: Any, training: bool = True, labels: Any = None) -> Any:
+        """Network output for a batch ``x`` of shape (batch, in_features) on the backend
+        (with a projection layer, ``labels`` are the batch's one-hot classes).
 
         The returned array is the last layer's workspace: valid until the next forward at
         this batch size.
         """
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ConfigError(f"expected input of shape (batch, {self.in_features}), got {x.shape}")
+        if self.projection is not None:
+            self.projection.labels = labels
         for layer in self.layers:
             x = layer.forward(x, training)
         return x

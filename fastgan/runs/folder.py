@@ -40,9 +40,11 @@ from typing import Any
 import numpy as np
 
 from .. import data, environment
+from ..data.dataset import renumbered
 from ..errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from ..fileio import remove_leftovers, write_atomically
 from ..gan import presets
+from ..gan.conditioning import class_names
 from ..gan.config import GANConfig, loss_fields
 from ..gan.cuda_graph import capture_refusal
 from ..gan.model import GAN
@@ -70,6 +72,7 @@ GIF = "training.gif"
 LOSS_CURVES = "loss_curves.png"
 TENSORBOARD = "tensorboard"
 GRID_SAMPLES = 64        # images per sample picture: an 8x8 grid
+GRID_COLUMNS = 8         # a conditional run's picture: one row of 8 per class
 SCATTER_SAMPLES = 512    # points per sample picture of non-image (2-D) data
 DEFAULT_RUNS_FOLDER = Path("runs")
 DEFAULT_STEPS = 10_000
@@ -85,7 +88,10 @@ class TrainConfig:
     ``epochs`` nor ``steps`` the run trains :data:`DEFAULT_STEPS` steps; ``sample_every``
     ``None`` draws at most :data:`MAX_PICTURES` sample pictures; ``threads`` limits the BLAS
     and OpenMP thread pools (``None``: leave them as they are); ``graph`` replays each step
-    as a CUDA graph (``None``: wherever the step can be captured, the cupy backend)."""
+    as a CUDA graph (``None``: wherever the step can be captured, the cupy backend).
+    ``conditional`` trains a class-conditional GAN on the data's labels (with ``classes``,
+    class i is the i-th kept label in ascending order), ``projection`` with the projection
+    discriminator."""
 
     preset: str = "tiny"
     data: str = "digits"
@@ -110,6 +116,8 @@ class TrainConfig:
     spectral_norm: bool | None = None
     r1_gamma: float | None = None
     r1_every: int | None = None
+    conditional: bool | None = None
+    projection: bool | None = None
     ema: float | None = None
     seed: int = 0
     sampling: str = "epoch"
@@ -125,6 +133,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs is not None and self.steps is not None:
             raise ConfigError("give --epochs or --steps, not both")
+        if self.projection and not self.conditional:
+            raise ConfigError("--projection is a conditional GAN's discriminator: add "
+                              "--conditional")
         for name in ("epochs", "steps", "threads", "sample_every", "log_every"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -160,19 +171,29 @@ class TrainConfig:
 
 
 def load_data(config: TrainConfig) -> data.Dataset:
-    """The dataset ``config`` names, with its class filter, image size and padding."""
-    return data.load(config.data, classes=config.classes, image_size=config.image_size,
-                     pad=config.pad)
+    """The dataset ``config`` names, with its class filter, image size and padding; for a
+    conditional run its labels numbered as the GAN's classes (:func:`class_names`)."""
+    dataset = data.load(config.data, classes=config.classes, image_size=config.image_size,
+                        pad=config.pad)
+    if not config.conditional:
+        return dataset
+    if dataset.y is None:
+        raise ConfigError(f"--conditional needs labelled data, and {config.data} has no "
+                          "labels (digits, mnist, fashion-mnist and an .npz with y have them)")
+    return renumbered(dataset, class_names(config.classes, int(dataset.y.max()) + 1))
 
 
-def gan_config(config: TrainConfig, data_dim: int) -> GANConfig:
-    """The GAN ``config`` describes for data of ``data_dim`` features: its preset with the
-    settings it overrides."""
+def gan_config(config: TrainConfig, data_dim: int, num_classes: int = 0) -> GANConfig:
+    """The GAN ``config`` describes for data of ``data_dim`` features (and ``num_classes``
+    classes when conditional): its preset with the settings it overrides."""
     overrides: dict[str, Any] = {key: getattr(config, key)
                                  for key in ("latent_dim", "g_hidden", "d_hidden", "lr",
                                              "batch_size", "k", "label_smoothing",
                                              "spectral_norm", "r1_gamma", "r1_every")
                                  if getattr(config, key) is not None}
+    if config.conditional:
+        overrides.update(conditional=True, num_classes=num_classes,
+                         projection=bool(config.projection))
     if config.ema is not None:
         overrides["ema_decay"] = config.ema
     if config.loss is not None:
@@ -192,8 +213,11 @@ def gan_config(config: TrainConfig, data_dim: int) -> GANConfig:
 
 
 def build_gan(config: TrainConfig, dataset: data.Dataset, backend: str | None = None) -> GAN:
-    """The GAN ``config`` describes, sized for ``dataset``, freshly initialised."""
-    return GAN(gan_config(config, dataset.n_features), backend=backend or config.backend,
+    """The GAN ``config`` describes, sized for ``dataset`` (and its classes when
+    conditional: :func:`load_data` numbered them 0..C-1), freshly initialised."""
+    num_classes = int(dataset.y.max()) + 1 if config.conditional and dataset.y is not None else 0
+    return GAN(gan_config(config, dataset.n_features, num_classes),
+               backend=backend or config.backend,
                dtype=config.dtype, seed=config.seed)
 
 
@@ -252,7 +276,7 @@ class Run:
                               f"that run with --resume {folder}")
         dataset = load_data(config)
         gan = build_gan(config, dataset)
-        noise = gan.draw_sample_noise(GRID_SAMPLES if dataset.image_shape else SCATTER_SAMPLES)
+        noise = gan.draw_sample_noise(picture_samples(gan, dataset))
         return cls(folder, config, dataset, gan, noise, primary=primary, world_size=world_size)
 
     @classmethod
@@ -287,8 +311,7 @@ class Run:
         if primary:
             noise = _read_noise(folder / FIXED_NOISE)
         else:
-            noise = gan.draw_sample_noise(GRID_SAMPLES if dataset.image_shape
-                                          else SCATTER_SAMPLES)
+            noise = gan.draw_sample_noise(picture_samples(gan, dataset))
         return cls(folder, config, dataset, gan, noise, primary=primary,
                    started=record.get("started"), resumed=True, world_size=world_size)
 
@@ -422,6 +445,13 @@ class Run:
             return capture_refusal(self.gan) is None
         return self.config.graph
 
+    def grid_rows(self) -> dict[str, Any]:
+        """A conditional image run's pictures: one row of :data:`GRID_COLUMNS` samples per
+        class (``labels`` and ``ncols`` for the grids; nothing for other runs)."""
+        if not (self.gan.num_classes and self.dataset.image_shape):
+            return {}
+        return {"labels": np.arange(len(self.noise)) // GRID_COLUMNS, "ncols": GRID_COLUMNS}
+
     def record_keepers(self, progress: bool) -> list[Callback]:
         """Progress bar, metrics log, sample pictures and, if asked, TensorBoard."""
         config, folder = self.config, self.folder
@@ -437,7 +467,7 @@ class Run:
                                    .permutation(len(self.dataset))[:len(self.noise)]]
         grids = SampleGrids(folder / SAMPLES, self.noise, reference, self.dataset.image_shape,
                             every=config.picture_every(self.steps_per_epoch), warn=warn,
-                            gif=folder / GIF)
+                            gif=folder / GIF, **self.grid_rows())
         keepers: list[Callback] = [bar, metrics, grids]
         if config.eval_every:
             from ..evaluation.metrics import Evaluation, Evaluator
@@ -451,6 +481,14 @@ class Run:
         if config.tensorboard:
             keepers.append(TensorBoardLog(folder / TENSORBOARD, grids))
         return keepers
+
+
+def picture_samples(gan: GAN, dataset: data.Dataset) -> int:
+    """Samples per picture: a grid of :data:`GRID_SAMPLES` images (a conditional GAN's: a
+    row of :data:`GRID_COLUMNS` per class), or :data:`SCATTER_SAMPLES` points."""
+    if not dataset.image_shape:
+        return SCATTER_SAMPLES
+    return GRID_COLUMNS * gan.num_classes if gan.num_classes else GRID_SAMPLES
 
 
 def prepare(config: TrainConfig | None = None, folder: Path | None = None, *,

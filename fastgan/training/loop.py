@@ -93,7 +93,7 @@ class Trainable(Protocol):
 
     backend: Backend
     dtype: np.dtype
-    data_dim: int
+    row_features: int
     k: int
     batch_size: int
     steps: int
@@ -102,6 +102,10 @@ class Trainable(Protocol):
 
     def learning_rates(self) -> dict[str, float]:
         """The learning rates in force this epoch, by name (e.g. ``g_lr``, ``d_lr``)."""
+
+    def training_rows(self, dataset: Any) -> np.ndarray:
+        """The (N, row_features) host rows a step's real batch is gathered from (a
+        conditional GAN's carry their one-hot labels)."""
 
     def nonfinite_parameters(self) -> list[str]:
         """The names of the networks whose parameters hold NaN or infinity."""
@@ -173,10 +177,10 @@ class TrainingLoop:
     def __init__(self, gan: Trainable, dataset: Any, *, callbacks: Iterable[Callback] = (),
                  log_every: int = DEFAULT_LOG_EVERY, sampling: str = "epoch",
                  shard: Shard = WHOLE, stepper: Stepper | None = None) -> None:
-        host = np.asarray(getattr(dataset, "x", dataset))
-        if host.ndim != 2 or host.shape[1] != gan.data_dim:
-            raise ConfigError(f"the data must be rows of {gan.data_dim} features for this GAN, "
-                              f"got shape {host.shape}")
+        host = gan.training_rows(dataset)
+        if host.ndim != 2 or host.shape[1] != gan.row_features:
+            raise ConfigError(f"the data must be rows of {gan.row_features} features for this "
+                              f"GAN, got shape {host.shape}")
         if sampling not in SAMPLINGS:
             raise ConfigError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
         if not (isinstance(log_every, int) and log_every >= 1):
@@ -195,7 +199,7 @@ class TrainingLoop:
         self.steps_per_epoch = steps_per_epoch(gan, self.n_samples)
         backend = gan.backend
         self.data = backend.asarray(host, gan.dtype)
-        self.batch = backend.empty((self.rows, gan.data_dim), gan.dtype)
+        self.batch = backend.empty((self.rows, gan.row_features), gan.dtype)
         self.history = History()
         self.outcome = "running"
         self.stop_requested = False

@@ -150,17 +150,22 @@ class SampleGrids(Callback):
     reached :data:`COLLAPSE_THRESHOLD` times the reference's, falls below it, ``warn`` is
     called with a record — the generator is probably collapsing to a few outputs. It warns
     again only after the diversity has recovered.
+
+    A conditional GAN's sample i is of class ``labels[i]`` (None: its default classes), and
+    ``ncols`` sets the grid's width (None: a square), e.g. one row per class.
     """
 
     def __init__(self, folder: Path, noise: np.ndarray, reference: np.ndarray,
                  image_shape: tuple[int, int] | None, *, every: int = 1,
                  warn: Callable[[dict[str, Any]], None] | None = None,
-                 gif: Path | None = None) -> None:
+                 gif: Path | None = None, labels: np.ndarray | None = None,
+                 ncols: int | None = None) -> None:
         if not (isinstance(every, int) and every >= 1):
             raise ConfigError(f"sample_every must be a positive number of epochs, got {every!r}")
         self.folder, self.noise, self.reference = folder, noise, reference
         self.image_shape = image_shape
         self.every, self.warn, self.gif = every, warn, gif
+        self.labels, self.ncols = labels, ncols
         self.reference_diversity = diversity(reference)
         self.armed = False      # the diversity has reached the threshold since the last warning
         self.latest: tuple[int, np.ndarray] | None = None   # (epoch, samples)
@@ -177,9 +182,9 @@ class SampleGrids(Callback):
 
     def draw(self, loop: TrainingLoop, path: Path) -> np.ndarray:
         """Samples from the fixed noise, drawn into ``path``; returns them."""
-        samples = loop.gan.sample(len(self.noise), noise=self.noise)
+        samples = loop.gan.sample(len(self.noise), noise=self.noise, labels=self.labels)
         if self.image_shape is not None:
-            viz.save_grid(path, samples, self.image_shape, scale=self.scale)
+            viz.save_grid(path, samples, self.image_shape, scale=self.scale, ncols=self.ncols)
         elif samples.shape[1] == 2:
             viz.scatter_2d(path, self.reference, samples)
         return samples

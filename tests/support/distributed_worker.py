@@ -3,10 +3,12 @@ CHECK``); test_distributed.py launches it and reads its exit status and output.
 
 Checks:
 
-* ``equivalence OPTIMIZER K [--plant sum]``: 2 ranks at local batch B against 1 process at
-  batch 2B, step by step for 20 steps of a small float64 GAN (dropout off, the same global
-  noise on every rank): the worst parameter difference must be at most 1e-10. ``--plant sum``
-  replaces the mean of the gradients by their sum, a bug the check must catch.
+* ``equivalence OPTIMIZER K [--plant sum] [--conditional]``: 2 ranks at local batch B against
+  1 process at batch 2B, step by step for 20 steps of a small float64 GAN (dropout off, the
+  same global noise on every rank): the worst parameter difference must be at most 1e-10.
+  ``--plant sum`` replaces the mean of the gradients by their sum, a bug the check must
+  catch. ``--conditional`` makes the GAN conditional on the ring's 8 modes (labels in every
+  row's last columns, fake classes from the shared noise).
 * ``replicas``: dropout on and each rank's own noise; after 30 steps every rank's flat buffers
   have the same checksum, while the noise the ranks drew differs.
 * ``resume PATH [--plant]``: 20 steps in one go against 10 steps, a checkpoint at PATH and 10
@@ -39,13 +41,15 @@ LOCAL_BATCH = 16
 
 
 def build(optimizer: str, k: int, batch: int, dropout: float = 0.0,
-          backend: str = "numpy") -> GAN:
-    """A small float64 GAN on 2-D data, the same on every rank for one seed."""
+          backend: str = "numpy", **options) -> GAN:
+    """A small float64 GAN on 2-D data, the same on every rank for one seed (``options``:
+    more GANConfig fields)."""
     update = SGD(lr=0.05, momentum=0.5) if optimizer == "sgd" else Adam(lr=2e-3, beta1=0.5)
     dropped = (Dropout(dropout),) if dropout else ()
     config = GANConfig(latent_dim=4, generator=(Dense(32, "relu"), *dropped, Dense(2, "tanh")),
                        discriminator=(Dense(32, "leaky_relu", alpha=0.2), *dropped, Dense(1)),
-                       g_optimizer=update, d_optimizer=update, k=k, batch_size=batch)
+                       g_optimizer=update, d_optimizer=update, k=k, batch_size=batch,
+                       **options)
     return GAN(config, backend=backend, dtype="float64", seed=3)
 
 
@@ -61,11 +65,14 @@ class Trace(Callback):
                                            gan.backend.to_numpy(gan.discriminator.params.data)]))
 
 
-def equivalence(comm, optimizer: str, k: int) -> int:
+def equivalence(comm, optimizer: str, k: int, conditional: bool = False) -> int:
     data = fastgan.data.ring(n=2048, seed=4)
+    options = {"conditional": True, "num_classes": 8} if conditional else {}
     single, parallel = Trace(), Trace()
-    build(optimizer, k, comm.size * LOCAL_BATCH).fit(data, steps=STEPS, callbacks=[single])
-    dp = DataParallel(build(optimizer, k, comm.size * LOCAL_BATCH), comm, shared_noise=True)
+    build(optimizer, k, comm.size * LOCAL_BATCH, **options).fit(data, steps=STEPS,
+                                                                callbacks=[single])
+    dp = DataParallel(build(optimizer, k, comm.size * LOCAL_BATCH, **options), comm,
+                      shared_noise=True)
     dp.fit(data, steps=STEPS, callbacks=[parallel], log_every=5)
     worst = max(float(np.max(np.abs(a - b))) for a, b in zip(single.params, parallel.params,
                                                                strict=True))
@@ -163,7 +170,7 @@ def main(argv: list[str]) -> int:
     if "--plant" in argv:
         (plant_fresh_streams if check == "resume" else plant_sum)()
     if check == "equivalence":
-        return equivalence(comm, argv[1], int(argv[2]))
+        return equivalence(comm, argv[1], int(argv[2]), "--conditional" in argv)
     if check == "replicas":
         return replicas(comm)
     if check == "resume":
