@@ -2,14 +2,16 @@
 fastgan's tuned preset, fastgan with the seed tutorial's settings and the PyTorch peer.
 
     python benchmarks/bench_time_to_quality.py [--seeds 0,1,2] [--budget 600] [--slice 20]
+        [--contenders fastgan:fast-cgan,fastgan:fast-mlp]
         [--threads 1] [--device cpu|cuda] [--shard I/N] [--out ttq]
     python benchmarks/bench_time_to_quality.py --combine ttq-0.json ttq-1.json --out ttq
     pytest benchmarks/bench_time_to_quality.py --benchmark-json=ttq.json   # the same race
 
-The contenders (:data:`CONTENDERS`): ``fast-mlp`` on fastgan (the preset a sweep tuned),
-``pytorch-vanilla`` on fastgan (seed 004's settings) and ``pytorch-vanilla`` on the PyTorch peer
-(eager), each trained from scratch in float32 with every seed. On the CPU (the default)
-fastgan runs its numba backend and PyTorch its CPU build, all with the same thread count;
+The contenders (:data:`CONTENDERS`, or ``--contenders``): ``fast-mlp`` on fastgan (the preset
+a sweep tuned), ``pytorch-vanilla`` on fastgan (seed 004's settings) and ``pytorch-vanilla``
+on the PyTorch peer (eager), each trained from scratch in float32 with every seed. On the CPU
+(the default) fastgan runs its numba backend and PyTorch its CPU build, all with the same
+thread count;
 with ``--device cuda`` fastgan runs the cupy backend with every step replayed as a CUDA graph
 (:class:`fastgan.gan.cuda_graph.GraphedStep`) and PyTorch runs on the GPU, each with its
 dataset on the device.
@@ -29,6 +31,10 @@ at the budget; for each contender it reports the time to reach it (a run's first
 or below it), its distance, recall and coverage at the budget, and the goals of the tuned
 preset (:data:`GOALS`): the target in at most a third of the budget, and at most half the
 peer's distance at the budget, with recall and coverage at least those of the seed settings.
+
+A conditional contender (``--contenders fastgan:fast-cgan,fastgan:fast-mlp``) draws its
+scored samples class by class in turn, and is also scored on the classifier's accuracy on the
+asked class beside its accuracy on real test images (:data:`CONDITIONAL_GOALS`).
 
 Skips with the reason where torch, the backend or Fashion-MNIST is missing.
 """
@@ -71,6 +77,10 @@ SCORED = ("frechet_distance", "precision", "recall", "coverage", "density")
 GOALS = {"time_to_target_fraction": 1 / 3, "distance_ratio": 0.5}
 """The tuned preset's goals: the peer's distance at the budget within this fraction of the
 budget, and at most this ratio of the peer's distance at the budget."""
+CONDITIONAL_GOALS = {"class_accuracy_of_ceiling": 0.95}
+"""The conditional preset's goals: the classifier's accuracy on the asked class at least this
+fraction of its accuracy on real test images (the ceiling), and a Fréchet distance at the
+budget no worse than the tuned unconditional preset's."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +99,10 @@ class Contender:
 TUNED = Contender("fastgan", "fast-mlp")
 SEED_SETTINGS = Contender("fastgan", "pytorch-vanilla")
 PEER = Contender("pytorch", "pytorch-vanilla")
+CONDITIONAL = Contender("fastgan", "fast-cgan")
 CONTENDERS = (TUNED, SEED_SETTINGS, PEER)
+"""The default race; ``--contenders fastgan:fast-cgan,fastgan:fast-mlp`` is the conditional
+preset's."""
 
 
 def unavailable_reason(device: str = "cpu") -> str | None:
@@ -121,6 +134,8 @@ class Run:
     train_until: Callable[[float], Any] = field(repr=False)
     samples: Callable[[int], np.ndarray] = field(repr=False)
     steps: Callable[[], int] = field(repr=False)
+    class_scores: Callable[[Evaluator], dict[str, float]] | None = field(default=None,
+                                                                        repr=False)
     seconds: float = 0.0
     trace: list[dict[str, float]] = field(default_factory=list)
 
@@ -151,8 +166,13 @@ def fastgan_run(contender: Contender, seed: int, threads: int, device: str) -> R
         gan.fit(train, steps=UNBOUNDED_STEPS, graph=device == "cuda",
                 callbacks=[WallClock(limit=deadline - time.perf_counter())])
 
+    def class_scores(evaluator: Evaluator) -> dict[str, float]:
+        report = evaluator.class_report(gan)
+        return {"class_accuracy": report["accuracy"],
+                "class_accuracy_real": report["accuracy_real"]}
+
     return Run(contender, seed, train_until, lambda n: gan.sample(n, noise=noise[:n]),
-               lambda: gan.steps)
+               lambda: gan.steps, class_scores if gan.num_classes else None)
 
 
 def torch_run(contender: Contender, seed: int, threads: int, device: str) -> Run:
@@ -243,7 +263,8 @@ def race(contenders: Sequence[Contender] = CONTENDERS, seeds: Sequence[int] = SE
             run.train(max(0.0, min(slice_s, budget - run.seconds)))
             scores = evaluator.score(run.samples(EVAL_N))
             run.trace.append({"seconds": run.seconds, "steps": run.steps(),
-                              **{name: float(scores[name]) for name in SCORED}})
+                              **{name: float(scores[name]) for name in SCORED},
+                              **(run.class_scores(evaluator) if run.class_scores else {})})
             log(f"{run.contender.name:26} seed {run.seed}  {run.seconds:6.1f} s  step "
                 f"{run.steps():6d}  FD {scores['frechet_distance']:8.2f}  recall "
                 f"{scores['recall']:.3f}")
@@ -285,20 +306,32 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
     summary["target_frechet_distance"] = target
     for name, runs in by_contender.items():
         row = {"seeds": sorted(run["seed"] for run in runs)}
-        for metric in ("frechet_distance", "recall", "coverage", "precision"):
-            row[metric] = median(runs, lambda run, m=metric: at_budget(run, m))
+        for metric in ("frechet_distance", "recall", "coverage", "precision",
+                       "class_accuracy", "class_accuracy_real"):
+            if metric in runs[0]["trace"][-1]:
+                row[metric] = median(runs, lambda run, m=metric: at_budget(run, m))
         if target is not None:
             row["time_to_target_s"] = median(runs, lambda run: time_to(run, target))
         summary["contenders"][name] = row
-    tuned, seed_settings = (summary["contenders"].get(c.name) for c in (TUNED, SEED_SETTINGS))
+    tuned, seed_settings, conditional = (summary["contenders"].get(c.name)
+                                         for c in (TUNED, SEED_SETTINGS, CONDITIONAL))
+    goals: dict[str, tuple[float, str, float]] = {}
     if tuned and target is not None:
-        goals = {"time_to_target_s": (tuned["time_to_target_s"], "<=",
-                                      GOALS["time_to_target_fraction"] * result["budget_s"]),
-                 "distance_ratio": (tuned["frechet_distance"] / target, "<=",
-                                    GOALS["distance_ratio"])}
+        goals |= {"time_to_target_s": (tuned["time_to_target_s"], "<=",
+                                       GOALS["time_to_target_fraction"] * result["budget_s"]),
+                  "distance_ratio": (tuned["frechet_distance"] / target, "<=",
+                                     GOALS["distance_ratio"])}
         if seed_settings:                       # diversity: at least the seed settings'
             goals |= {metric: (tuned[metric], ">=", seed_settings[metric])
                       for metric in ("recall", "coverage")}
+    if conditional:
+        goals["class_accuracy_of_ceiling"] = (
+            conditional["class_accuracy"] / conditional["class_accuracy_real"], ">=",
+            CONDITIONAL_GOALS["class_accuracy_of_ceiling"])
+        if tuned:
+            goals["conditional_frechet_distance"] = (conditional["frechet_distance"], "<=",
+                                                     tuned["frechet_distance"])
+    if goals:
         summary["goals"] = {
             name: {"value": value, "goal": f"{relation} {bound:.4g}",
                    "met": value <= bound if relation == "<=" else value >= bound}
@@ -331,6 +364,11 @@ def report(result: dict[str, Any]) -> str:
         lines.append(f"| {name} (seeds {', '.join(map(str, row['seeds']))}) | "
                      f"{row['frechet_distance']:.1f} | {shown} | {row['precision']:.3f} | "
                      f"{row['recall']:.3f} | {row['coverage']:.3f} |")
+    for name, row in summary["contenders"].items():
+        if "class_accuracy" in row:
+            lines.append(f"- {name}: the classifier's accuracy on the asked class "
+                         f"{row['class_accuracy']:.3f}, on real test images "
+                         f"{row['class_accuracy_real']:.3f}")
     for name, goal in summary.get("goals", {}).items():
         value = "not reached" if goal["value"] is None else f"{goal['value']:.3g}"
         lines.append(f"- {name}: {value} (goal {goal['goal']}): "
@@ -382,6 +420,18 @@ def test_time_to_quality(benchmark) -> None:
     benchmark.extra_info.update(json.loads(json.dumps(result)))
 
 
+def _contenders(text: str) -> tuple[Contender, ...]:
+    contenders = []
+    for item in text.split(","):
+        side, _, preset = item.partition(":")
+        if side not in ("fastgan", "pytorch") or preset not in presets.names():
+            raise argparse.ArgumentTypeError(f"a contender is fastgan:PRESET or pytorch:PRESET "
+                                             f"with a preset of {', '.join(presets.names())}; "
+                                             f"got {item!r}")
+        contenders.append(Contender(side, preset))
+    return tuple(contenders)
+
+
 def _shard(text: str) -> tuple[int, int]:
     index, _, count = text.partition("/")
     shard = int(index), int(count)
@@ -396,6 +446,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", default=",".join(map(str, SEEDS)),
                         help="comma-separated seeds of every contender")
+    parser.add_argument("--contenders", type=_contenders, default=CONTENDERS,
+                        metavar="SIDE:PRESET,...",
+                        help="who races (default: fastgan:fast-mlp,fastgan:pytorch-vanilla,"
+                             "pytorch:pytorch-vanilla); the conditional preset's race: "
+                             "fastgan:fast-cgan,fastgan:fast-mlp")
     parser.add_argument("--budget", type=float, default=BUDGET_S,
                         help="seconds on each run's clock")
     parser.add_argument("--slice", type=float, default=SLICE_S,
@@ -417,7 +472,7 @@ def main() -> None:
         if reason is not None:
             raise SystemExit(f"skipped: {reason}")
         seeds = [int(s) for s in args.seeds.split(",")]
-        result = race(seeds=seeds, budget=args.budget, slice_s=args.slice,
+        result = race(args.contenders, seeds=seeds, budget=args.budget, slice_s=args.slice,
                       threads=args.threads, device=args.device, shard=args.shard,
                       log=lambda line: print(line, flush=True))
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2))

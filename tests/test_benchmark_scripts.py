@@ -103,6 +103,40 @@ def test_time_to_quality_summary_takes_medians_over_seeds():
     assert goals["recall"] == {"value": 0.4, "goal": ">= 0.3", "met": True}
 
 
+def test_time_to_quality_scores_the_conditional_preset_against_its_goals():
+    bench = _load("bench_time_to_quality")
+
+    def run(contender, seed, distance, accuracy=None):
+        point = {"seconds": 10.0, "steps": 1, "frechet_distance": distance, "precision": 0.9,
+                 "recall": 0.5, "coverage": 0.5, "density": 1.0}
+        if accuracy is not None:
+            point |= {"class_accuracy": accuracy, "class_accuracy_real": 0.9}
+        return {"contender": {"side": contender.side, "preset": contender.preset},
+                "seed": seed, "trace": [point]}
+
+    runs = [run(bench.CONDITIONAL, 0, 9.0, 0.81), run(bench.CONDITIONAL, 1, 7.0, 0.87),
+            run(bench.CONDITIONAL, 2, 8.0, 0.84),             # medians: FD 8, accuracy 0.84
+            run(bench.TUNED, 0, 7.5), run(bench.TUNED, 1, 9.5)]               # FD median 8.5
+    summary = bench.summarize({"runs": runs, "budget_s": 10.0})
+    assert summary["contenders"][bench.CONDITIONAL.name]["class_accuracy"] == 0.84
+    assert "class_accuracy" not in summary["contenders"][bench.TUNED.name]
+    goals = summary["goals"]
+    assert goals["class_accuracy_of_ceiling"]["value"] == pytest.approx(0.84 / 0.9)
+    assert not goals["class_accuracy_of_ceiling"]["met"]                      # 0.933 < 0.95
+    assert goals["conditional_frechet_distance"] == {"value": 8.0, "goal": "<= 8.5",
+                                                     "met": True}
+    assert "accuracy on the asked class 0.840" in bench.report(
+        {"summary": summary, "budget_s": 10.0})
+
+
+def test_time_to_quality_contenders_are_read_from_the_command_line():
+    bench = _load("bench_time_to_quality")
+    assert bench._contenders("fastgan:fast-cgan,fastgan:fast-mlp") == (bench.CONDITIONAL,
+                                                                         bench.TUNED)
+    with pytest.raises(Exception, match="a contender is fastgan:PRESET"):
+        bench._contenders("jax:fast-mlp")
+
+
 def test_data_parallel_benchmark_launches_every_contender(capsys, tmp_path):
     if importlib.util.find_spec("mpi4py") is None:
         pytest.skip("the data-parallel benchmark needs mpi4py and mpiexec: pip install -e '.[mpi]'")

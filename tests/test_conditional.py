@@ -15,6 +15,7 @@ from test_cli import TINY_DIGITS, assert_resume_is_bit_for_bit, fastgan_command
 import fastgan
 from fastgan import GAN, ConfigError, Conv2D, Dense, Flatten, Reshape
 from fastgan.data.dataset import make_dataset
+from fastgan.gan import presets
 from fastgan.gan.conditioning import labelled_rows
 
 SMALL = {"data_dim": 6, "latent_dim": 4, "g_hidden": (16,), "d_hidden": (16,), "batch_size": 8}
@@ -188,3 +189,21 @@ def test_conditional_errors_are_one_clear_line(tmp_path, conditional_run, args, 
     assert result.stderr.startswith("fastgan: error: ") and expected in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert not (tmp_path / "new").exists()
+
+
+def test_the_fast_cgan_preset_is_fast_mlp_with_labels():
+    """fast-cgan: fast-mlp's networks and training settings, conditional on 10 classes."""
+    cgan, mlp = presets.get("fast-cgan"), presets.get("fast-mlp")
+    assert cgan.conditional and cgan.num_classes == 10 and not cgan.projection
+    assert cgan.replace(name=mlp.name, source=mlp.source, conditional=False,
+                        num_classes=0) == mlp
+
+
+def test_train_fast_cgan_takes_its_classes_from_the_data(tmp_path):
+    """A conditional preset needs no --conditional; --classes sets its number of classes."""
+    result = fastgan_command("train", "--preset", "fast-cgan", "--data", "digits", "--classes",
+                             "1", "4", "--steps", "2", "--g-hidden", "16", "--d-hidden", "16",
+                             "--no-progress", "--threads", "1", "--out", "run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    model = json.loads((tmp_path / "run" / "config.json").read_text())["model"]
+    assert model["name"] == "fast-cgan" and model["conditional"] and model["num_classes"] == 2

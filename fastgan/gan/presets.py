@@ -112,6 +112,16 @@ def _fast_mlp(data_dim: int, latent_dim: int = 100,
                    batch_size=44, label_smoothing=0.052, ema_decay=0.996)
 
 
+def _fast_cgan(data_dim: int, **fast_mlp: Any) -> GANConfig:
+    """``fast-mlp`` made class-conditional: the one-hot label (10 classes, as Fashion-MNIST
+    and the digits have; a run sets ``num_classes`` from its data) beside G's noise and D's
+    input, the way the conditional GANs of the Keras examples and PyTorch-GAN feed it
+    (docs/conditional.md)."""
+    return replace(_fast_mlp(data_dim, **fast_mlp), name="fast-cgan",
+                   source="fast-mlp with one-hot class labels beside G's noise and D's input",
+                   conditional=True, num_classes=10)
+
+
 def _keras_dcgan(data_dim: int, latent_dim: int = 64, channels: int = 1,
                  g_filters: tuple[int, int, int] = (256, 128, 64),
                  d_filters: tuple[int, int, int] = (64, 128, 256), lr: float = 1e-4) -> GANConfig:
@@ -178,6 +188,7 @@ _BUILDERS: dict[str, Callable[..., GANConfig]] = {
     "keras-dcgan": _keras_dcgan,
     "pytorch-vanilla": _pytorch_vanilla,
     "fast-mlp": _fast_mlp,
+    "fast-cgan": _fast_cgan,
     "tiny": _tiny,
 }
 

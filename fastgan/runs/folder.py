@@ -130,10 +130,16 @@ class TrainConfig:
     threads: int | None = None
     graph: bool | None = None
 
+    @property
+    def is_conditional(self) -> bool:
+        """Whether the run trains a conditional GAN: ``conditional``, or a preset that is one
+        (``fast-cgan``)."""
+        return bool(self.conditional) or presets.get(self.preset).conditional
+
     def __post_init__(self) -> None:
         if self.epochs is not None and self.steps is not None:
             raise ConfigError("give --epochs or --steps, not both")
-        if self.projection and not self.conditional:
+        if self.projection and not self.is_conditional:
             raise ConfigError("--projection is a conditional GAN's discriminator: add "
                               "--conditional")
         for name in ("epochs", "steps", "threads", "sample_every", "log_every"):
@@ -175,7 +181,7 @@ def load_data(config: TrainConfig) -> data.Dataset:
     conditional run its labels numbered as the GAN's classes (:func:`class_names`)."""
     dataset = data.load(config.data, classes=config.classes, image_size=config.image_size,
                         pad=config.pad)
-    if not config.conditional:
+    if not config.is_conditional:
         return dataset
     if dataset.y is None:
         raise ConfigError(f"--conditional needs labelled data, and {config.data} has no "
@@ -191,7 +197,7 @@ def gan_config(config: TrainConfig, data_dim: int, num_classes: int = 0) -> GANC
                                              "batch_size", "k", "label_smoothing",
                                              "spectral_norm", "r1_gamma", "r1_every")
                                  if getattr(config, key) is not None}
-    if config.conditional:
+    if config.is_conditional:
         overrides.update(conditional=True, num_classes=num_classes,
                          projection=bool(config.projection))
     if config.ema is not None:
@@ -215,7 +221,7 @@ def gan_config(config: TrainConfig, data_dim: int, num_classes: int = 0) -> GANC
 def build_gan(config: TrainConfig, dataset: data.Dataset, backend: str | None = None) -> GAN:
     """The GAN ``config`` describes, sized for ``dataset`` (and its classes when
     conditional: :func:`load_data` numbered them 0..C-1), freshly initialised."""
-    num_classes = int(dataset.y.max()) + 1 if config.conditional and dataset.y is not None else 0
+    num_classes = int(dataset.y.max()) + 1 if config.is_conditional and dataset.y is not None else 0
     return GAN(gan_config(config, dataset.n_features, num_classes),
                backend=backend or config.backend,
                dtype=config.dtype, seed=config.seed)
