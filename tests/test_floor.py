@@ -58,8 +58,8 @@ def test_gemm_count_and_flops_follow_the_algorithm(name, k):
     G dx)."""
     batch = 32
     p = presets.get(name, data_dim=64 if name == "keras-dcgan" else 20, k=k)
-    g = floor.weight_shapes(p.generator, p.latent_dim)
-    d = floor.weight_shapes(p.discriminator, p.data_dim)
+    g = floor.weight_shapes(p.generator, p.generator_inputs)         # noise (+ one-hot label)
+    d = floor.weight_shapes(p.discriminator, p.discriminator_inputs)  # sample (+ label)
     p_g, p_d = (sum(r * i * o for r, i, o in shapes) for shapes in (g, d))
     f_g, f_d = math.prod(g[0]), math.prod(d[0])
     terms = batch * (k * (p_g + 6 * p_d - 2 * f_d) + 3 * p_g + 2 * p_d - f_g)

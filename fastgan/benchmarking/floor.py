@@ -132,8 +132,8 @@ def step_gemms(preset: GANConfig, batch: int) -> list[Gemm]:
     every input gradient but the first layer's.
     """
     _check_batch(batch)
-    g = weight_shapes(preset.generator, preset.latent_dim)
-    d = weight_shapes(preset.discriminator, preset.data_dim)
+    g = weight_shapes(preset.generator, preset.generator_inputs)
+    d = weight_shapes(preset.discriminator, preset.discriminator_inputs)
     gemms: list[Gemm] = []
     for s in range(preset.k):
         step = f"d_step[{s}]"
@@ -168,8 +168,8 @@ def optimizer_arrays(config: OptimizerConfig) -> int:
 
 def optimizer_bytes(preset: GANConfig, itemsize: int) -> int:
     """Bytes the optimizers move in one training step (D's optimizer runs k times)."""
-    g_params = parameter_count(preset.generator, preset.latent_dim)
-    d_params = parameter_count(preset.discriminator, preset.data_dim)
+    g_params = parameter_count(preset.generator, preset.generator_inputs)
+    d_params = parameter_count(preset.discriminator, preset.discriminator_inputs)
     return itemsize * (optimizer_arrays(preset.g_optimizer) * g_params
                        + preset.k * optimizer_arrays(preset.d_optimizer) * d_params)
 
