@@ -187,6 +187,43 @@ def act_backward(dy, y, act, alpha, dbias):
 
 
 # ---------------------------------------------------------------------- loss
+BCE = -1
+"""The loss pass's kind for binary cross-entropy with logits (the score kinds are ``base``'s)."""
+
+
+@njit(inline="always", error_model="numpy")
+def _loss_pass(logits, kind, target, scale, grad, stats):
+    """One pass over the logits for each loss: ``grad = scale f'(l)``, ``stats[0] = scale
+    sum(f)``, ``stats[1] = mean(sigmoid(l))``; the sums accumulate in float64."""
+    one = logits.dtype.type(1)
+    zero = logits.dtype.type(0)
+    loss = 0.0
+    prob_sum = 0.0
+    rows, cols = logits.shape
+    for i in range(rows):
+        for j in range(cols):
+            logit = logits[i, j]
+            prob = one / (one + math.exp(-logit))
+            if kind == BCE:
+                positive_part = logit if logit > zero else zero
+                loss += positive_part - logit * target + math.log1p(math.exp(-abs(logit)))
+                slope = prob - target
+            elif kind == HINGE:
+                margin = one - target * logit
+                loss += margin if margin > zero else zero
+                slope = -target if margin > zero else zero
+            elif kind == SQUARED:
+                slope = logit - target
+                loss += slope * slope / 2
+            else:
+                loss += logit
+                slope = one
+            prob_sum += prob
+            grad[i, j] = scale * slope
+    stats[0] = scale * loss
+    stats[1] = prob_sum / logits.size
+
+
 @kernel
 def bce_with_logits(logits, target, scale, grad, stats):
     """Binary cross-entropy of logits ``l`` against target ``t``, in one pass.
@@ -196,21 +233,7 @@ def bce_with_logits(logits, target, scale, grad, stats):
     ``d bce/dl = p - t``. Writes ``grad = scale (p - t)``, ``stats[0] = scale sum(bce)`` and
     ``stats[1] = mean(p)``; the sums accumulate in float64.
     """
-    one = logits.dtype.type(1)
-    zero = logits.dtype.type(0)
-    loss = 0.0
-    prob_sum = 0.0
-    rows, cols = logits.shape
-    for i in range(rows):
-        for j in range(cols):
-            logit = logits[i, j]
-            positive_part = logit if logit > zero else zero
-            loss += positive_part - logit * target + math.log1p(math.exp(-abs(logit)))
-            prob = one / (one + math.exp(-logit))
-            prob_sum += prob
-            grad[i, j] = scale * (prob - target)
-    stats[0] = scale * loss
-    stats[1] = prob_sum / logits.size
+    _loss_pass(logits, BCE, target, scale, grad, stats)
 
 
 @kernel
@@ -221,28 +244,7 @@ def score_loss(logits, kind, target, scale, grad, stats):
     ``f' = l - t``; LINEAR ``f = l``, ``f' = 1``. Writes ``grad = scale f'``,
     ``stats[0] = scale sum(f)`` and ``stats[1] = mean(sigmoid(l))``; sums in float64.
     """
-    one = logits.dtype.type(1)
-    zero = logits.dtype.type(0)
-    loss = 0.0
-    prob_sum = 0.0
-    rows, cols = logits.shape
-    for i in range(rows):
-        for j in range(cols):
-            logit = logits[i, j]
-            if kind == HINGE:
-                margin = one - target * logit
-                loss += margin if margin > zero else zero
-                slope = -target if margin > zero else zero
-            elif kind == SQUARED:
-                slope = logit - target
-                loss += slope * slope / 2
-            else:
-                loss += logit
-                slope = one
-            prob_sum += one / (one + math.exp(-logit))
-            grad[i, j] = scale * slope
-    stats[0] = scale * loss
-    stats[1] = prob_sum / logits.size
+    _loss_pass(logits, kind, target, scale, grad, stats)
 
 
 # ---------------------------------------------------------------------- spectral normalisation
