@@ -20,6 +20,12 @@ The libraries come from wheels: ``scipy-openblas32`` / ``scipy-openblas64``
 (``python -c "import scipy_openblas32 as s; print(s.get_lib_dir())"``) and ``mkl`` (its
 ``libmkl_rt.so``), each best installed in a virtual environment of its own and loaded here by
 path.
+
+``--xla`` adds the GEMMs of the JAX peer's compiler (``jax[cpu]``, the ``[compare]`` extra):
+``xla per GEMM``, one jitted ``dot`` per product (transposed operands as the same transposed
+``dot``), and ``xla one program``, all the pass's products in one jitted function, which XLA
+may run side by side. XLA's threads do not follow threadpoolctl, so the process is kept on
+``--threads`` cores (:func:`fastgan.threads.pin_cpus`) before JAX starts.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from fastgan.benchmarking.floor import gemm_operands, step_gemms
 from fastgan.benchmarking.provenance import provenance
 from fastgan.environment import gemm_library
 from fastgan.gan import presets
+from fastgan.threads import pin_cpus
 
 CASES = (("pytorch-vanilla", 100), ("pytorch-vanilla", 512), ("keras-mlp", 128))
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112           # CBLAS enum values
@@ -48,6 +55,7 @@ SGEMM_SYMBOLS = (("scipy_cblas_sgemm64_", ctypes.c_int64),   # scipy-openblas64,
                  ("scipy_cblas_sgemm", ctypes.c_int),        # scipy-openblas32
                  ("cblas_sgemm", ctypes.c_int))              # MKL (LP64), any plain CBLAS
 REFERENCE = "numpy matmul"
+XLA_PER_GEMM, XLA_PROGRAM = "xla per GEMM", "xla one program"
 
 
 @dataclass
@@ -108,22 +116,64 @@ def numpy_matmul(operands: list[tuple[np.ndarray, ...]]) -> Callable[[], None]:
     return run
 
 
+def xla_calls(operands: list[tuple[np.ndarray, ...]], one_program: bool
+              ) -> Callable[[], None]:
+    """One pass over ``operands`` through XLA (see the module), checked against NumPy's
+    products once; the products stay on XLA's side (no copy into ``c``)."""
+    import jax
+    import jax.numpy as jnp
+
+    def stored(x: np.ndarray) -> tuple[jax.Array, bool]:
+        """The array XLA holds and whether the product reads it transposed."""
+        return (jnp.asarray(x), False) if x.flags.c_contiguous else (jnp.asarray(x.T), True)
+
+    pairs = [(stored(a), stored(b)) for a, b, _ in operands]
+    flags = tuple((ta, tb) for (_, ta), (_, tb) in pairs)
+    arrays = [(a, b) for (a, _), (b, _) in pairs]
+
+    def product(a: jax.Array, b: jax.Array, trans_a: bool, trans_b: bool) -> jax.Array:
+        return jnp.matmul(a.T if trans_a else a, b.T if trans_b else b)
+
+    if one_program:
+        program = jax.jit(lambda arrays: [product(a, b, *f)
+                                          for (a, b), f in zip(arrays, flags, strict=True)])
+
+        def run() -> list[jax.Array]:
+            return jax.block_until_ready(program(arrays))
+    else:
+        dot = jax.jit(product, static_argnums=(2, 3))
+
+        def run() -> list[jax.Array]:
+            return jax.block_until_ready([dot(a, b, *f)
+                                          for (a, b), f in zip(arrays, flags, strict=True)])
+
+    for found, (a, b, _) in zip(run(), operands, strict=True):
+        _check_product(f"xla ({'one program' if one_program else 'per GEMM'})",
+                       np.asarray(found), a, b)
+    return run
+
+
+def _check_product(name: str, found: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+    """``found`` must be ``a @ b`` within float32 rounding of k-term sums."""
+    expected = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    error = np.abs(found - expected).max() / np.abs(expected).max()
+    if not error < 1e-5:
+        raise SystemExit(f"{name}: products differ from NumPy's (relative error {error:.2g})")
+
+
 def check(name: str, run: Callable[[], None], operands: list[tuple[np.ndarray, ...]]) -> None:
     """One pass of ``run`` must give NumPy's products (float32 rounding of k-term sums)."""
     for _, _, c in operands:
         c.fill(np.nan)
     run()
     for a, b, c in operands:
-        expected = np.matmul(a.astype(np.float64), b.astype(np.float64))
-        error = np.abs(c - expected).max() / np.abs(expected).max()
-        if not error < 1e-5:
-            raise SystemExit(f"{name}: products differ from NumPy's (relative error {error:.2g})")
+        _check_product(name, c, a, b)
 
 
-def measure(libraries: list[Library], threads: int, rounds: int, window: float
-            ) -> list[dict]:
-    """Each case's GFLOP/s per library, medians over the rounds, and each library's ratio to
-    ``np.matmul`` in the same round (median, min, max)."""
+def measure(libraries: list[Library], threads: int, rounds: int, window: float,
+            xla: bool = False) -> list[dict]:
+    """Each case's GFLOP/s per library (and XLA's two ways with ``xla``), medians over the
+    rounds, and each library's ratio to ``np.matmul`` in the same round (median, min, max)."""
     results = []
     with threadpool_limits(threads, user_api="blas"):
         for preset_name, batch in CASES:
@@ -134,6 +184,9 @@ def measure(libraries: list[Library], threads: int, rounds: int, window: float
             contenders.update({lib.name: lib.calls(operands) for lib in libraries})
             for name, run in contenders.items():
                 check(name, run, operands)
+            if xla:
+                contenders.update({XLA_PER_GEMM: xla_calls(operands, one_program=False),
+                                   XLA_PROGRAM: xla_calls(operands, one_program=True)})
             seconds = alternating_windows(contenders, rounds, window, warmup=3,
                                           settle=0.3 if threads > 1 else 0.0)
             reference = seconds[REFERENCE]
@@ -163,6 +216,11 @@ def describe(libraries: list[Library]) -> dict[str, dict]:
         found[lib.name] = {"library": info.get("internal_api"), "version": info.get("version"),
                            "kernel": info.get("architecture"),
                            "threading": info.get("threading_layer"), "path": lib.path}
+    if "jax" in sys.modules:
+        jax = sys.modules["jax"]
+        for name in (XLA_PER_GEMM, XLA_PROGRAM):
+            found[name] = {"library": "jax", "version": jax.__version__, "kernel": None,
+                           "threading": "xla"}
     return found
 
 
@@ -189,13 +247,17 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=1.0, help="seconds per window")
     parser.add_argument("--numpy-ctypes", action="store_true",
                         help="also call NumPy's own OpenBLAS through ctypes (the route's cost)")
+    parser.add_argument("--xla", action="store_true",
+                        help="also JAX's XLA, a jitted dot per GEMM and all in one program")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.xla:
+        pin_cpus(args.threads)
     libraries = [Library.load(*spec.split("=", 1)) for spec in args.library]
     if args.numpy_ctypes:
         libraries.insert(0, Library.load("numpy's own via ctypes", gemm_library()["path"]))
     load_before = os.getloadavg()
-    results = measure(libraries, args.threads, args.rounds, args.window)
+    results = measure(libraries, args.threads, args.rounds, args.window, args.xla)
     load_after = os.getloadavg()
     described = describe(libraries)
     print(f"{args.rounds} rounds of {args.window:g} s windows, {args.threads} thread(s); "

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONTENDER_FIGURES = {"step_ms", "steps_per_s", "samples_per_s", "gflops", "pct_gemm_peak",
                      "pct_floor", "pct_graph_floor", "cpu_per_wall"}
 FLOOR_FIGURES = {"gemm_ms", "optimizer_ms", "floor_ms", "gemm_gflops", "flops", "graph"}
-GRAPH_FIGURES = {"critical_path_ms", "work_ms", "per_core_gflops", "gemm_ms", "floor_ms"}
+GRAPH_FIGURES = {"critical_path_ms", "work_ms", "together_gflops", "gemm_ms", "floor_ms"}
 
 
 def _numbers(value: object) -> list[float]:

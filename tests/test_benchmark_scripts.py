@@ -193,6 +193,21 @@ def test_gemm_library_comparison_checks_and_times_numpys_own_blas(tmp_path, monk
     assert "| tiny b8 | own (openblas" in table
 
 
+def test_gemm_library_comparison_times_xla_both_ways(monkeypatch):
+    """XLA's products are checked against NumPy's and timed beside np.matmul, one jitted dot
+    per GEMM and all in one program."""
+    pytest.importorskip("jax", reason="XLA's GEMMs need jax (the [compare] extra)")
+    gemm_libraries = _load("gemm_libraries")
+    monkeypatch.setattr(gemm_libraries, "CASES", (("tiny", 8),))
+    results = gemm_libraries.measure([], threads=1, rounds=1, window=0.01, xla=True)
+    [result] = results
+    assert set(result["libraries"]) == {gemm_libraries.REFERENCE, gemm_libraries.XLA_PER_GEMM,
+                                        gemm_libraries.XLA_PROGRAM}
+    assert all(row["gflops"] > 0 for row in result["libraries"].values())
+    assert "| tiny b8 | xla one program (jax " in gemm_libraries.table(
+        results, gemm_libraries.describe([]), 1)
+
+
 def test_gemm_library_check_catches_wrong_products():
     gemm_libraries = _load("gemm_libraries")
     import numpy as np
@@ -240,6 +255,9 @@ def test_split_benchmark_times_every_gemm_three_ways():
     rows = bench.measure("tiny", 8, threads=2, repeats=1)
     assert len(rows) == len(step_gemms(presets.get("tiny", batch_size=8), 8))
     assert all(row[way] > 0 for row in rows for way in ("one_thread", "side_by_side",
-                                                          "blas_pool"))
+                                                          "blas_pool", "copies"))
+    assert all(row["copies_speedup"] == pytest.approx(2 * row["one_thread"] / row["copies"])
+               for row in rows)
     table = bench.report(rows)
     assert "| side_by_side us |" in table and "cutting is fastest from" in table
+    assert "| T copies us | copies' speed-up |" in table

@@ -138,13 +138,15 @@ def test_steady_state_dcgan_step_allocates_nothing(monkeypatch, options):
 
 
 def test_steady_state_scheduled_step_allocates_nothing():
-    """numba's scheduled step, every GEMM cut among two threads or run beside another: its
-    pool hands the jobs over through locks made with it, and the blocks are views, so no
-    array (and no thread, lock or future) is created inside a step either."""
-    gan, real = _small_gan("pytorch-vanilla", "numba")
+    """numba's scheduled step, every GEMM and optimizer pass cut among two threads or run
+    beside another: its pool hands the jobs over through locks made with it, and the blocks
+    and slices are views, so no array (and no thread, lock or future) is created inside a
+    step either."""
+    gan, real = _small_gan("pytorch-vanilla", "numba", ema_decay=0.99)
     before = blas_threads()
     try:
-        assert_steps_allocate_nothing(ScheduledStep(gan, 2, split_min_flops=0), real)
+        assert_steps_allocate_nothing(
+            ScheduledStep(gan, 2, split_min_flops=0, split_min_elements=1), real)
     finally:
         set_blas_threads(max(before, 1))
 

@@ -142,12 +142,41 @@ def test_schedule_shares_threads_and_cuts_only_large_products():
         GemmSchedule(2, split_min_flops=-1)
 
 
+def test_flat_passes_are_cut_into_one_slice_per_thread():
+    """Each slice runs on its own thread, the slices tile the buffers in order, and a pass too
+    small to cut runs whole on the calling thread."""
+    seen: list[tuple[int, int, int]] = []
+    lock = threading.Lock()
+
+    def kernel(first, second, scalar):
+        with lock:
+            seen.append((threading.get_ident(), int(first[0]), first.size))
+        np.testing.assert_array_equal(second, first * 2)
+        first += scalar
+
+    buffer = np.arange(10.0)
+    schedule = GemmSchedule(3, split_min_elements=3)
+    schedule.run_flat(kernel, (buffer, buffer * 2), (0.5,))
+    np.testing.assert_array_equal(buffer, np.arange(10.0) + 0.5)
+    assert sorted((first, size) for _, first, size in seen) == [(0, 3), (3, 3), (6, 4)]
+    assert len({thread for thread, _, _ in seen}) == 3
+    seen.clear()
+    GemmSchedule(3, split_min_elements=6).run_flat(kernel, (np.arange(10.0), np.arange(10.0) * 2),
+                                                   (0.0,))
+    assert [(thread, size) for thread, _, size in seen] == [(threading.get_ident(), 10)]
+    with pytest.raises(ConfigError, match="split_min_elements"):
+        GemmSchedule(2, split_min_elements=0)
+
+
 # ---------------------------------------------------------------- the step
 @pytest.mark.parametrize("threads", [1, 2, 3])
-@pytest.mark.parametrize("preset", ["pytorch-vanilla", "numpy-adam"])
-def test_whole_gemms_equal_the_serial_step_bit_for_bit(host_backend, preset, threads):
-    serial, scheduled = _gan(host_backend, preset=preset), _gan(host_backend, preset=preset)
-    stepper = ScheduledStep(scheduled, threads, split_min_flops=None)
+@pytest.mark.parametrize(("preset", "options"), [("pytorch-vanilla", {"ema_decay": 0.9}),
+                                                 ("numpy-adam", {}), ("numpy-mlp", {})])
+def test_whole_gemms_equal_the_serial_step_bit_for_bit(host_backend, preset, options, threads):
+    """Every optimizer pass (Adam, SGD, the weight average) cut among the threads too
+    (``split_min_elements=1``): an elementwise pass computes each element as a whole one."""
+    serial, scheduled = (_gan(host_backend, preset=preset, **options) for _ in range(2))
+    stepper = ScheduledStep(scheduled, threads, split_min_flops=None, split_min_elements=1)
     for step in range(4):
         real = _real(serial, step)
         serial.step(real)

@@ -200,18 +200,29 @@ class NumbaBackend(Backend):
     def sgd_update(self, param: Any, grad: Any, velocity: Any, lr: float, momentum: float) -> None:
         """SGD (with momentum) in one pass over the flat buffer."""
         scalar = param.dtype.type
-        kernels.sgd_update(param, grad, velocity, scalar(lr), scalar(momentum))
+        self._flat_pass(kernels.sgd_update, (param, grad, velocity), scalar(lr),
+                        scalar(momentum))
 
     def ema_update(self, average: Any, value: Any, decay: float) -> None:
         """``average = decay average + (1-decay) value`` in one pass, no temporary."""
         scalar = average.dtype.type
-        kernels.ema_update(average, value, scalar(decay), scalar(1.0 - decay))
+        self._flat_pass(kernels.ema_update, (average, value), scalar(decay),
+                        scalar(1.0 - decay))
 
     def adam_update(self, param: Any, grad: Any, m: Any, v: Any, lr: float, beta1: float,
                     beta2: float, eps: float, step: int) -> None:
         """Bias-corrected Adam in one pass over the flat buffer."""
         scalar = param.dtype.type
-        kernels.adam_update(param, grad, m, v, scalar(beta1), scalar(1.0 - beta1),
-                            scalar(beta2), scalar(1.0 - beta2),
-                            scalar(lr / (1.0 - beta1**step)), scalar(np.sqrt(1.0 - beta2**step)),
-                            scalar(eps))
+        self._flat_pass(kernels.adam_update, (param, grad, m, v), scalar(beta1),
+                        scalar(1.0 - beta1), scalar(beta2), scalar(1.0 - beta2),
+                        scalar(lr / (1.0 - beta1**step)), scalar(np.sqrt(1.0 - beta2**step)),
+                        scalar(eps))
+
+    def _flat_pass(self, kernel: Any, buffers: tuple[np.ndarray, ...], *scalars: Any) -> None:
+        """``kernel(*buffers, *scalars)``, an elementwise pass over flat buffers of one size:
+        one call, or inside :meth:`gemms_on` slices of it side by side on the schedule's
+        threads (each element computed as in one call, so the result is the same)."""
+        if self.gemm_schedule is None:
+            kernel(*buffers, *scalars)
+        else:
+            self.gemm_schedule.run_flat(kernel, buffers, scalars)

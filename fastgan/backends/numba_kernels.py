@@ -34,8 +34,9 @@ from .philox import MASK32, MULTIPLIERS, RNG_DROPOUT, RNG_NORMAL, RNG_UNIFORM, U
 
 # _nrt=False: a kernel cannot allocate. error_model="numpy": x/0 is inf or nan as in NumPy
 # (Python's ZeroDivisionError check would also stop every loop with a division from
-# vectorizing).
-kernel = njit(cache=True, _nrt=False, error_model="numpy")
+# vectorizing). nogil: a kernel releases the GIL while it runs, so the scheduled step's pool
+# threads run slices of one pass side by side (:meth:`GemmSchedule.run_flat`).
+kernel = njit(cache=True, _nrt=False, error_model="numpy", nogil=True)
 
 
 # ---------------------------------------------------------------------- tanh

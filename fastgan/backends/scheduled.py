@@ -12,6 +12,12 @@ product among themselves, as BLAS's own pool does:
   slice of the output (views: nothing is allocated);
 * everything else runs whole, as the backend's own ``gemm``.
 
+The same pool runs the numba backend's optimizer passes (Adam, SGD and the generator's weight
+average, each one elementwise pass over a network's flat buffers, bound by memory): a pass
+over at least ``split_min_elements`` elements is cut into one contiguous slice per thread
+(:meth:`GemmSchedule.run_flat`), each slice one call of the ``nogil`` kernel. Every element
+is computed as in the whole pass, so the cut changes no result.
+
 Results: a product run whole on one thread is the same BLAS call as the serial step's, so
 with ``split_min_flops=None`` (never cut) the step equals the serial step bit for bit when
 BLAS runs one thread in both. A cut product sums each output element over the same inner
@@ -36,6 +42,11 @@ DEFAULT_SPLIT_MIN_FLOPS = 4_000_000
 """Work below which a product is not cut: handing a block to a worker costs a wake-up (tens of
 microseconds on a busy machine), about what 4 MFLOP take on one core. A first guess from noisy
 measurements on a shared 2-core VM; ``benchmarks/bench_split.py`` measures it per shape."""
+
+
+DEFAULT_SPLIT_MIN_ELEMENTS = 1 << 16
+"""Elements below which an elementwise pass is not cut: Adam over 65,536 float32 values moves
+1.8 MB, about 0.1 ms at the memory speed of one core, a few wake-ups' worth."""
 
 
 def product_flops(product: Product) -> int:
@@ -65,16 +76,21 @@ def blocks(product: Product, parts: int) -> list[Job]:
 class GemmSchedule:
     """Independent GEMMs side by side on ``threads`` threads (see the module);
     ``split_min_flops``: the least work a product needs to be cut among threads (None: never
-    cut, which keeps every result bit-identical to a one-thread serial step)."""
+    cut, which keeps every result bit-identical to a one-thread serial step);
+    ``split_min_elements``: the least size of an elementwise pass cut among them."""
 
-    def __init__(self, threads: int, split_min_flops: int | None = DEFAULT_SPLIT_MIN_FLOPS
-                 ) -> None:
+    def __init__(self, threads: int, split_min_flops: int | None = DEFAULT_SPLIT_MIN_FLOPS,
+                 split_min_elements: int = DEFAULT_SPLIT_MIN_ELEMENTS) -> None:
         if split_min_flops is not None and split_min_flops < 0:
             raise ConfigError(f"split_min_flops must be None or at least 0, "
                               f"got {split_min_flops!r}")
+        if not (isinstance(split_min_elements, int) and split_min_elements >= 1):
+            raise ConfigError(f"split_min_elements must be a positive integer, "
+                              f"got {split_min_elements!r}")
         self.pool = SideBySide(threads)
         self.threads = threads
         self.split_min_flops = split_min_flops
+        self.split_min_elements = split_min_elements
 
     def run(self, backend: Any, products: Sequence[Product]) -> None:
         """``out = op(a) @ op(b)`` for every product (no product may read another's ``out``),
@@ -90,6 +106,16 @@ class GemmSchedule:
                 jobs.append((backend.gemm, product))
         for first in range(0, len(jobs), self.threads):
             self.pool.run(jobs[first:first + self.threads])
+
+    def run_flat(self, kernel: Any, buffers: Sequence[Any], scalars: Sequence[Any]) -> None:
+        """``kernel(*buffers, *scalars)`` for an elementwise ``kernel`` over flat ``buffers``
+        of one size, as one call per contiguous slice, side by side (one slice per
+        ``split_min_elements`` elements, at most one per thread)."""
+        size = buffers[0].size
+        parts = min(self.threads, max(1, size // self.split_min_elements))
+        self.pool.run([(kernel, (*(buffer[i * size // parts:(i + 1) * size // parts]
+                                   for buffer in buffers), *scalars))
+                       for i in range(parts)])
 
     def _cut(self, product: Product) -> bool:
         """Whether to cut ``product``: worth it, and a plain BLAS call (an inner dimension of

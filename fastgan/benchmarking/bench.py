@@ -15,11 +15,11 @@ How a figure is made:
   (:mod:`fastgan.benchmarking.floor`). Each contender is reported as a % of
   both.
 * The graph floor at T threads (:func:`fastgan.benchmarking.floor.measure_graph_floor`: the
-  larger of the step's critical path of GEMMs and its GEMM work at the best one-thread rate over
-  T, plus the same optimizer traffic) bounds a step that runs independent GEMMs side by side,
-  as numba's scheduled step (``--schedule``, :mod:`fastgan.gan.scheduled`) does; its GEMMs are
-  timed one by one before the interleaved repetitions, and every contender is reported as a %
-  of it too.
+  larger of the step's critical path of GEMMs and its GEMM work at the best rate T threads
+  reached together, plus the same optimizer traffic) bounds a step that runs independent
+  GEMMs side by side, as numba's scheduled step (``--schedule``, :mod:`fastgan.gan.scheduled`)
+  does; its GEMMs are timed one by one before the interleaved repetitions, and every
+  contender is reported as a % of it too.
 
 Import heavy dependencies (torch, matplotlib) inside functions: ``fastgan`` must start quickly.
 """

@@ -9,8 +9,8 @@ work is fused, a step that runs its GEMMs one after another cannot run faster th
 A step that runs independent GEMMs side by side (:mod:`fastgan.gan.scheduled`) can beat that;
 the graph floor at T threads bounds every schedule (:func:`graph_floor`): the GEMM part is the
 larger of the step's critical path (its chain of stages, each at least its slowest GEMM at
-its fastest on up to T threads) and its total work at the best measured one-thread rate over
-T threads.
+its fastest on up to T threads) and its total work at the best rate T threads reached
+together (T copies of one of the step's GEMMs side by side).
 
 :func:`step_gemms` lists every GEMM of one fastgan training step (k D steps, then a G step,
 as :mod:`fastgan.gan.model` runs it); :func:`measure_gemm_floor` times them with NumPy's BLAS on
@@ -293,25 +293,27 @@ def gemm_stages(gemms: Sequence[Gemm]) -> list[list[int]]:
     return stages
 
 
-def graph_floor(flops: Sequence[int], one_thread_s: Sequence[float],
-                fastest_s: Sequence[float], stages: Sequence[Sequence[int]], threads: int
-                ) -> dict[str, float]:
+def graph_floor(flops: Sequence[int], fastest_s: Sequence[float], copies_s: Sequence[float],
+                stages: Sequence[Sequence[int]], threads: int) -> dict[str, float]:
     """The least time ``threads`` threads need for GEMMs with these ``flops`` in these
-    ``stages`` (:func:`gemm_stages`), given each GEMM's measured time on one thread
-    (``one_thread_s``) and the fastest measured on at most ``threads`` (``fastest_s``):
+    ``stages`` (:func:`gemm_stages`), given each GEMM's fastest measured time on at most
+    ``threads`` threads (``fastest_s``) and the time ``threads`` copies of it took side by
+    side, one thread each (``copies_s``):
 
     * ``critical_path_s``: the stages run one after another and a stage takes at least as
       long as its slowest GEMM at its fastest, so the sum over stages of that;
-    * ``work_s``: no thread computes faster than the best rate one thread reached on any of
-      these GEMMs (``per_core_flops``, flop/s), so all the work over ``threads`` such threads;
+    * ``work_s``: the threads together compute no faster than the best total rate they
+      reached on copies of any of these GEMMs (``together_flops``, flop/s: ``threads`` x
+      flops / copies_s), so all the work at that rate. Measured, not ``threads`` times one
+      thread's rate: two vCPUs need not deliver twice one's (shared cores, clocks, caches);
     * ``floor_s``: the larger of the two (both are bounds).
     """
     if not (isinstance(threads, int) and threads >= 1):
         raise ConfigError(f"threads must be a positive integer, got {threads!r}")
-    per_core = max(f / t for f, t in zip(flops, one_thread_s, strict=True))
+    together = max(threads * f / t for f, t in zip(flops, copies_s, strict=True))
     critical = sum(max(fastest_s[i] for i in stage) for stage in stages)
-    work = sum(flops) / (threads * per_core)
-    return {"critical_path_s": critical, "work_s": work, "per_core_flops": per_core,
+    work = sum(flops) / together
+    return {"critical_path_s": critical, "work_s": work, "together_flops": together,
             "floor_s": max(critical, work)}
 
 
@@ -319,11 +321,15 @@ WAYS = ("one_thread", "side_by_side", "blas_pool")
 """How :func:`gemm_times` runs each GEMM on T threads: whole on one thread; cut into T blocks
 run side by side, BLAS on one thread each (as a scheduled step cuts it:
 :func:`fastgan.backends.scheduled.blocks`); whole on BLAS's own pool of T threads."""
+COPIES = "copies"
+"""What :func:`gemm_times` also times: T copies of each GEMM side by side, one thread each
+(their own outputs), T times the work: what the T threads deliver together."""
 
 
 def gemm_times(operands: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], threads: int,
                repeats: int = 10) -> dict[str, list[float]]:
-    """Each GEMM's median seconds in each of :data:`WAYS` on ``threads`` threads, by way.
+    """Each GEMM's median seconds in each of :data:`WAYS` on ``threads`` threads, and of
+    :data:`COPIES`, by way.
 
     Each way runs the step's GEMMs back to back in order, as the floor does (so each GEMM finds
     the caches as the one before leaves them), one pass to warm up and ``repeats`` timed, each
@@ -335,10 +341,13 @@ def gemm_times(operands: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], th
     whole = [partial(np.matmul, a, b, out=c) for a, b, c in operands]
     calls = {"one_thread": (1, whole), "blas_pool": (threads, whole),
              "side_by_side": (1, [partial(pool.run, blocks((a, b, c, False, False), threads))
-                                  for a, b, c in operands])}
+                                  for a, b, c in operands]),
+             COPIES: (1, [partial(pool.run, [(np.matmul, (a, b, np.empty_like(c)))
+                                             for _ in range(threads)])
+                          for a, b, c in operands])}
     times: dict[str, list[float]] = {}
     try:
-        for way in WAYS:
+        for way in (*WAYS, COPIES):
             blas, runs = calls[way]
             set_blas_threads(blas)
             passes = [[seconds_of(run) for run in runs] for _ in range(1 + repeats)]
@@ -353,15 +362,16 @@ def measure_graph_floor(preset: GANConfig, batch: int, threads: int, dtype: str 
                         repeats: int = 10) -> dict[str, float]:
     """:func:`graph_floor` of the step's GEMMs from :func:`gemm_times` on ``threads`` (each
     GEMM at its fastest of the three ways), in milliseconds: ``critical_path_ms``,
-    ``work_ms``, ``per_core_gflops`` and ``gemm_ms`` (the larger bound; the optimizer's
+    ``work_ms``, ``together_gflops`` and ``gemm_ms`` (the larger bound; the optimizer's
     traffic is the caller's to add)."""
     gemms = step_gemms(preset, batch)
     times = gemm_times(gemm_operands(preset, batch, dtype), threads, repeats)
-    fastest = [min(ways) for ways in zip(*times.values(), strict=True)]
-    bound = graph_floor([g.flops for g in gemms], times["one_thread"], fastest,
-                        gemm_stages(gemms), threads)
+    fastest = [min(ways) for ways in zip(*(times[way] for way in WAYS), strict=True)]
+    bound = graph_floor([g.flops for g in gemms], fastest, times[COPIES], gemm_stages(gemms),
+                        threads)
     return {"critical_path_ms": 1e3 * bound["critical_path_s"], "work_ms": 1e3 * bound["work_s"],
-            "per_core_gflops": bound["per_core_flops"] / 1e9, "gemm_ms": 1e3 * bound["floor_s"]}
+            "together_gflops": bound["together_flops"] / 1e9,
+            "gemm_ms": 1e3 * bound["floor_s"]}
 
 
 # ---------------------------------------------------------------- argument checks

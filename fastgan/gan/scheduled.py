@@ -12,7 +12,9 @@ single GEMM cut into blocks, one per thread. BLAS is held to one thread per call
 the stepper is made and checked with threadpoolctl, and set again before a step only if
 fastgan set it since (:func:`fastgan.threads.set_num_threads`, say: a counter says so, for
 nothing, where asking the libraries every step would cost); the elementwise
-kernels run between the GEMMs on the calling thread, as in the serial step.
+kernels run between the GEMMs on the calling thread, as in the serial step, but for the
+numba backend's optimizer passes (Adam, SGD, the weight average), whose slices run side by
+side (:meth:`~fastgan.backends.scheduled.GemmSchedule.run_flat`).
 
 Results: with ``split_min_flops=None`` every GEMM is one whole BLAS call on one thread, the
 same calls as the serial step's, so the step equals a serial step with BLAS on one thread bit
@@ -28,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.scheduled import DEFAULT_SPLIT_MIN_FLOPS, GemmSchedule
+from ..backends.scheduled import DEFAULT_SPLIT_MIN_ELEMENTS, DEFAULT_SPLIT_MIN_FLOPS, GemmSchedule
 from ..errors import ConfigError
 from ..threads import blas_settings, default_num_threads, get_num_threads, set_blas_threads
 from ..training.loop import GradientHook
@@ -38,16 +40,17 @@ class ScheduledStep:
     """Steps ``gan`` (numpy or numba backend) with its independent GEMMs side by side on
     ``threads`` threads (None: :func:`fastgan.threads.default_num_threads`); products of at
     least ``split_min_flops`` are cut among the threads a set leaves them (None: never cut;
-    see the module)."""
+    see the module), optimizer passes of at least ``split_min_elements`` elements too."""
 
     def __init__(self, gan: Any, threads: int | None = None, *,
-                 split_min_flops: int | None = DEFAULT_SPLIT_MIN_FLOPS) -> None:
+                 split_min_flops: int | None = DEFAULT_SPLIT_MIN_FLOPS,
+                 split_min_elements: int = DEFAULT_SPLIT_MIN_ELEMENTS) -> None:
         if gan.backend.xp is not np:
             raise ConfigError(f"a scheduled step runs host GEMMs (numpy or numba backend); this "
                               f"GAN runs on {gan.backend.name}")
         self.gan = gan
         self.schedule = GemmSchedule(default_num_threads() if threads is None else threads,
-                                     split_min_flops)
+                                     split_min_flops, split_min_elements)
         set_blas_threads(1, rescan=True)
         in_force = get_num_threads()["blas"]
         if in_force > 1:
