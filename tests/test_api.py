@@ -16,7 +16,7 @@ PARAMETER_COUNTS = {   # (generator, discriminator) trainable parameters for 28x
     "numpy-adam": (572_584, 100_609),
     "pytorch-vanilla": (1_486_352, 1_460_225),
     "fast-mlp": (1_486_352, 1_460_225),           # pytorch-vanilla's architecture
-    "fast-cgan": (1_488_912, 1_470_465),          # + 10 one-hot inputs to G's and D's first layer
+    "fast-cgan": (1_488_912, 1_462_785),  # + 10 one-hot inputs to G, D's 10 x 256 embedding
 }
 
 

@@ -192,11 +192,12 @@ def test_conditional_errors_are_one_clear_line(tmp_path, conditional_run, args, 
 
 
 def test_the_fast_cgan_preset_is_fast_mlp_with_labels():
-    """fast-cgan: fast-mlp's networks and training settings, conditional on 10 classes."""
+    """fast-cgan: fast-mlp's networks and training settings, conditional on 10 classes with
+    the projection discriminator."""
     cgan, mlp = presets.get("fast-cgan"), presets.get("fast-mlp")
-    assert cgan.conditional and cgan.num_classes == 10 and not cgan.projection
+    assert cgan.conditional and cgan.num_classes == 10 and cgan.projection
     assert cgan.replace(name=mlp.name, source=mlp.source, conditional=False,
-                        num_classes=0) == mlp
+                        num_classes=0, projection=False) == mlp
 
 
 def test_train_fast_cgan_takes_its_classes_from_the_data(tmp_path):

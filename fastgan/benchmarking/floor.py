@@ -333,7 +333,10 @@ def gemm_times(operands: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], th
 
     Each way runs the step's GEMMs back to back in order, as the floor does (so each GEMM finds
     the caches as the one before leaves them), one pass to warm up and ``repeats`` timed, each
-    GEMM timed on its own. BLAS's thread count is as before afterwards.
+    GEMM timed on its own. The ways take turns pass by pass, so that a change in the machine's
+    speed meets them all alike (on the 2-vCPU VM, what two threads deliver together swung
+    from 1.0x to 2.2x one thread's rate from one minute to the next). BLAS's thread count is as
+    before afterwards.
     """
     _check_repeats(repeats)
     before = blas_threads()
@@ -345,17 +348,17 @@ def gemm_times(operands: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], th
              COPIES: (1, [partial(pool.run, [(np.matmul, (a, b, np.empty_like(c)))
                                              for _ in range(threads)])
                           for a, b, c in operands])}
-    times: dict[str, list[float]] = {}
+    passes: dict[str, list[list[float]]] = {way: [] for way in calls}
     try:
-        for way in (*WAYS, COPIES):
-            blas, runs = calls[way]
-            set_blas_threads(blas)
-            passes = [[seconds_of(run) for run in runs] for _ in range(1 + repeats)]
-            times[way] = [statistics.median(column) for column in zip(*passes[1:], strict=True)]
+        for _ in range(1 + repeats):
+            for way, (blas, runs) in calls.items():
+                set_blas_threads(blas)
+                passes[way].append([seconds_of(run) for run in runs])
     finally:
         pool.close()
         set_blas_threads(max(before, 1))
-    return times
+    return {way: [statistics.median(column) for column in zip(*timed[1:], strict=True)]
+            for way, timed in passes.items()}
 
 
 def measure_graph_floor(preset: GANConfig, batch: int, threads: int, dtype: str = "float32",

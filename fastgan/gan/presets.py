@@ -114,12 +114,14 @@ def _fast_mlp(data_dim: int, latent_dim: int = 100,
 
 def _fast_cgan(data_dim: int, **fast_mlp: Any) -> GANConfig:
     """``fast-mlp`` made class-conditional: the one-hot label (10 classes, as Fashion-MNIST
-    and the digits have; a run sets ``num_classes`` from its data) beside G's noise and D's
-    input, the way the conditional GANs of the Keras examples and PyTorch-GAN feed it
-    (docs/conditional.md)."""
+    and the digits have; a run sets ``num_classes`` from its data) beside G's noise, and D a
+    projection discriminator (Miyato and Koyama, 2018: the label's embedding times D's last
+    hidden features, added to its logit), which won the race against labels concatenated to
+    D's input (docs/conditional.md)."""
     return replace(_fast_mlp(data_dim, **fast_mlp), name="fast-cgan",
-                   source="fast-mlp with one-hot class labels beside G's noise and D's input",
-                   conditional=True, num_classes=10)
+                   source="fast-mlp with one-hot class labels beside G's noise and a "
+                          "projection discriminator",
+                   conditional=True, num_classes=10, projection=True)
 
 
 def _keras_dcgan(data_dim: int, latent_dim: int = 64, channels: int = 1,
