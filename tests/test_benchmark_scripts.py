@@ -250,6 +250,15 @@ def test_rng_streams_benchmark_measures_and_reports():
     assert "numba philox:" in text and "numba pcg64:" in text and "Philox over PCG64" in text
 
 
+def test_graph_floor_benchmark_reports_every_case(monkeypatch):
+    bench = _load("graph_floor")
+    monkeypatch.setattr(bench, "CASES", (("tiny", 8),))
+    rows = bench.measure(threads=2, repeats=1)
+    row = rows["tiny b8"]
+    assert row["gemm_ms"] == max(row["critical_path_ms"], row["work_ms"])
+    assert row["floor_ms"] == pytest.approx(row["gemm_ms"] + row["optimizer_ms"])
+
+
 def test_split_benchmark_times_every_gemm_three_ways():
     bench = _load("bench_split")
     rows = bench.measure("tiny", 8, threads=2, repeats=1)

@@ -162,23 +162,27 @@ def test_stages_pair_each_backwards_weight_and_input_gradients():
 def test_graph_floor_is_the_larger_of_critical_path_and_work_at_the_threads_rate():
     """A made-up graph: GEMM 0 alone, then 1 and 2 side by side, then 3 alone. Two copies of
     GEMM 0 took 1.25 s side by side: the two threads together reach 2 x 10 / 1.25 = 16 flop/s
-    at best (not twice the 10 flop/s one thread reached); GEMMs run at best in the given
-    times."""
+    at best (not twice the 10 flop/s one thread reached; no GEMM's fastest way, which may
+    use both threads, went faster); GEMMs run at best in the given times."""
     flops = [10, 20, 20, 5]
     one_thread = [1.0, 4.0, 2.0, 1.0]            # rates 10, 5, 10, 5 flop/s
     copies = [1.25, 5.0, 4.0, 1.0]               # together 16, 8, 10, 10 flop/s
-    fastest = [0.6, 2.5, 1.5, 1.0]
+    fastest = [0.8, 2.5, 1.6, 1.0]               # 12.5, 8, 12.5, 5 flop/s
     stages = [[0], [1, 2], [3]]
     two = floor.graph_floor(flops, fastest, copies, stages, 2)
     assert two["together_flops"] == 16
-    assert two["critical_path_s"] == pytest.approx(0.6 + 2.5 + 1.0)
+    assert two["critical_path_s"] == pytest.approx(0.8 + 2.5 + 1.0)
     assert two["work_s"] == pytest.approx(55 / 16)
     assert two["floor_s"] == two["critical_path_s"]
+    # A GEMM run faster by a way than its copies suggest: the rate it reached counts.
+    quick = floor.graph_floor(flops, [0.5, 2.5, 1.6, 1.0], copies, stages, 2)
+    assert quick["together_flops"] == 20 and quick["work_s"] == pytest.approx(55 / 20)
     one = floor.graph_floor(flops, one_thread, one_thread, stages, 1)   # copies of one: itself
     assert one["critical_path_s"] == pytest.approx(1.0 + 4.0 + 1.0)
     assert one["work_s"] == pytest.approx(5.5) and one["floor_s"] == pytest.approx(6.0)
-    wide = floor.graph_floor(flops, [0.1, 0.2, 0.2, 0.1], one_thread, stages, 4)  # perfect
-    assert wide["floor_s"] == wide["work_s"] == pytest.approx(55 / 40)
+    wide = floor.graph_floor(flops, [0.1, 0.2, 0.2, 0.1], one_thread, stages, 4)  # 100 flop/s
+    assert wide["together_flops"] == 100
+    assert wide["floor_s"] == wide["work_s"] == pytest.approx(55 / 100)
     with pytest.raises(ConfigError, match="threads"):
         floor.graph_floor(flops, fastest, copies, stages, 0)
 

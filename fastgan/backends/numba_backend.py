@@ -12,7 +12,8 @@ Threads: one knob sets both BLAS's pool and Numba's (:func:`fastgan.threads.set_
 ``FASTGAN_NUM_THREADS`` environment variable read when the backend is created; the default
 is the number of physical cores). The kernels themselves are serial: between OpenBLAS
 calls a second busy pool oversubscribes the cores, and one core already streams them at
-memory speed.
+memory speed. They release the GIL, so the scheduled step (:mod:`fastgan.gan.scheduled`)
+runs slices of the optimizer passes on its own threads side by side.
 
 Noise and dropout masks come from the counter-based Philox4x32-10 stream (:mod:`.philox`),
 drawn by a vectorized kernel at about 1 ns per value (NumPy's PCG64 and a threshold pass took

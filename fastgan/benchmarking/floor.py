@@ -303,14 +303,16 @@ def graph_floor(flops: Sequence[int], fastest_s: Sequence[float], copies_s: Sequ
     * ``critical_path_s``: the stages run one after another and a stage takes at least as
       long as its slowest GEMM at its fastest, so the sum over stages of that;
     * ``work_s``: the threads together compute no faster than the best total rate they
-      reached on copies of any of these GEMMs (``together_flops``, flop/s: ``threads`` x
-      flops / copies_s), so all the work at that rate. Measured, not ``threads`` times one
-      thread's rate: two vCPUs need not deliver twice one's (shared cores, clocks, caches);
+      were measured to reach on any of these GEMMs (``together_flops``, flop/s: the larger of
+      ``threads`` x flops / copies_s and flops / fastest_s), so all the work at that rate.
+      Measured, not ``threads`` times one thread's rate: two vCPUs need not deliver twice
+      one's (shared cores, clocks, caches);
     * ``floor_s``: the larger of the two (both are bounds).
     """
     if not (isinstance(threads, int) and threads >= 1):
         raise ConfigError(f"threads must be a positive integer, got {threads!r}")
-    together = max(threads * f / t for f, t in zip(flops, copies_s, strict=True))
+    together = max(max(threads * f / c, f / t)
+                   for f, c, t in zip(flops, copies_s, fastest_s, strict=True))
     critical = sum(max(fastest_s[i] for i in stage) for stage in stages)
     work = sum(flops) / together
     return {"critical_path_s": critical, "work_s": work, "together_flops": together,
