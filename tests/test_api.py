@@ -150,7 +150,8 @@ def test_bad_batches_are_clear_errors():
 
 PUBLIC_NAMES = (   # what users import from the package root; the layout may move code, not these
     "GAN", "GANConfig", "MLP", "SGD", "Adam", "Constant", "InverseTimeDecay", "StepDecay",
-    "Activation", "BatchNorm", "Conv2D", "Dense", "Dropout", "Flatten", "Reshape", "UpSampling2D",
+    "Activation", "BatchNorm", "Conv2D", "ConvTranspose2D", "Dense", "Dropout", "Flatten",
+    "Reshape", "UpSampling2D",
     "Callback", "History", "BackendUnavailable", "CheckpointError", "ConfigError", "DataError",
     "FastganError", "TrainingDiverged", "available_backends", "get_backend", "use_backend",
     "evaluate", "export", "load", "data", "distributed", "presets", "__version__",

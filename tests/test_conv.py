@@ -4,11 +4,17 @@ preset's shapes and parameter counts, and clear errors for networks that do not 
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import pytest
 from support import tolerances
+from support.small_presets import (
+    TRANSPOSED_GENERATOR,
+    transposed_config,
+    transposed_discriminator,
+)
 
 from fastgan import GAN, MLP, ConfigError, data, load
 from fastgan.backends.base import ConvGeometry
@@ -17,6 +23,7 @@ from fastgan.nn.specs import (
     Activation,
     BatchNorm,
     Conv2D,
+    ConvTranspose2D,
     Dense,
     Flatten,
     Reshape,
@@ -26,23 +33,29 @@ from fastgan.nn.specs import (
 from fastgan.training import serialization
 
 
-def _direct_conv(images: np.ndarray, kernel: np.ndarray, bias: np.ndarray,
-                 stride: int) -> np.ndarray:
-    """TensorFlow's "same" convolution written out: ``images`` (n, H, W, C), ``kernel``
-    (k, k, C, F); out = ceil(in / stride), padding split with the odd pixel bottom/right."""
-    n, height, width, _ = images.shape
-    size = kernel.shape[0]
+def _same_windows(height: int, width: int, size: int, stride: int):
+    """TensorFlow's "same" windows over an (H, W) image: ``((ho, wo), (dy, dx), (h, w))`` for
+    every output pixel, kernel offset and the input pixel it reads (padding left out); out =
+    ceil(in / stride), the padding split with the odd pixel bottom/right."""
     out_h, out_w = math.ceil(height / stride), math.ceil(width / stride)
     top = max((out_h - 1) * stride + size - height, 0) // 2
     left = max((out_w - 1) * stride + size - width, 0) // 2
-    out = np.tile(bias, (n, out_h, out_w, 1)).astype(float)
-    for ho in range(out_h):
-        for wo in range(out_w):
-            for dy in range(size):
-                for dx in range(size):
-                    h, w = ho * stride + dy - top, wo * stride + dx - left
-                    if 0 <= h < height and 0 <= w < width:
-                        out[:, ho, wo] += images[:, h, w] @ kernel[dy, dx]
+    for ho, wo, dy, dx in itertools.product(range(out_h), range(out_w), range(size),
+                                            range(size)):
+        h, w = ho * stride + dy - top, wo * stride + dx - left
+        if 0 <= h < height and 0 <= w < width:
+            yield (ho, wo), (dy, dx), (h, w)
+
+
+def _direct_conv(images: np.ndarray, kernel: np.ndarray, bias: np.ndarray,
+                 stride: int) -> np.ndarray:
+    """TensorFlow's "same" convolution written out: ``images`` (n, H, W, C), ``kernel``
+    (k, k, C, F); each output pixel sums its window's pixels times the kernel."""
+    n, height, width, _ = images.shape
+    size = kernel.shape[0]
+    out = np.tile(bias, (n, -(-height // stride), -(-width // stride), 1)).astype(float)
+    for output, offset, pixel in _same_windows(height, width, size, stride):
+        out[:, output[0], output[1]] += images[:, pixel[0], pixel[1]] @ kernel[offset]
     return out
 
 
@@ -61,14 +74,135 @@ def test_conv2d_is_tensorflow_same_convolution(backend, image, kernel, stride):
     np.testing.assert_allclose(out, expected.reshape(4, -1), **tolerances.kernel("float64"))
 
 
-def test_slicing_the_batch_for_im2col_changes_nothing(backend, monkeypatch):
+def direct_conv_transpose(images: np.ndarray, kernel: np.ndarray, bias: np.ndarray,
+                          stride: int) -> np.ndarray:
+    """Keras' ``Conv2DTranspose(padding="same")`` written out: ``images`` (n, H, W, C),
+    ``kernel`` (k, k, F, C); out (n, sH, sW, F). Each window of the "same" convolution of
+    (sH, sW) images, whose output pixel is an input pixel (h, w) here, gets ``kernel[dy, dx]
+    @`` that pixel's C values at its offset (dy, dx)."""
+    n, height, width, _ = images.shape
+    size = kernel.shape[0]
+    out = np.tile(bias, (n, stride * height, stride * width, 1)).astype(float)
+    for pixel, offset, target in _same_windows(stride * height, stride * width, size, stride):
+        out[:, target[0], target[1]] += images[:, pixel[0], pixel[1]] @ kernel[offset].T
+    return out
+
+
+TRANSPOSED_SHAPES = [((3, 2, 3), 4, 2), ((3, 2, 3), 3, 2), ((3, 2, 3), 1, 2), ((2, 3, 2), 5, 2),
+                     ((3, 4, 3), 3, 1), ((3, 4, 3), 4, 1)]
+"""(input image, kernel, stride): the "same" padding of the adjoint convolution even, odd (one
+more below), absent with rows it never reads (k 1), at stride 2 and 1."""
+
+
+@pytest.mark.parametrize("image,kernel,stride", TRANSPOSED_SHAPES)
+def test_conv_transpose2d_is_the_adjoint_of_conv2d(backend, image, kernel, stride):
+    """<conv(u), x> = <u, convT(x)> for every (sH, sW, F) image u and (H, W, C) image x: the
+    transposed convolution with zero bias and no activation is the transpose of the linear
+    map of Conv2D(C, kernel, stride) ("same") with the same (k^2 F, C) weight matrix."""
+    filters, n = 2, 4
+    big = (stride * image[0], stride * image[1], filters)
+    transposed = MLP([Reshape(image), ConvTranspose2D(filters, kernel=kernel, stride=stride)],
+                     in_features=math.prod(image), backend=backend, dtype="float64", seed=8)
+    conv = MLP([Reshape(big), Conv2D(image[2], kernel=kernel, stride=stride)],
+               in_features=math.prod(big), backend=backend, dtype="float64", seed=9)
+    assert conv.out_shape == image and transposed.out_shape == big
+    assert not backend.to_numpy(transposed.layers[1].b).any()      # glorot: zero bias
+    backend.copy(transposed.layers[1].W, conv.layers[1].W)
+    rng = np.random.default_rng(10)
+    x, u = rng.standard_normal((n, math.prod(image))), rng.standard_normal((n, math.prod(big)))
+    conv_u = backend.to_numpy(conv.forward(backend.asarray(u)))
+    transposed_x = backend.to_numpy(transposed.forward(backend.asarray(x)))
+    assert np.sum(conv_u * x) == pytest.approx(np.sum(u * transposed_x), rel=1e-10)
+    assert np.sum(u * transposed_x) != pytest.approx(0.0, abs=1e-3)   # not a vacuous 0 = 0
+    if kernel > 1:     # the identity can fail: not with the kernel turned by 180 degrees
+        flipped = backend.to_numpy(transposed.layers[1].W).reshape(kernel, kernel, filters, -1)
+        backend.copy(np.ascontiguousarray(flipped[::-1, ::-1]).reshape(-1, image[2]),
+                     conv.layers[1].W)
+        conv_u = backend.to_numpy(conv.forward(backend.asarray(u)))
+        assert np.sum(conv_u * x) != pytest.approx(np.sum(u * transposed_x), rel=1e-3)
+
+
+@pytest.mark.parametrize("image,kernel,stride", TRANSPOSED_SHAPES)
+def test_conv_transpose2d_is_kerass_conv2d_transpose(backend, image, kernel, stride):
+    """The forward, bias included, against Keras' definition written out
+    (:func:`direct_conv_transpose`)."""
+    net = MLP([Reshape(image), ConvTranspose2D(3, kernel=kernel, stride=stride,
+                                               init="torch_default")],
+              in_features=math.prod(image), backend=backend, dtype="float64", seed=1)
+    layer = net.layers[1]
+    x = np.random.default_rng(2).standard_normal((4, math.prod(image)))
+    expected = direct_conv_transpose(
+        x.reshape(4, *image), backend.to_numpy(layer.W).reshape(kernel, kernel, 3, image[2]),
+        backend.to_numpy(layer.b), stride)
+    assert net.out_shape == expected.shape[1:]
+    np.testing.assert_allclose(backend.to_numpy(net.forward(backend.asarray(x))),
+                               expected.reshape(4, -1), **tolerances.kernel("float64"))
+
+
+def test_conv_transpose2d_init_counts_kerass_fans():
+    """Keras reads a Conv2DTranspose kernel (k, k, filters, C) as (.., in, out): fan in
+    k^2 filters, fan out k^2 C (PyTorch's (C, filters, k, k) weight gives the same)."""
+    def weights(init: str):
+        net = MLP([Reshape((4, 4, 8)), ConvTranspose2D(16, kernel=4, init=init)],
+                  in_features=128, dtype="float64", seed=0)
+        layer = net.layers[1]
+        assert layer.W.shape == (4 * 4 * 16, 8) and layer.b.shape == (16,)
+        return layer.W, layer.b
+
+    he, _ = weights("he_normal")
+    assert he.std() == pytest.approx(math.sqrt(2 / (16 * 16)), rel=0.05)
+    glorot, bias = weights("glorot_uniform")
+    limit = math.sqrt(6 / (16 * 16 + 16 * 8))
+    assert 0.98 * limit < np.abs(glorot).max() <= limit and not bias.any()
+    torch_w, torch_b = weights("torch_default")
+    assert 0.98 / 16 < np.abs(torch_w).max() <= 1 / 16 and 0 < np.abs(torch_b).max() <= 1 / 16
+
+
+def test_conv_transpose2d_output_shape():
+    assert ConvTranspose2D(5).output_shape((7, 3, 2)) == (14, 6, 5)
+    assert ConvTranspose2D(5, stride=1).output_shape((7, 3, 2)) == (7, 3, 5)
+
+
+def test_transposed_generator_checkpoint_round_trip(tmp_path):
+    """Specs survive JSON; a GAN whose generator is made of transposed convolutions is
+    saved and loaded with its weights (flat buffers) and samples the same."""
+    stored = serialization.encode(TRANSPOSED_GENERATOR)
+    assert serialization.decode(stored) == TRANSPOSED_GENERATOR
+    gan = GAN(transposed_config(batch_size=4), seed=1)
+    gan.train_step(np.random.default_rng(0).uniform(-1, 1, (4, 64)))
+    noise = gan.draw_sample_noise(3)
+    restored = load(gan.save(tmp_path / "transposed.npz"))
+    assert restored.generator.specs == TRANSPOSED_GENERATOR
+    np.testing.assert_array_equal(restored.sample(3, noise), gan.sample(3, noise))
+
+
+def test_a_conditional_gan_gives_a_transposed_discriminator_label_maps():
+    """A discriminator whose convolutions are transposed reads the one-hot label as channels
+    of every pixel, as a convolutional one does, and trains."""
+    first, *rest = transposed_discriminator(8, (4, 4, 6))
+    config = transposed_config(discriminator=(Reshape((8, 8, 1 + 3)), *rest),
+                               conditional=True, num_classes=3)
+    assert first == Reshape((8, 8, 1))
+    assert config.label_maps and config.discriminator_inputs == 64 * (1 + 3)
+    gan = GAN(config, seed=0)
+    rng = np.random.default_rng(1)
+    real = np.concatenate([rng.uniform(-1, 1, (8, 64)), np.eye(3)[np.arange(8) % 3]], axis=1)
+    for _ in range(2):
+        stats = gan.train_step(real)
+    assert all(math.isfinite(value) for value in stats.values())
+
+
+@pytest.mark.parametrize("layer", [Conv2D(3, stride=2, activation="tanh"),
+                                   ConvTranspose2D(3, kernel=3, activation="tanh")],
+                         ids=["conv2d", "conv-transpose2d"])
+def test_slicing_the_batch_for_im2col_changes_nothing(backend, monkeypatch, layer):
     """Per-sample slices (patches gathered again in backward, dW summed over slices) give the
     whole batch's results, to rounding."""
     results = []
     for limit in (None, 1):
         monkeypatch.setattr(type(backend), "im2col_bytes", limit)
-        net = MLP([Reshape((5, 4, 2)), Conv2D(3, stride=2, activation="tanh"), Flatten(),
-                   Dense(2)], in_features=40, backend=backend, dtype="float64", seed=6)
+        net = MLP([Reshape((5, 4, 2)), layer, Flatten(), Dense(2)], in_features=40,
+                  backend=backend, dtype="float64", seed=6)
         x = backend.asarray(np.random.default_rng(7).standard_normal((5, 40)))
         y = backend.to_numpy(net.forward(x)).copy()
         dx = net.backward(backend.asarray(np.ones((5, 2))), input_grad=True)
@@ -158,6 +292,8 @@ def test_keras_dcgan_rejects_data_that_is_not_a_square_image():
     ([Reshape((2, 3, 2)), Dense(2)], 12, "put Flatten"),
     ([Reshape((2, 3, 3)), Flatten(), Dense(1)], 12, "needs 18 values"),
     ([Dense(4), UpSampling2D()], 3, "put Reshape"),
+    ([Dense(4), ConvTranspose2D(2)], 3, "put Reshape"),
+    ([Reshape((1, 2, 2)), ConvTranspose2D(2), Dense(1)], 4, "put Flatten"),
 ])
 def test_networks_that_do_not_fit_are_clear_errors(layers, in_features, message):
     with pytest.raises(ConfigError, match=message):
@@ -170,6 +306,21 @@ def test_networks_that_do_not_fit_are_clear_errors(layers, in_features, message)
 def test_bad_specs_are_clear_errors(bad):
     with pytest.raises(ConfigError):
         bad()
+
+
+@pytest.mark.parametrize("bad,message", [
+    (lambda: ConvTranspose2D(0), "ConvTranspose2D filters must be a positive integer, got 0"),
+    (lambda: ConvTranspose2D(2, kernel=2.5), "ConvTranspose2D kernel must be a positive"),
+    (lambda: ConvTranspose2D(2, stride=3), "ConvTranspose2D stride must be 1 or 2, got 3"),
+    (lambda: ConvTranspose2D(2, stride=True), "ConvTranspose2D stride must be 1 or 2"),
+    (lambda: ConvTranspose2D(2, activation="gelu"), "unknown activation 'gelu'"),
+    (lambda: ConvTranspose2D(2, alpha=1.5), "alpha must be in"),
+    (lambda: ConvTranspose2D(2, init="lecun"), "unknown init 'lecun'"),
+])
+def test_bad_conv_transpose_specs_are_one_line_errors(bad, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        bad()
+    assert "\n" not in str(info.value)
 
 
 def test_spatial_specs_survive_json():

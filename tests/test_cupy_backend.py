@@ -16,14 +16,24 @@ import numpy as np
 import pytest
 from support import cuda_emulator, tolerances
 from support.gradcheck import check_gradient, slot_names
+from support.small_presets import TRANSPOSED_GENERATOR
 from test_gradients import (
     CONDITIONAL,
     SCORE_LOGITS,
+    TRANSPOSED_CASES,
     check_conditional_dcgan,
     check_conditional_gan,
+    check_conv_transpose,
+    check_transposed_gan,
+    check_transposed_stack,
 )
 from test_parity import DCGAN_SGD, GEOMETRIES, SCORE_CASES
-from test_r1 import check_discriminator_step, check_penalty, r1_config
+from test_r1 import (
+    check_discriminator_step,
+    check_penalty,
+    r1_config,
+    transposed_penalty_net,
+)
 
 import fastgan
 from fastgan import GAN, backends
@@ -400,6 +410,24 @@ def test_r1_penalty_gradient(cuda):
                                  seed=10))
 
 
+@pytest.mark.parametrize("kernel,stride", list(TRANSPOSED_CASES.values()),
+                         ids=list(TRANSPOSED_CASES))
+def test_conv_transpose_gradient(cuda, kernel, stride):
+    """A ConvTranspose2D's input and parameter gradients by central differences on the
+    emulated GPU, in float64, for each padding case of the convolution it is the adjoint of."""
+    check_conv_transpose(cuda, kernel, stride)
+
+
+def test_transposed_convolution_networks_gradients(cuda):
+    """On the emulated GPU: a transposed convolution before a Conv2D (plain, then spectrally
+    normalised with u frozen), a GAN whose generator is made of them (both losses end to
+    end), and the R1 penalty's second-order gradient through one."""
+    check_transposed_stack(cuda)
+    check_transposed_stack(cuda, spectral_norm=True)
+    check_transposed_gan(cuda)
+    check_penalty(transposed_penalty_net(cuda, spectral_norm=True), rows=3)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_copy_columns_and_one_hot(cuda, dtype):
     """Column blocks between matrices of other widths, and one-hot codes (the edge C too)."""
@@ -581,13 +609,12 @@ def _state(gan) -> dict[str, np.ndarray]:
     return {k: be.to_numpy(v).copy() for k, v in arrays.items()}
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("preset", list(PRESETS))
-def test_twenty_steps_match_numpy(make_cuda, preset, dtype):
-    """From the same weights and the same noise (host generator), 20 steps agree."""
-    reference = GAN.from_preset(preset, backend="numpy", dtype=dtype, seed=3, **PRESETS[preset])
+def _assert_twenty_steps_match_numpy(make_cuda, preset: str, dtype, **options) -> None:
+    """From the same weights and the same noise (host generator), 20 steps of ``preset``
+    (with ``options``) agree with the NumPy reference's."""
+    reference = GAN.from_preset(preset, backend="numpy", dtype=dtype, seed=3, **options)
     gan = GAN.from_preset(preset, backend=make_cuda(rng="pcg64"), dtype=dtype, seed=3,
-                          **PRESETS[preset])
+                          **options)
     for i, batch in enumerate(_batches(gan, 20)):
         reference.epoch = gan.epoch = i // 10            # the learning-rate schedules move
         reference.step(batch)
@@ -596,6 +623,21 @@ def test_twenty_steps_match_numpy(make_cuda, preset, dtype):
     for name in expected:
         np.testing.assert_allclose(actual[name], expected[name], err_msg=name,
                                    **tolerances.device_steps(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_twenty_steps_match_numpy(make_cuda, preset, dtype):
+    """From the same weights and the same noise (host generator), 20 steps agree."""
+    _assert_twenty_steps_match_numpy(make_cuda, preset, dtype, **PRESETS[preset])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_twenty_steps_of_a_transposed_generator_match_numpy(make_cuda, dtype):
+    """keras-dcgan's small D and a generator of transposed convolutions (SGD: see
+    DCGAN_SGD), 20 steps as the NumPy reference's."""
+    _assert_twenty_steps_match_numpy(make_cuda, "keras-dcgan", dtype,
+                                     **PRESETS["keras-dcgan"], generator=TRANSPOSED_GENERATOR)
 
 
 @pytest.mark.parametrize("options", [{"d_loss": "hinge", "g_loss": "hinge"},

@@ -9,10 +9,11 @@ import sys
 
 import numpy as np
 import pytest
-from support.small_presets import small_config
+from support.small_presets import TRANSPOSED_GENERATOR, small_config, transposed_discriminator
+from test_conv import direct_conv_transpose
 
 import fastgan
-from fastgan import GAN, ConfigError
+from fastgan import GAN, ConfigError, ConvTranspose2D, Dense, Reshape
 from fastgan.cli.main import main
 from fastgan.export.walk import walk
 from fastgan.fileio import write_folder_atomically
@@ -102,6 +103,69 @@ def test_torch_file_loads_into_the_peer(tmp_path):
     z, expected = inputs(gan, "generator")
     with torch.no_grad():
         np.testing.assert_allclose(peer(torch.from_numpy(z)).numpy(), expected, **TOLERANCE)
+
+
+TRANSPOSED = {
+    "generator": {"generator": TRANSPOSED_GENERATOR},
+    "output-padding": {"generator": (Dense(2 * 2 * 3), Reshape((2, 2, 3)),
+                                     ConvTranspose2D(2, kernel=1, activation="relu"),
+                                     ConvTranspose2D(1, kernel=2, activation="tanh"))},
+    "discriminator": {"generator": TRANSPOSED_GENERATOR,
+                      "discriminator": transposed_discriminator(8, (4, 4, 6))},
+}
+"""keras-dcgan's small GAN with transposed convolutions: in G, kernel 4 then 3 (padding even,
+then uneven: ONNX pads (0, 0, 1, 1), torch crops a row); kernel 1 (an output padding) then 2
+(no padding); first in D, kernel 3 at stride 1."""
+
+
+def _transposed_network(case: str) -> tuple[GAN, str]:
+    """The trained GAN of ``case`` and which of its networks holds the transposed layers."""
+    return (trained("keras-dcgan", **TRANSPOSED[case]),
+            "discriminator" if case == "discriminator" else "generator")
+
+
+@pytest.mark.parametrize("case", list(TRANSPOSED))
+def test_onnx_reproduces_transposed_convolutions(case, tmp_path):
+    pytest.importorskip("onnx", reason="ONNX export needs fastgan[export]")
+    runtime = pytest.importorskip("onnxruntime", reason="ONNX export needs fastgan[export]")
+    gan, network = _transposed_network(case)
+    path = fastgan.export(gan, tmp_path / "net.onnx", network=network)
+    session = runtime.InferenceSession(str(path))
+    for n in (1, 7):
+        x, expected = inputs(gan, network, n)
+        got = session.run(None, {session.get_inputs()[0].name: x})[0]
+        np.testing.assert_allclose(got, expected, **TOLERANCE)
+
+
+@pytest.mark.parametrize("case", ["generator", "output-padding"])
+def test_torch_reproduces_transposed_convolutions(case):
+    torch = pytest.importorskip("torch", reason="the PyTorch export needs fastgan[compare]")
+    from fastgan.benchmarking.torch_peer import build_mlp
+    from fastgan.export.torch import state_dict
+
+    gan, _ = _transposed_network(case)
+    peer = build_mlp(gan.config.generator, gan.latent_dim).eval()
+    peer.load_state_dict(state_dict(walk(gan, "generator")))
+    z, expected = inputs(gan, "generator")
+    with torch.no_grad():
+        np.testing.assert_allclose(peer(torch.from_numpy(z)).numpy(), expected, **TOLERANCE)
+
+
+def test_npz_holds_a_transposed_convolution_in_kerass_layout(tmp_path):
+    """The stored (kh, kw, filters, C) kernel and bias, run through Keras' definition written
+    out, give the layer's own output."""
+    gan, _ = _transposed_network("generator")
+    path = fastgan.export(gan, tmp_path / "g.npz", format="npz", ema=False)
+    with np.load(path, allow_pickle=False) as stored:
+        arrays = dict(stored)
+    layers = json.loads(str(arrays["layers.json"]))["layers"]
+    assert layers[2]["type"] == "ConvTranspose2D" and layers[2]["spec"]["kernel"] == 4
+    assert arrays["2.weight"].shape == (4, 4, 4, 6) and arrays["2.bias"].shape == (4,)
+    x = np.random.default_rng(3).standard_normal((3, 2 * 2 * 6)).astype(np.float32)
+    layer = gan.generator.layers[2]
+    expected = gan.backend.to_numpy(layer.forward(gan.backend.asarray(x), training=False))
+    got = direct_conv_transpose(x.reshape(3, 2, 2, 6), arrays["2.weight"], arrays["2.bias"], 2)
+    np.testing.assert_allclose(got.reshape(3, -1), expected, **TOLERANCE)
 
 
 ACTIVATIONS = {"relu": lambda v, alpha: np.maximum(v, 0), "tanh": lambda v, alpha: np.tanh(v),

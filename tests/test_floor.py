@@ -7,7 +7,9 @@ import math
 
 import numpy as np
 import pytest
+from support.small_presets import transposed_config, transposed_discriminator
 
+from fastgan import GAN
 from fastgan.benchmarking import floor
 from fastgan.errors import ConfigError
 from fastgan.gan import presets
@@ -66,6 +68,20 @@ def test_gemm_count_and_flops_follow_the_algorithm(name, k):
     gemms = floor.step_gemms(p, batch)
     assert sum(x.flops for x in gemms) == 2 * terms
     assert len(gemms) == k * (len(g) + 3 * len(d) - 1) + 3 * len(g) + 2 * len(d) - 1
+
+
+def test_transposed_convolutions_are_gemms_over_input_pixels():
+    """A ConvTranspose2D multiplies its (pixels, C) input rows by W^T (C, k^2 filters); its
+    parameters are that matrix and one bias per filter, as fastgan's networks hold them."""
+    config = transposed_config(discriminator=transposed_discriminator(8, (4, 4, 6)))
+    g = floor.weight_shapes(config.generator, config.latent_dim)
+    assert g[1:] == [(2 * 2, 6, 16 * 4), (4 * 4, 4, 9 * 1)]     # 2x2x6 -> 4x4x4 -> 8x8x1
+    assert floor.weight_shapes(config.discriminator, 64)[0] == (8 * 8, 1, 9 * 4)
+    gan = GAN(config)
+    assert floor.parameter_count(config.generator, config.latent_dim) == gan.generator.n_params
+    assert floor.parameter_count(config.discriminator, 64) == gan.discriminator.n_params
+    by_role = {role: (m, n, k) for m, n, k, role in floor.step_gemm_shapes(config, 8)}
+    assert by_role["g_step.G.forward[1]"] == (8 * 2 * 2, 16 * 4, 6)
 
 
 def test_keras_dcgan_convolutions_are_gemms_over_output_pixels():

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from support.gradcheck import check_gradient, slot_names
+from support.small_presets import transposed_config
 
 from fastgan import GAN, MLP, BatchNorm, Dense, Dropout
-from fastgan.backends.base import ACTIVATION_CODES, HINGE, LINEAR, SQUARED
+from fastgan.backends.base import (
+    ACTIVATION_CODES,
+    HINGE,
+    IDENTITY,
+    LINEAR,
+    SQUARED,
+    ConvGeometry,
+)
+from fastgan.nn.layers import ConvTranspose2DLayer
 from fastgan.nn.losses import D_LOSSES, G_LOSSES, discriminator_loss, generator_loss
-from fastgan.nn.specs import Activation, Conv2D, Flatten, Reshape, UpSampling2D
+from fastgan.nn.specs import (
+    Activation,
+    Conv2D,
+    ConvTranspose2D,
+    Flatten,
+    Reshape,
+    UpSampling2D,
+)
 
 
 def _random_input(backend, rows: int, cols: int, seed: int = 1):
@@ -362,6 +380,106 @@ def test_upsampling2d(backend):
     net = MLP([Reshape((2, 3, 2)), UpSampling2D(), Conv2D(2, activation="tanh")],
               in_features=12, backend=backend, dtype="float64", seed=15)
     _check_net(net, _random_input(backend, 3, 12), 3)
+
+
+TRANSPOSED_CASES = {"k4-s2": (4, 2), "k3-s2": (3, 2), "k1-s2": (1, 2), "k3-s1": (3, 1)}
+"""(kernel, stride) of ConvTranspose2D: the padding of the "same" convolution it is the adjoint
+of split evenly (k 4), unevenly (k 3: none above, one below), absent with output rows that
+convolution never reads (k 1), and stride 1."""
+
+
+def check_conv_transpose(backend, kernel: int, stride: int) -> None:
+    """d/d(input) and d/d(every parameter) of one ConvTranspose2D (LeakyReLU, a bias drawn
+    away from 0) on 3 x 2 x 3 images."""
+    net = MLP([Reshape((3, 2, 3)), ConvTranspose2D(2, kernel=kernel, stride=stride,
+                                                   activation="leaky_relu", alpha=0.2,
+                                                   init="torch_default")],
+              in_features=18, backend=backend, dtype="float64", seed=22)
+    _check_net(net, _random_input(backend, 3, 18), 3)
+
+
+def check_transposed_stack(backend, spectral_norm: bool = False) -> None:
+    """A transposed convolution (tanh) feeding a strided Conv2D and a Dense layer, with every
+    weight spectrally normalised (u frozen) when ``spectral_norm``."""
+    net = MLP([Reshape((3, 2, 2)), ConvTranspose2D(3, activation="tanh"),
+               Conv2D(2, stride=2, activation="leaky_relu", alpha=0.2), Flatten(), Dense(2)],
+              in_features=12, backend=backend, dtype="float64", seed=23,
+              spectral_norm=spectral_norm)
+    for _ in range(3):
+        net.power_iteration()
+    _check_net(net, _random_input(backend, 3, 12), 3)
+
+
+def check_transposed_gan(backend) -> None:
+    """d L_D / d theta_D and d L_G / d theta_G (through D) of keras-dcgan's small D with a
+    generator of two transposed convolutions and batch norm (gamma and beta moved)."""
+    gan = GAN(transposed_config(latent_dim=5), backend=backend, dtype="float64", seed=19)
+    _perturb_batchnorm(gan.generator)
+    check_discriminator_loss_gradient(gan, np.random.default_rng(20).uniform(-1, 1, (3, 64)))
+    check_generator_loss_gradient(gan, batch=3)
+
+
+@pytest.mark.parametrize("kernel,stride", list(TRANSPOSED_CASES.values()),
+                         ids=list(TRANSPOSED_CASES))
+def test_conv_transpose2d(backend, kernel, stride, im2col_slices):
+    check_conv_transpose(backend, kernel, stride)
+
+
+@pytest.mark.parametrize("spectral_norm", [False, True], ids=["plain", "spectral-norm"])
+def test_conv_transpose2d_before_a_convolution(backend, spectral_norm, im2col_slices):
+    check_transposed_stack(backend, spectral_norm)
+
+
+def test_transposed_generator_gan_end_to_end(backend, im2col_slices):
+    check_transposed_gan(backend)
+
+
+class _PaddedTheOtherWay(ConvGeometry):
+    """A geometry whose odd padding pixel goes above/left instead of below/right."""
+
+    @property
+    def pad_top(self) -> int:
+        total = max((self.out_height - 1) * self.stride + self.kernel - self.height, 0)
+        return total - super().pad_top
+
+    @property
+    def pad_left(self) -> int:
+        total = max((self.out_width - 1) * self.stride + self.kernel - self.width, 0)
+        return total - super().pad_left
+
+
+PLANTED_CONV_TRANSPOSE_BUGS = {
+    "forgotten-activation-derivative": ("act", lambda layer: IDENTITY),
+    "dz-gathered-with-the-padding-flipped": (
+        "geometry", lambda layer: _PaddedTheOtherWay(*dataclasses.astuple(layer.geometry))),
+}
+"""Wrong backwards of ConvTranspose2D: (the layer attribute its backward reads wrong, what
+it reads instead): tanh's derivative dropped, or dcols = im2col(dz) taken at windows shifted
+by the uneven padding (the transpose of a neighbouring map)."""
+
+
+@pytest.mark.parametrize("bug", list(PLANTED_CONV_TRANSPOSE_BUGS))
+def test_checker_catches_a_planted_conv_transpose_bug(backend, monkeypatch, bug):
+    """The layer passes the check, then fails it with the bug planted in its backward."""
+    net = MLP([Reshape((3, 2, 3)), ConvTranspose2D(2, kernel=3, activation="tanh",
+                                                   init="torch_default")],
+              in_features=18, backend=backend, dtype="float64", seed=24)
+    x = _random_input(backend, 3, 18)
+    _check_net(net, x, 3)
+    name, wrong = PLANTED_CONV_TRANSPOSE_BUGS[bug]
+    original = ConvTranspose2DLayer.backward
+
+    def planted(self, dy, input_grad, param_grads):
+        saved = getattr(self, name)
+        setattr(self, name, wrong(self))
+        try:
+            return original(self, dy, input_grad, param_grads)
+        finally:
+            setattr(self, name, saved)
+
+    monkeypatch.setattr(ConvTranspose2DLayer, "backward", planted)
+    with pytest.raises(AssertionError, match="relative error"):
+        _check_net(net, x, 3)
 
 
 def test_spectral_conv2d_with_u_frozen(backend, im2col_slices):

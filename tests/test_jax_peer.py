@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support.small_presets import transposed_config
 
 from fastgan.errors import ConfigError, FastganError
 from fastgan.gan import presets
@@ -89,6 +90,8 @@ def test_it_learns_a_blob():
 def test_bad_input_is_refused():
     with pytest.raises(ConfigError, match="dense networks only"):
         JaxGAN(presets.get("keras-dcgan"))
+    with pytest.raises(ConfigError, match="dense networks only"):      # images: refused at
+        JaxGAN(transposed_config())                                      # the first Reshape
     with pytest.raises(ConfigError, match="the JAX peer trains the BCE losses, not hinge"):
         JaxGAN(presets.get("tiny", d_loss="hinge", g_loss="hinge"))
     with pytest.raises(ConfigError, match="the JAX peer has no spectral normalisation"):

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from support.small_presets import transposed_discriminator, transposed_generator
 
 import fastgan
 from fastgan import GAN, BackendUnavailable, ConfigError, backends, threads
@@ -134,6 +135,23 @@ def test_steady_state_dcgan_step_allocates_nothing(monkeypatch, options):
     real = np.random.default_rng(0).uniform(-1, 1, (4, 256)).astype(np.float32)
     gan.step(real)
     assert gan.generator.layers[3]._workspaces[4].chunk == 1
+    assert_steps_allocate_nothing(gan, real)
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"discriminator": transposed_discriminator(16, (16, 16, 32)), "spectral_norm": True,
+         "r1_gamma": 1.0}], ids=["generator", "discriminator-spectral-norm-r1"])
+def test_steady_state_transposed_convolution_step_allocates_nothing(monkeypatch, options):
+    """Transposed convolutions in G (GEMM, scatter-add, bias + activation; backward gather,
+    dW and dx) and, with spectral normalisation and the R1 pass, first in D, the batch taken
+    one sample at a time: no array is created inside GAN.step."""
+    monkeypatch.setattr(numba_backend.NumbaBackend, "im2col_bytes", 1)
+    gan = GAN.from_preset("keras-dcgan", backend="numba", dtype="float32", data_dim=256,
+                          batch_size=4, latent_dim=8, d_filters=(16, 16, 32),
+                          generator=transposed_generator(16, (32, 32)), **options)
+    real = np.random.default_rng(0).uniform(-1, 1, (4, 256)).astype(np.float32)
+    gan.step(real)
+    assert gan.generator.layers[2]._workspaces[4].chunk == 1
     assert_steps_allocate_nothing(gan, real)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from support import tolerances
+from support.small_presets import transposed_discriminator, transposed_generator
 
 import fastgan
 from fastgan import GAN, SGD
@@ -404,6 +405,18 @@ def test_five_steps_of_a_small_dcgan(fast_backend, reference, dtype, options):
     _assert_same_training(fast_backend, reference, "keras-dcgan", dtype, steps=5, data_dim=64,
                           batch_size=8, latent_dim=8, g_filters=(8, 6, 4), d_filters=(4, 6, 8),
                           **DCGAN_SGD, **options)
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"discriminator": transposed_discriminator(8, (4, 4, 6)), "spectral_norm": True,
+         "r1_gamma": 1.0}], ids=["generator", "discriminator-spectral-norm-r1"])
+def test_five_steps_with_transposed_convolutions(fast_backend, reference, dtype, options):
+    """A generator of transposed convolutions (and batch norm) against keras-dcgan's small D;
+    then a D whose first layer is one too, spectrally normalised, with the R1 penalty through
+    it (its weight gradients and second-order pass)."""
+    _assert_same_training(fast_backend, reference, "keras-dcgan", dtype, steps=5, data_dim=64,
+                          batch_size=8, latent_dim=8, d_filters=(4, 6, 8),
+                          generator=transposed_generator(8, (8, 6)), **DCGAN_SGD, **options)
 
 
 # The full-size whole steps run in float64 (see tolerances.STEPS, "kinks"): with 10^5 to 10^6

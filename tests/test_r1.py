@@ -12,7 +12,7 @@ from fastgan.benchmarking.peer_rule import check_trainable
 from fastgan.errors import ConfigError
 from fastgan.nn.layers import DropoutLayer
 from fastgan.nn.penalty import R1Penalty
-from fastgan.nn.specs import Activation, Conv2D, Flatten, Reshape
+from fastgan.nn.specs import Activation, Conv2D, ConvTranspose2D, Flatten, Reshape
 
 GAMMA, EVERY = 3.0, 2
 
@@ -78,6 +78,24 @@ def test_through_convolutions(backend, spectral_norm):
                          Dense(1)], in_features=40, spectral_norm=spectral_norm)
     net.power_iteration()
     check_penalty(net, rows=3)
+
+
+def transposed_penalty_net(backend, spectral_norm: bool = False) -> MLP:
+    """A discriminator whose first layer is a transposed convolution (kernel 3: the uneven
+    padding) before a strided Conv2D, LeakyReLU throughout, spectrally normalised when asked
+    (a few power iterations first)."""
+    net = _net(backend, [Reshape((3, 2, 2)), ConvTranspose2D(3, kernel=3, activation="leaky_relu",
+                                                             alpha=0.2, init="torch_default"),
+                         Conv2D(2, stride=2, activation="leaky_relu", alpha=0.2), Flatten(),
+                         Dense(1)], in_features=12, spectral_norm=spectral_norm)
+    for _ in range(3):
+        net.power_iteration()
+    return net
+
+
+@pytest.mark.parametrize("spectral_norm", [False, True], ids=["plain", "spectral-norm"])
+def test_through_transposed_convolutions(backend, spectral_norm):
+    check_penalty(transposed_penalty_net(backend, spectral_norm), rows=3)
 
 
 def test_the_checker_catches_a_forgotten_dropout_mask(backend, monkeypatch):

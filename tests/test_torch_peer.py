@@ -8,8 +8,14 @@ import math
 import numpy as np
 import pytest
 from support.learning_runs import torch_blob_run
-from support.small_presets import SMALL_DCGAN, small_config
+from support.small_presets import (
+    SMALL_DCGAN,
+    small_config,
+    transposed_config,
+    transposed_discriminator,
+)
 
+from fastgan import GAN, MLP, ConvTranspose2D, Reshape
 from fastgan.errors import BackendUnavailable, ConfigError, FastganError
 from fastgan.gan import presets
 
@@ -54,6 +60,54 @@ def test_keras_dcgan_peer_has_the_seeds_layers_and_counts(channels_last):
     tiny = TorchGAN(presets.get("keras-dcgan", **SMALL_DCGAN), channels_last=channels_last)
     tiny.step(tiny.make_batch())
     assert all(math.isfinite(v) for v in tiny.stats().values())
+
+
+@pytest.mark.parametrize("kernel,stride", [(4, 2), (3, 2), (1, 2), (2, 2), (5, 2), (3, 1),
+                                           (4, 1)])
+def test_conv_transpose_peer_computes_fastgans_map_exactly(kernel, stride):
+    """``nn.ConvTranspose2d`` with the padding, output padding and crop that
+    ``conv_transpose`` picks, holding fastgan's weights, gives fastgan's output to float64
+    rounding for each padding case (even, odd and cropped, none with an output padding)."""
+    from fastgan.benchmarking.torch_peer import build_mlp
+
+    image, filters, n = (3, 2, 3), 2, 4
+    big = (stride * image[0], stride * image[1], filters)
+    specs = [Reshape(image), ConvTranspose2D(filters, kernel=kernel, stride=stride,
+                                             activation="tanh", init="torch_default")]
+    net = MLP(specs, in_features=18, backend="numpy", dtype="float64", seed=3)
+    layer = net.layers[1]
+    peer = build_mlp(specs, 18).double()
+    conv = next(m for m in peer if isinstance(m, torch.nn.ConvTranspose2d))
+    with torch.no_grad():
+        conv.weight.copy_(torch.from_numpy(
+            layer.W.reshape(kernel, kernel, filters, image[2]).transpose(3, 2, 0, 1).copy()))
+        conv.bias.copy_(torch.from_numpy(layer.b.copy()))
+
+    def channels_first(rows: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+        return rows.reshape(n, *shape).transpose(0, 3, 1, 2).reshape(n, -1)
+
+    x = np.random.default_rng(4).standard_normal((n, 18))
+    expected = channels_first(net.forward(x), big)
+    with torch.no_grad():
+        got = peer(torch.from_numpy(channels_first(x, image))).numpy()
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_a_transposed_convolution_gan_peer_counts_and_steps():
+    """A GAN with transposed convolutions in G and first in D: fastgan's parameter counts, the
+    crop after the kernel-3 layers, and finite training steps."""
+    config = transposed_config(discriminator=transposed_discriminator(8, (4, 4, 6)))
+    peer = TorchGAN(config, seed=3)
+    gan = GAN(config)
+    assert peer.parameter_counts() == {"generator": gan.generator.n_params,
+                                       "discriminator": gan.discriminator.n_params}
+    kinds = [type(m).__name__ for m in peer.generator]
+    assert kinds[3:] == ["ConvTranspose2d", "BatchNorm2d", "LeakyReLU", "ConvTranspose2d",
+                         "Crop", "Tanh", "Flatten"]
+    for _ in range(2):
+        peer.step(peer.make_batch())
+    assert all(math.isfinite(v) for v in peer.stats().values())
 
 
 def test_layers_optimizers_and_init_follow_the_preset():

@@ -16,8 +16,10 @@ together (T copies of one of the step's GEMMs side by side).
 as :mod:`fastgan.gan.model` runs it); :func:`measure_gemm_floor` times them with NumPy's BLAS on
 this machine and adds the optimizer's traffic. Dense layers compute ``y = x @ W`` with W of
 shape (in, out); Conv2D layers ``y = cols @ W`` over their im2col matrix, one row per output
-pixel, with W of shape (k^2 C, filters) (gathering the patches is not a GEMM, so it is not in
-the floor); a GEMM here is ``C (m x n) = A (m x k) @ B (k x n)``.
+pixel, with W of shape (k^2 C, filters); ConvTranspose2D layers ``cols = x @ W^T``, one row
+per input pixel, with W of shape (k^2 filters, C), which the floor counts as a dense product
+of (C, k^2 filters) (gathering and scattering the patches is not a GEMM, so it is not in the
+floor); a GEMM here is ``C (m x n) = A (m x k) @ B (k x n)``.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from ..backends.side_by_side import SideBySide
 from ..errors import ConfigError
 from ..gan.config import GANConfig
 from ..nn.optim import SGD, Adam, OptimizerConfig
-from ..nn.specs import BatchNorm, Conv2D, Dense, LayerSpec, output_shapes
+from ..nn.specs import BatchNorm, Conv2D, ConvTranspose2D, Dense, LayerSpec, output_shapes
 from ..threads import blas_threads, set_blas_threads
 from .timing import median_seconds, seconds_of
 
@@ -50,8 +52,8 @@ BANDWIDTH_BYTES = 64 * 2**20
 class Gemm:
     """One GEMM ``C (m x n) = A (m x k) @ B (k x n)`` of a training step.
 
-    ``kind`` says which product of weight layer ``layer`` (counted among Dense and Conv2D
-    layers only) of network ``network`` ("G" or "D") it is: ``forward`` (``x @ W``),
+    ``kind`` says which product of weight layer ``layer`` (counted among Dense, Conv2D and
+    ConvTranspose2D layers only) of network ``network`` ("G" or "D") it is: ``forward`` (``x @ W``),
     ``grad_weight`` (``x^T @ dy``) or ``grad_input`` (``dy @ W^T``).
     """
 
@@ -72,8 +74,9 @@ class Gemm:
 # ---------------------------------------------------------------- the step's GEMMs
 def weight_shapes(layers: Sequence[LayerSpec], in_features: int
                   ) -> list[tuple[int, int, int]]:
-    """(rows per sample, in, out) of every Dense and Conv2D layer of a network reading
-    ``in_features`` features: Dense (1, in, units); Conv2D (Ho Wo, k^2 C, filters)."""
+    """(rows per sample, in, out) of the forward GEMM of every Dense, Conv2D and
+    ConvTranspose2D layer of a network reading ``in_features`` features: Dense (1, in, units);
+    Conv2D (Ho Wo, k^2 C, filters); ConvTranspose2D (H W, C, k^2 filters)."""
     shapes = []
     for spec, in_shape, out_shape in _layer_shapes(layers, in_features):
         if isinstance(spec, Dense):
@@ -81,15 +84,23 @@ def weight_shapes(layers: Sequence[LayerSpec], in_features: int
         elif isinstance(spec, Conv2D):
             shapes.append((out_shape[0] * out_shape[1], spec.kernel**2 * in_shape[-1],
                            spec.filters))
+        elif isinstance(spec, ConvTranspose2D):
+            shapes.append((in_shape[0] * in_shape[1], in_shape[-1],
+                           spec.kernel**2 * spec.filters))
     return shapes
 
 
 def parameter_count(layers: Sequence[LayerSpec], in_features: int) -> int:
-    """Trainable parameters: W and b per Dense or Conv2D, gamma and beta per BatchNorm (one
-    pair per feature, or per channel after a spatial layer)."""
-    count = sum((inp + 1) * out for _, inp, out in weight_shapes(layers, in_features))
+    """Trainable parameters: W and b per Dense, Conv2D or ConvTranspose2D (a bias per unit or
+    filter), gamma and beta per BatchNorm (one pair per feature, or per channel after a
+    spatial layer)."""
+    count = sum(inp * out for _, inp, out in weight_shapes(layers, in_features))
     for spec, in_shape, _ in _layer_shapes(layers, in_features):
-        if isinstance(spec, BatchNorm):
+        if isinstance(spec, Dense):
+            count += spec.units
+        elif isinstance(spec, Conv2D | ConvTranspose2D):
+            count += spec.filters
+        elif isinstance(spec, BatchNorm):
             count += 2 * in_shape[-1]
     return count
 

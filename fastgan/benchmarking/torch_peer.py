@@ -40,6 +40,7 @@ from ..nn.specs import (
     Activation,
     BatchNorm,
     Conv2D,
+    ConvTranspose2D,
     Dense,
     Dropout,
     Flatten,
@@ -103,9 +104,10 @@ def _activation(name: str, alpha: float) -> nn.Module | None:
     return None
 
 
-def _initialise(layer: nn.Linear | nn.Conv2d, init: str) -> None:
-    """Apply fastgan's init ``init`` to ``layer`` (torch stores W as (out, in, ...); its fans
-    count the receptive field as fastgan's do)."""
+def _initialise(layer: nn.Linear | nn.Conv2d | nn.ConvTranspose2d, init: str) -> None:
+    """Apply fastgan's init ``init`` to ``layer`` (torch stores W as (out, in, ...), a
+    transposed convolution's as (in, out, ...); its fans count the receptive field as
+    fastgan's do)."""
     fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(layer.weight)
     with torch.no_grad():
         if init == "he_normal":
@@ -120,15 +122,18 @@ def _initialise(layer: nn.Linear | nn.Conv2d, init: str) -> None:
 
 def _module(spec: LayerSpec, in_shape: tuple[int, ...]) -> list[nn.Module]:
     """The modules doing ``spec``'s job on an input of fastgan shape ``in_shape``."""
-    if isinstance(spec, Dense | Conv2D):
+    if isinstance(spec, Dense | Conv2D | ConvTranspose2D):
+        modules: list[nn.Module]
         if isinstance(spec, Dense):
-            layer: nn.Linear | nn.Conv2d = nn.Linear(in_shape[0], spec.units)
+            modules = [nn.Linear(in_shape[0], spec.units)]
+        elif isinstance(spec, Conv2D):
+            modules = [nn.Conv2d(in_shape[-1], spec.filters, spec.kernel, spec.stride,
+                                 padding=spec.kernel // 2)]
         else:
-            layer = nn.Conv2d(in_shape[-1], spec.filters, spec.kernel, spec.stride,
-                              padding=spec.kernel // 2)
-        _initialise(layer, spec.init)
+            modules = conv_transpose(spec, in_shape)
+        _initialise(modules[0], spec.init)
         activation = _activation(spec.activation, spec.alpha)
-        return [layer] if activation is None else [layer, activation]
+        return modules if activation is None else [*modules, activation]
     if isinstance(spec, Activation):
         activation = _activation(spec.name, spec.alpha)
         return [] if activation is None else [activation]
@@ -147,6 +152,38 @@ def _module(spec: LayerSpec, in_shape: tuple[int, ...]) -> list[nn.Module]:
     raise ConfigError(f"the PyTorch peer cannot build layer spec {spec!r}")
 
 
+class Crop(nn.Module):
+    """Keep the first ``height`` rows and ``width`` columns of NCHW images."""
+
+    def __init__(self, height: int, width: int) -> None:
+        super().__init__()
+        self.height, self.width = height, width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x[:, :, :height, :width]``."""
+        return x[:, :, :self.height, :self.width]
+
+
+def conv_transpose(spec: ConvTranspose2D, in_shape: tuple[int, ...]) -> list[nn.Module]:
+    """The modules computing fastgan's ConvTranspose2D exactly: ``nn.ConvTranspose2d`` with
+    ``padding`` = the adjoint "same" convolution's top/left padding t and ``output_padding``
+    where its size falls short of (sH, sW), then a :class:`Crop` where it overshoots.
+
+    Its output is ``(H - 1) s - 2 t + k + output_padding`` rows, of which row ``h s + j - t``
+    gathers input row h through kernel row j, as fastgan's; the "same" convolution pads
+    ``P = max(k - s, 0)`` in all, t = P // 2 above: for k < s (P = 0) that is s - k rows short
+    (``output_padding``, below s as torch requires), for odd P one row long (the row the
+    bottom padding of P - t = t + 1 would hide: cropped).
+    """
+    height, width, channels = in_shape
+    pad = max(spec.kernel - spec.stride, 0) // 2
+    natural = (height - 1) * spec.stride - 2 * pad + spec.kernel
+    extra = spec.stride * height - natural               # the same along the width
+    layer = nn.ConvTranspose2d(channels, spec.filters, spec.kernel, spec.stride, padding=pad,
+                               output_padding=max(extra, 0))
+    return [layer] if extra >= 0 else [layer, Crop(spec.stride * height, spec.stride * width)]
+
+
 def build_mlp(layers: Sequence[LayerSpec], in_features: int) -> nn.Sequential:
     """An ``nn.Sequential`` equal in architecture and initialisation to fastgan's network.
 
@@ -156,10 +193,12 @@ def build_mlp(layers: Sequence[LayerSpec], in_features: int) -> nn.Sequential:
 
     Images are PyTorch's own NCHW: Reshape((H, W, C)) -> ``nn.Unflatten(1, (C, H, W))``,
     Flatten -> ``nn.Flatten``, Conv2D -> ``nn.Conv2d`` with ``padding=kernel // 2``,
-    UpSampling2D -> ``nn.Upsample(scale_factor=2)``. Flat rows are thus read in (C, H, W)
-    order where fastgan reads (H, W, C): identical for one channel, otherwise a fixed
-    permutation of the features that i.i.d. initial weights do not see. For stride 2 on an
-    even side, TensorFlow's "same" pads (0, 1) where this pads (1, 1); the work is the same.
+    ConvTranspose2D -> ``nn.ConvTranspose2d`` computing exactly its map (see
+    :func:`conv_transpose`), UpSampling2D -> ``nn.Upsample(scale_factor=2)``. Flat rows are
+    thus read in (C, H, W) order where fastgan reads (H, W, C): identical for one channel,
+    otherwise a fixed permutation of the features that i.i.d. initial weights do not see. For
+    a Conv2D of stride 2 on an even side, TensorFlow's "same" pads (0, 1) where this pads
+    (1, 1); the work is the same.
     A network ending on images flattens them, as fastgan's rows are flat.
     """
     modules: list[nn.Module] = []

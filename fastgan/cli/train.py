@@ -67,8 +67,8 @@ def add_parser(subparsers: Any) -> None:
         help=f"the GAN loss pair: {', '.join(LOSSES)} (default: the preset's, "
              "non_saturating)")
     arg("--spectral-norm", action="store_true", default=None,
-        help="divide each Dense and Conv2D weight of the discriminator by its largest "
-             "singular value "
+        help="divide each Dense and (transposed) convolution weight of the discriminator "
+             "by its largest singular value "
              "(one power iteration per step)")
     arg("--r1-gamma", type=float, metavar="GAMMA",
         help="add the R1 penalty GAMMA/2 mean |grad D(x)|^2 on real images to D's loss "

@@ -19,6 +19,7 @@ from ..nn.specs import (
     Activation,
     BatchNorm,
     Conv2D,
+    ConvTranspose2D,
     Dense,
     Dropout,
     Flatten,
@@ -94,6 +95,8 @@ def _layer(graph: _Graph, x: str, layer: Layer, prefix: str) -> str:
                        kernel_shape=[spec.kernel, spec.kernel], strides=[spec.stride] * 2,
                        pads=list(conv_padding(layer)))
         return _activation(graph, y, spec.activation, spec.alpha, prefix)
+    if isinstance(spec, ConvTranspose2D):
+        return _conv_transpose(graph, x, layer, prefix)
     if isinstance(spec, BatchNorm):
         names = [graph.constant(f"{prefix}.{key}", arrays[key])
                  for key in ("gamma", "beta", "running_mean", "running_var")]
@@ -116,6 +119,26 @@ def _layer(graph: _Graph, x: str, layer: Layer, prefix: str) -> str:
     if isinstance(spec, Flatten):
         return _rows(graph, x, len(layer.in_shape) == 3, prefix)
     raise ConfigError(f"ONNX export has no rule for layer {spec!r}")
+
+
+def _conv_transpose(graph: _Graph, x: str, layer: Layer, prefix: str) -> str:
+    """A ConvTranspose2D as ONNX ``ConvTranspose``: weight (C, filters, kh, kw), the pads of
+    the "same" convolution it is the adjoint of (ONNX drops ``pads`` rows from each end of
+    the full output, so row ``h s + j - top`` gets input row h through kernel row j, as
+    fastgan's), and ``output_padding`` for the rows that convolution never reads (kernel 1,
+    stride 2), so the output is (s H, s W)."""
+    spec, arrays = layer.spec, layer.arrays
+    weight = graph.constant(f"{prefix}.weight", np.ascontiguousarray(
+        arrays["weight"].transpose(3, 2, 0, 1)))
+    bias = graph.constant(f"{prefix}.bias", arrays["bias"])
+    top, left, bottom, right = conv_padding(layer)
+    full = [spec.stride * (side - 1) + spec.kernel for side in layer.in_shape[:2]]
+    extra = [out - size + pads for out, size, pads in
+             zip(layer.out_shape[:2], full, (top + bottom, left + right), strict=True)]
+    y = graph.node("ConvTranspose", [x, weight, bias], f"{prefix}.conv_transpose",
+                   kernel_shape=[spec.kernel, spec.kernel], strides=[spec.stride] * 2,
+                   pads=[top, left, bottom, right], output_padding=extra)
+    return _activation(graph, y, spec.activation, spec.alpha, prefix)
 
 
 def model(network: Network) -> onnx.ModelProto:

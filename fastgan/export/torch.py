@@ -2,8 +2,8 @@
 
 The peer (:func:`fastgan.benchmarking.torch_peer.build_mlp`) builds the same layers as an
 ``nn.Sequential``, with images in PyTorch's NCHW; this module fills its ``nn.Linear``,
-``nn.Conv2d`` and batch-norm modules with a fastgan network's weights, so that in ``eval()``
-mode it computes what :meth:`fastgan.GAN.sample` does::
+``nn.Conv2d``, ``nn.ConvTranspose2d`` and batch-norm modules with a fastgan network's
+weights, so that in ``eval()`` mode it computes what :meth:`fastgan.GAN.sample` does::
 
     net = build_mlp(config.generator, config.latent_dim).eval()
     net.load_state_dict(torch.load("generator.pt"))
@@ -13,7 +13,8 @@ Where fastgan's flat rows meet an image (Reshape, Flatten) the peer reads the fe
 side are permuted to match. What the peer cannot hold is refused: a network whose input or
 output rows are images of several channels (the peer's rows would be ordered otherwise),
 and a convolution that TensorFlow's "same" pads unevenly (stride 2 on an even side), since
-the peer pads ``kernel // 2`` on every side.
+the peer pads ``kernel // 2`` on every side. A transposed convolution is always held: the
+peer computes its map exactly (:func:`fastgan.benchmarking.torch_peer.conv_transpose`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 
 from ..benchmarking.torch_peer import build_mlp, torch
 from ..errors import ConfigError
-from ..nn.specs import BatchNorm, Conv2D, Dense, Flatten, Reshape, Shape
+from ..nn.specs import BatchNorm, Conv2D, ConvolutionSpec, Dense, Flatten, Reshape, Shape
 from .walk import Layer, Network, conv_padding
 
 
@@ -86,7 +87,8 @@ def _tensors(layer: Layer, in_order: np.ndarray | None,
              out_order: np.ndarray | None) -> dict[str, np.ndarray]:
     """One layer's arrays in the peer module's names and layouts."""
     arrays = layer.arrays
-    if isinstance(layer.spec, Conv2D):
+    if isinstance(layer.spec, ConvolutionSpec):   # (kh, kw, in, out) -> (out, in, kh, kw);
+        # a transposed one's (kh, kw, filters, C) -> torch's (C, filters, kh, kw)
         return {"weight": arrays["weight"].transpose(3, 2, 0, 1), "bias": arrays["bias"]}
     if isinstance(layer.spec, Dense):
         weight = arrays["weight"]
@@ -104,11 +106,12 @@ def state_dict(network: Network) -> dict[str, torch.Tensor]:
     orders = feature_orders(network)
     peer = build_mlp([layer.spec for layer in network.layers], network.in_features)
     modules = [name for name, module in peer.named_children()
-               if isinstance(module, torch.nn.Linear | torch.nn.Conv2d | torch.nn.BatchNorm1d
+               if isinstance(module, torch.nn.Linear | torch.nn.Conv2d
+                             | torch.nn.ConvTranspose2d | torch.nn.BatchNorm1d
                              | torch.nn.BatchNorm2d)]
     state = peer.state_dict()
     trained = [(index, layer) for index, layer in enumerate(network.layers)
-               if isinstance(layer.spec, Dense | Conv2D | BatchNorm)]
+               if isinstance(layer.spec, Dense | BatchNorm | ConvolutionSpec)]
     for name, (index, layer) in zip(modules, trained, strict=True):
         if isinstance(layer.spec, Conv2D):
             _check_padding(network, index, layer)

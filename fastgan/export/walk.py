@@ -2,7 +2,8 @@
 
 A :class:`Network` is the network's layer specs (from the GAN's config), the row shape each
 layer reads and makes, and each layer's arrays in float32: ``weight`` and ``bias`` of Dense
-(``(in, out)``) and Conv2D (Keras' ``(kh, kw, C, filters)``), ``gamma``, ``beta``,
+(``(in, out)``), Conv2D (Keras' ``(kh, kw, C, filters)``) and ConvTranspose2D (Keras'
+``(kh, kw, filters, C)``), ``gamma``, ``beta``,
 ``running_mean`` and ``running_var`` of BatchNorm. Exporters write inference: dropout is the
 identity and batch norm uses the running statistics, as :meth:`fastgan.GAN.sample` does.
 """
@@ -20,7 +21,7 @@ from ..errors import ConfigError
 from ..gan.model import GAN
 from ..nn.layers import SpectralNormalised
 from ..nn.params import FlatParams
-from ..nn.specs import Conv2D, LayerSpec, Shape
+from ..nn.specs import Conv2D, ConvTranspose2D, LayerSpec, Shape
 
 NETWORKS = ("generator", "discriminator")
 """The networks of a GAN an exporter can write."""
@@ -74,9 +75,12 @@ class Network:
 
 def conv_padding(layer: Layer) -> tuple[int, int, int, int]:
     """The zero padding of a Conv2D layer as (top, left, bottom, right): TensorFlow's "same",
-    as :class:`~fastgan.backends.base.ConvGeometry` pads (an odd pixel to the bottom/right)."""
+    as :class:`~fastgan.backends.base.ConvGeometry` pads (an odd pixel to the bottom/right);
+    of a ConvTranspose2D layer, that of the convolution it is the adjoint of (whose input is
+    the layer's output image)."""
     spec = layer.spec
-    geometry = ConvGeometry(*layer.in_shape, spec.kernel, spec.stride)
+    image = layer.out_shape if isinstance(spec, ConvTranspose2D) else layer.in_shape
+    geometry = ConvGeometry(*image, spec.kernel, spec.stride)
     bottom = (geometry.out_height - 1) * spec.stride + spec.kernel - geometry.height
     right = (geometry.out_width - 1) * spec.stride + spec.kernel - geometry.width
     return (geometry.pad_top, geometry.pad_left, max(bottom, 0) - geometry.pad_top,
@@ -101,7 +105,8 @@ def walk(gan: GAN, network: str = "generator", *, ema: bool = True) -> Network:
 
 def _arrays(spec: LayerSpec, runtime: Any, params: FlatParams) -> dict[str, np.ndarray]:
     """A runtime layer's parameters and buffers as float32 host copies, by short name (a
-    convolution's weight in Keras' (kh, kw, C, filters) layout)."""
+    convolution's weight in Keras' (kh, kw, C, filters) layout, a transposed one's in
+    (kh, kw, filters, C))."""
     to_host = runtime.backend.to_numpy
     named = {name.rpartition(".")[2]: to_host(params.view(name))
              for name in getattr(runtime, "names", ())}
@@ -113,4 +118,8 @@ def _arrays(spec: LayerSpec, runtime: Any, params: FlatParams) -> dict[str, np.n
         channels = runtime.in_shape[-1]
         arrays["weight"] = arrays["weight"].reshape(spec.kernel, spec.kernel, channels,
                                                     spec.filters)
+    if isinstance(spec, ConvTranspose2D):
+        channels = runtime.in_shape[-1]
+        arrays["weight"] = arrays["weight"].reshape(spec.kernel, spec.kernel, spec.filters,
+                                                    channels)
     return arrays

@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from ..nn.losses import D_LOSSES, G_LOSSES
 from ..nn.optim import OptimizerConfig
 from ..nn.penalty import r1_refusal
-from ..nn.specs import Conv2D, Dense, LayerSpec, Reshape, output_shapes
+from ..nn.specs import ConvolutionSpec, Dense, LayerSpec, Reshape, output_shapes
 from ..training import serialization
 
 NOISES = ("normal", "uniform")
@@ -40,16 +40,16 @@ class GANConfig:
     generator step; ``d_loss`` and ``g_loss`` name the losses (:mod:`fastgan.nn.losses`);
     real labels are ``1 - label_smoothing`` (bce and least squares); ``noise`` is "normal"
     (N(0, 1)) or "uniform" (U[-1, 1)); ``ema_decay`` (e.g. 0.999) samples from an average of
-    G's weights (None: no average). ``spectral_norm`` divides each Dense and Conv2D weight
-    of D by its largest singular value (one power iteration per step). ``r1_gamma`` > 0 adds the R1
-    penalty ``r1_gamma/2 mean |grad_x D(x)|^2`` on the real rows to D's loss, on every
-    ``r1_every``-th D step scaled by ``r1_every`` (:mod:`fastgan.nn.penalty`). ``conditional``
-    makes a class-conditional GAN over ``num_classes`` classes: the one-hot label is
-    concatenated to G's noise and to D's input (to each pixel as ``num_classes`` constant
-    channels for a convolutional D, whose first Reshape then has them), or, with
-    ``projection``, D reads it through a learned class embedding projected onto its last
-    features (:mod:`fastgan.nn.projection`). ``name`` and ``source`` say where the config
-    came from.
+    G's weights (None: no average). ``spectral_norm`` divides each Dense and (transposed)
+    convolution weight of D by its largest singular value (one power iteration per step).
+    ``r1_gamma`` > 0 adds the R1 penalty ``r1_gamma/2 mean |grad_x D(x)|^2`` on the real rows
+    to D's loss, on every ``r1_every``-th D step scaled by ``r1_every``
+    (:mod:`fastgan.nn.penalty`). ``conditional`` makes a class-conditional GAN over
+    ``num_classes`` classes: the one-hot label is concatenated to G's noise and to D's input
+    (to each pixel as ``num_classes`` constant channels for a convolutional D, whose first
+    Reshape then has them), or, with ``projection``, D reads it through a learned class
+    embedding projected onto its last features (:mod:`fastgan.nn.projection`). ``name`` and
+    ``source`` say where the config came from.
     """
 
     latent_dim: int
@@ -161,7 +161,7 @@ class GANConfig:
         """Whether D reads the label as constant image channels: a conditional GAN whose
         convolutional D has no projection."""
         return (self.conditional and not self.projection
-                and any(isinstance(s, Conv2D) for s in self.discriminator))
+                and any(isinstance(s, ConvolutionSpec) for s in self.discriminator))
 
     @property
     def label_map_shape(self) -> tuple[int, int] | None:

@@ -27,12 +27,14 @@ import numpy as np
 
 from ..backends.base import ACTIVATION_CODES, Backend, ConvGeometry, Rng
 from ..errors import ConfigError
-from .init import conv_init, dense_init
+from .init import conv_init, conv_transpose_init, dense_init
 from .params import FlatParams
 from .specs import (
     Activation,
     BatchNorm,
     Conv2D,
+    ConvolutionSpec,
+    ConvTranspose2D,
     Dense,
     Dropout,
     Flatten,
@@ -161,7 +163,8 @@ class DenseLayer(Layer):
 class SpectralNormalised:
     """Spectral normalisation (Miyato et al., 2018), mixed in before a layer whose forward,
     backward and R1 tangent multiply by ``self.weight`` and whose parameter W is an (in, out)
-    matrix (:class:`SpectralDenseLayer`, :class:`SpectralConv2DLayer`): ``weight`` becomes
+    matrix (:class:`SpectralDenseLayer`, :class:`SpectralConv2DLayer`,
+    :class:`SpectralConvTranspose2DLayer`): ``weight`` becomes
     ``W_bar = W / sigma``, ``sigma = v^T W u`` the estimate of W's largest singular value from
     the vectors ``u`` (out) and ``v`` (in) that :meth:`power_iteration` refines once per
     training step and that checkpoints keep.
@@ -178,9 +181,9 @@ class SpectralNormalised:
     dW: Any
     weight: Any
 
-    def __init__(self, spec: Dense | Conv2D, backend: Backend, dtype: np.dtype,
-                 in_shape: Shape, out_shape: Shape, params: FlatParams, prefix: str,
-                 rng: np.random.Generator) -> None:
+    def __init__(self, spec: Dense | Conv2D | ConvTranspose2D, backend: Backend,
+                 dtype: np.dtype, in_shape: Shape, out_shape: Shape, params: FlatParams,
+                 prefix: str, rng: np.random.Generator) -> None:
         super().__init__(spec, backend, dtype, in_shape, out_shape, params, prefix, rng)
         fan_in, units = self.weight_shape
         start = rng.standard_normal(units)
@@ -394,40 +397,39 @@ class ViewLayer(Layer):
         return r
 
 
-class Conv2DLayer(Layer):
-    """``y = act(im2col(x) W + b)`` on (batch Ho Wo, filters) views (see
-    :class:`~fastgan.nn.specs.Conv2D`).
+class PatchMatrixLayer(Layer):
+    """What :class:`Conv2DLayer` and :class:`ConvTranspose2DLayer` share: a weight matrix W
+    of shape (k^2 channels, n) and a bias over ``filters`` in the flat buffers, the
+    :class:`~fastgan.backends.base.ConvGeometry` whose im2col matrix (one row per output
+    position of that geometry, ``positions`` per sample) W multiplies, and the batch taken in
+    slices of ``chunk`` samples.
 
-    Backward: ``dz = dy act'(y)`` and ``db = sum dz`` (the dense backward epilogue), then
-    ``dW = cols^T dz``, ``dcols = dz W^T`` and ``dx = col2im(dcols)``.
-
-    The im2col matrix is 9 times the input: the batch goes through in slices of
-    ``chunk`` samples whose matrix fits the backend's ``im2col_bytes`` (CPU caches), gathered
-    again from the kept input in backward rather than stored; ``dW`` sums the slices'
-    products. A backend with ``im2col_bytes = None`` takes the whole batch at once.
+    The im2col matrix is k^2 times an image: the batch goes through in slices whose matrix
+    fits the backend's ``im2col_bytes`` (CPU caches), gathered again in backward rather than
+    stored; ``dW`` sums the slices' products. A backend with ``im2col_bytes = None`` takes the
+    whole batch at once.
     """
 
     has_params = True
 
-    def __init__(self, spec: Conv2D, backend: Backend, dtype: np.dtype, in_shape: Shape,
-                 out_shape: Shape, params: FlatParams, prefix: str,
-                 rng: np.random.Generator) -> None:
+    def __init__(self, spec: ConvolutionSpec, backend: Backend, dtype: np.dtype,
+                 in_shape: Shape, out_shape: Shape, geometry: ConvGeometry, params: FlatParams,
+                 prefix: str, initial: tuple[np.ndarray, np.ndarray]) -> None:
         super().__init__(backend, dtype, in_shape, out_shape)
-        height, width, channels = in_shape
-        self.geometry = ConvGeometry(height, width, channels, spec.kernel, spec.stride)
-        self.positions = out_shape[0] * out_shape[1]
+        self.geometry = geometry
+        self.positions = geometry.out_height * geometry.out_width
         self.filters = spec.filters
         self.act = ACTIVATION_CODES[spec.activation]
         self.alpha = spec.alpha
         self.names = (f"{prefix}.weight", f"{prefix}.bias")
-        weight, bias = conv_init(spec.init, rng, spec.kernel, channels, spec.filters)
+        weight, bias = initial
         self.weight_shape = weight.shape
         params.reserve(self.names[0], weight)
         params.reserve(self.names[1], bias)
 
     def bind(self, params: FlatParams) -> None:
-        """Views of W (k^2 C, filters), b and their gradients; ``weight``, the matrix the
-        patches are multiplied by, is W."""
+        """Views of W, b and their gradients; ``weight``, the matrix the layer multiplies by,
+        is W."""
         self.W, self.b = (params.view(n) for n in self.names)
         self.dW, self.db = (params.grad_view(n) for n in self.names)
         self.weight = self.W
@@ -443,15 +445,36 @@ class Conv2DLayer(Layer):
             ws.cols = self.backend.empty((ws.chunk * self.positions, patch), self.dtype)
         return ws
 
-    def _slices(self, batch: int, chunk: int):
-        """(samples, their rows of the (batch Ho Wo, ...) views) for each slice."""
-        for first in range(0, batch, chunk):
-            last = min(first + chunk, batch)
-            yield slice(first, last), slice(first * self.positions, last * self.positions)
+    def _slices(self, ws: SimpleNamespace, batch: int):
+        """(samples, their rows of the (batch positions, ...) views, the im2col matrix's rows
+        for them) for each slice of a batch of ``batch`` whose workspace is ``ws``."""
+        for first in range(0, batch, ws.chunk):
+            last = min(first + ws.chunk, batch)
+            yield (slice(first, last), slice(first * self.positions, last * self.positions),
+                   ws.cols[:(last - first) * self.positions])
 
     def _positions(self, a: Any) -> Any:
-        """(batch, Ho Wo filters) -> the (batch Ho Wo, filters) view."""
+        """(batch, pixels filters) output rows -> the (batch pixels, filters) view."""
         return a.reshape(-1, self.filters)
+
+
+class Conv2DLayer(PatchMatrixLayer):
+    """``y = act(im2col(x) W + b)`` on (batch Ho Wo, filters) views (see
+    :class:`~fastgan.nn.specs.Conv2D`), W of shape (k^2 C, filters).
+
+    Backward: ``dz = dy act'(y)`` and ``db = sum dz`` (the dense backward epilogue), then
+    ``dW = cols^T dz``, ``dcols = dz W^T`` and ``dx = col2im(dcols)``; the batch in slices
+    (:class:`PatchMatrixLayer`).
+    """
+
+    def __init__(self, spec: Conv2D, backend: Backend, dtype: np.dtype, in_shape: Shape,
+                 out_shape: Shape, params: FlatParams, prefix: str,
+                 rng: np.random.Generator) -> None:
+        height, width, channels = in_shape
+        super().__init__(spec, backend, dtype, in_shape, out_shape,
+                         ConvGeometry(height, width, channels, spec.kernel, spec.stride),
+                         params, prefix,
+                         conv_init(spec.init, rng, spec.kernel, channels, spec.filters))
 
     def forward(self, x: Any, training: bool) -> Any:
         """Per slice: gather patches, one GEMM, the fused bias + activation."""
@@ -459,8 +482,7 @@ class Conv2DLayer(Layer):
         ws = self.workspace(x.shape[0])
         ws.x = x
         y = self._positions(ws.y)
-        for samples, rows in self._slices(x.shape[0], ws.chunk):
-            cols = ws.cols[:rows.stop - rows.start]
+        for samples, rows, cols in self._slices(ws, x.shape[0]):
             be.im2col(x[samples], self.geometry, cols)
             be.gemm(cols, self.weight, y[rows])
             be.bias_act(y[rows], self.b, self.act, self.alpha)
@@ -476,8 +498,7 @@ class Conv2DLayer(Layer):
         if not (param_grads or input_grad):
             return None
         dx = self.input_grad_buffer(ws, batch) if input_grad else None
-        for samples, rows in self._slices(batch, ws.chunk):
-            cols = ws.cols[:rows.stop - rows.start]
+        for samples, rows, cols in self._slices(ws, batch):
             be.im2col(ws.x[samples], self.geometry, cols)
             if param_grads:
                 be.gemm(cols, dz[rows], self.dW, trans_a=True, accumulate=samples.start > 0)
@@ -492,8 +513,7 @@ class Conv2DLayer(Layer):
         be, batch = self.backend, r.shape[0]
         ws = self._workspaces[batch]
         out = self._positions(self.tangent_buffer(ws, batch)) if output else None
-        for samples, rows in self._slices(batch, ws.chunk):
-            cols = ws.cols[:rows.stop - rows.start]
+        for samples, rows, cols in self._slices(ws, batch):
             be.im2col(r[samples], self.geometry, cols)
             be.gemm(cols, ws.dz[rows], self.dW, trans_a=True, accumulate=True)
             if output:
@@ -508,6 +528,96 @@ class SpectralConv2DLayer(SpectralNormalised, Conv2DLayer):
     """A convolution whose (k^2 C, filters) weight matrix is ``W_bar = W / sigma(W)`` (see
     :class:`SpectralNormalised`): the patch matrix ``W`` is the (in, out) matrix a dense
     layer has, so the same power iteration, W_bar and backward serve it."""
+
+
+class ConvTranspose2DLayer(PatchMatrixLayer):
+    """``y = act(col2im(x W^T) + b)`` (see :class:`~fastgan.nn.specs.ConvTranspose2D`): the
+    adjoint of the "same" convolution of the (sH, sW, filters) output image, whose geometry
+    and (k^2 filters, C) patch matrix W it shares; x is read as (batch H W, C), one row per
+    pixel, which is one row of that convolution's im2col matrix.
+
+    Backward: ``dz = dy act'(y)`` and ``db = sum dz`` (the dense backward epilogue), then
+    ``dcols = im2col(dz)``, ``dW = dcols^T x`` and ``dx = dcols W``; the batch in slices
+    (:class:`PatchMatrixLayer`).
+    """
+
+    def __init__(self, spec: ConvTranspose2D, backend: Backend, dtype: np.dtype,
+                 in_shape: Shape, out_shape: Shape, params: FlatParams, prefix: str,
+                 rng: np.random.Generator) -> None:
+        channels = in_shape[-1]
+        super().__init__(spec, backend, dtype, in_shape, out_shape,
+                         ConvGeometry(out_shape[0], out_shape[1], spec.filters, spec.kernel,
+                                      spec.stride), params, prefix,
+                         conv_transpose_init(spec.init, rng, spec.kernel, channels,
+                                             spec.filters))
+        self.channels = channels
+
+    def _pixels(self, a: Any) -> Any:
+        """(batch, H W C) input rows -> the (batch H W, C) view."""
+        return a.reshape(-1, self.channels)
+
+    def _spread(self, x: Any, samples: slice, rows: slice, cols: Any, y: Any) -> None:
+        """The linear part of the forward for one slice: ``y[samples] = col2im(x W^T)`` of
+        the slice's pixel rows ``x[rows]`` (the forward's input, or the R1 tangent)."""
+        self.backend.gemm(self._pixels(x)[rows], self.weight, cols, trans_b=True)
+        self.backend.col2im(cols, self.geometry, y[samples])
+
+    def forward(self, x: Any, training: bool) -> Any:
+        """Per slice: one GEMM, the scatter-add of its patches, the fused bias + activation."""
+        be = self.backend
+        ws = self.workspace(x.shape[0])
+        ws.x = x
+        for samples, rows, cols in self._slices(ws, x.shape[0]):
+            self._spread(x, samples, rows, cols, ws.y)
+            be.bias_act(self._positions(ws.y[samples]), self.b, self.act, self.alpha)
+        return ws.y
+
+    def backward(self, dy: Any, input_grad: bool, param_grads: bool) -> Any:
+        """dz = dy act'(y) (in place) and db; per slice dcols = im2col(dz), dW += dcols^T x,
+        dx = dcols W."""
+        # y = col2im(x W^T): the adjoint of col2im is im2col, so dcols = im2col(dz); then
+        # as a dense layer cols = x W^T: dW = dcols^T x and dx = dcols W.
+        be, batch = self.backend, dy.shape[0]
+        ws = self._workspaces[batch]
+        ws.dz = dy
+        be.act_backward(self._positions(dy), self._positions(ws.y), self.act, self.alpha,
+                        self.db if param_grads else None)
+        if not (param_grads or input_grad):
+            return None
+        dx = self.input_grad_buffer(ws, batch) if input_grad else None
+        x = self._pixels(ws.x)
+        for samples, rows, cols in self._slices(ws, batch):
+            be.im2col(dy[samples], self.geometry, cols)
+            if param_grads:
+                be.gemm(cols, x[rows], self.dW, trans_a=True, accumulate=samples.start > 0)
+            if input_grad:
+                be.gemm(cols, self.weight, self._pixels(dx)[rows])
+        return dx
+
+    def tangent(self, r: Any, output: bool) -> Any:
+        """Per slice dP/dW += im2col(dz)^T r; r_out = col2im(r W^T) act'(y) when ``output``."""
+        # dx = im2col(dz) W: dP/dW = im2col(dz)^T r, and dP/ddz = col2im(r W^T), the forward's
+        # linear map applied to r; act' is piecewise constant.
+        be, batch = self.backend, r.shape[0]
+        ws = self._workspaces[batch]
+        out = self.tangent_buffer(ws, batch) if output else None
+        for samples, rows, cols in self._slices(ws, batch):
+            be.im2col(ws.dz[samples], self.geometry, cols)
+            be.gemm(cols, self._pixels(r)[rows], self.dW, trans_a=True, accumulate=True)
+            if output:
+                self._spread(r, samples, rows, cols, out)
+        if not output:
+            return None
+        be.act_backward(self._positions(out), self._positions(ws.y), self.act, self.alpha)
+        return out
+
+
+class SpectralConvTranspose2DLayer(SpectralNormalised, ConvTranspose2DLayer):
+    """A transposed convolution whose (k^2 filters, C) weight matrix is ``W_bar = W /
+    sigma(W)`` (see :class:`SpectralNormalised`): the patch matrix of the convolution it is
+    the adjoint of, so sigma is the one :class:`SpectralConv2DLayer` would divide that
+    convolution by (PyTorch's ``spectral_norm`` reads a ConvTranspose2d's weight as a
+    (filters, C k^2) matrix instead, whose sigma differs)."""
 
 
 class UpSampling2DLayer(Layer):
@@ -534,8 +644,8 @@ def build_layer(spec: LayerSpec, index: int, backend: Backend, dtype: np.dtype, 
                 dropout_rng: Rng, spectral_norm: bool = False) -> Layer:
     """The runtime layer for ``spec`` at position ``index`` of a network, reading rows of
     shape ``in_shape`` and making rows of ``out_shape`` (as ``spec.output_shape`` says);
-    ``spectral_norm`` normalises a Dense or Conv2D layer's weight by its largest singular
-    value."""
+    ``spectral_norm`` normalises a Dense, Conv2D or ConvTranspose2D layer's weight by its
+    largest singular value."""
     if isinstance(spec, Dense):
         dense = SpectralDenseLayer if spectral_norm else DenseLayer
         return dense(spec, backend, dtype, in_shape, out_shape, params, f"{index}.dense",
@@ -544,6 +654,10 @@ def build_layer(spec: LayerSpec, index: int, backend: Backend, dtype: np.dtype, 
         conv = SpectralConv2DLayer if spectral_norm else Conv2DLayer
         return conv(spec, backend, dtype, in_shape, out_shape, params, f"{index}.conv2d",
                     init_rng)
+    if isinstance(spec, ConvTranspose2D):
+        transposed = SpectralConvTranspose2DLayer if spectral_norm else ConvTranspose2DLayer
+        return transposed(spec, backend, dtype, in_shape, out_shape, params,
+                          f"{index}.conv_transpose2d", init_rng)
     if isinstance(spec, BatchNorm):
         return BatchNormLayer(spec, backend, dtype, in_shape, params, f"{index}.batchnorm")
     if isinstance(spec, Dropout):

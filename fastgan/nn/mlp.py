@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from .layers import DenseLayer, Layer, SpectralNormalised, build_layer
 from .params import FlatParams
 from .projection import ProjectionLayer
-from .specs import BatchNorm, Conv2D, Dense, LayerSpec, output_shapes
+from .specs import WEIGHTED, BatchNorm, LayerSpec, output_shapes
 
 
 class MLP:
@@ -28,8 +28,9 @@ class MLP:
     or convolutional: ``MLP([Reshape((28, 28, 1)), Conv2D(32, stride=2, activation="relu"),
     Flatten(), Dense(1)], in_features=784)``. ``seed`` fixes the initial weights (drawn on
     the host, so equal on every backend) and the dropout masks. ``spectral_norm`` divides
-    every Dense and Conv2D layer's weight by its largest singular value, estimated by one
-    :meth:`power_iteration` per training step (:class:`~fastgan.nn.layers.SpectralNormalised`).
+    every Dense, Conv2D and ConvTranspose2D layer's weight by its largest singular value,
+    estimated by one :meth:`power_iteration` per training step
+    (:class:`~fastgan.nn.layers.SpectralNormalised`).
     ``projection_classes`` (C > 0) makes the last layer a projection discriminator's
     (:class:`~fastgan.nn.projection.ProjectionLayer`): :meth:`forward` then takes the batch's
     one-hot ``labels`` (N, C) too.
@@ -43,8 +44,9 @@ class MLP:
             raise ConfigError(f"in_features must be a positive integer, got {in_features!r}")
         self.specs = tuple(layers)
         shapes = output_shapes(self.specs, in_features)
-        if not any(isinstance(s, Dense | Conv2D) for s in self.specs):
-            raise ConfigError("a network needs at least one Dense or Conv2D layer")
+        if not any(isinstance(s, WEIGHTED) for s in self.specs):
+            raise ConfigError("a network needs at least one Dense, Conv2D or ConvTranspose2D "
+                              "layer")
         self.backend = get_backend(backend)
         self.dtype = resolve_dtype(dtype)
         seeds = (seed if isinstance(seed, np.random.SeedSequence)

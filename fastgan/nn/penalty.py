@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .mlp import MLP
-from .specs import Activation, BatchNorm, Conv2D, Dense, Dropout, Flatten, LayerSpec, Reshape
+from .specs import WEIGHTED, Activation, BatchNorm, Dropout, Flatten, LayerSpec, Reshape
 
 PIECEWISE_LINEAR = ("identity", "relu", "leaky_relu")
 """The activations the R1 pass goes through: their second derivative vanishes a.e."""
@@ -38,7 +38,7 @@ def r1_refusal(specs: Sequence[LayerSpec]) -> str | None:
                     f"{index} (BatchNorm) mixes the samples of a batch: remove BatchNorm from "
                     "the discriminator (spectral_norm or Dropout regularise it instead) or "
                     "set r1_gamma to 0")
-        if not isinstance(spec, Dense | Conv2D | Dropout | Activation | Reshape | Flatten):
+        if not isinstance(spec, (*WEIGHTED, Dropout, Activation, Reshape, Flatten)):
             return f"the R1 penalty cannot pass through layer {index} ({type(spec).__name__})"
         activation = spec.name if isinstance(spec, Activation) else getattr(spec, "activation",
                                                                              "identity")

@@ -3,10 +3,10 @@
 A network is written as a list of these (``MLP([Dense(256, "leaky_relu", alpha=0.2), ...])``);
 the runtime layers in :mod:`fastgan.nn.layers` are built from them.
 
-Every layer exchanges 2-D arrays (batch, features). Spatial layers (Conv2D, UpSampling2D)
-read a row as a channels-last image (H, W, C) flattened in row-major order, so ``Reshape``
-and ``Flatten`` only change how the next layers read a row: no data moves. Each spec's
-``output_shape(in_shape)`` says what it makes of an input of shape ``(features,)`` or
+Every layer exchanges 2-D arrays (batch, features). Spatial layers (Conv2D, ConvTranspose2D,
+UpSampling2D) read a row as a channels-last image (H, W, C) flattened in row-major order, so
+``Reshape`` and ``Flatten`` only change how the next layers read a row: no data moves. Each
+spec's ``output_shape(in_shape)`` says what it makes of an input of shape ``(features,)`` or
 ``(H, W, C)``, and rejects an input it cannot take.
 """
 
@@ -180,15 +180,10 @@ class Flatten:
 
 
 @dataclass(frozen=True)
-class Conv2D:
-    """2-D convolution with ``filters`` output channels, a ``kernel`` x ``kernel`` window,
-    ``stride`` 1 or 2 and Keras/TensorFlow "same" padding, then bias and activation.
-
-    The output is ``ceil(H / stride) x ceil(W / stride) x filters``; the zero padding is
-    split evenly, an odd pixel going to the bottom/right. Weights are Keras' kernel layout
-    (kh, kw, C, filters) stored as a (kh * kw * C, filters) matrix; ``init`` as for Dense,
-    with fans ``kernel^2 * C`` and ``kernel^2 * filters``.
-    """
+class ConvolutionSpec:
+    """The fields Conv2D and ConvTranspose2D share, checked alike: ``filters`` output channels,
+    a ``kernel`` x ``kernel`` window, ``stride`` 1 or 2, then bias and activation (``alpha``:
+    LeakyReLU's slope), weights initialised by ``init`` as for Dense."""
 
     filters: int
     kernel: int = 3
@@ -198,19 +193,57 @@ class Conv2D:
     init: str = "glorot_uniform"
 
     def __post_init__(self) -> None:
+        layer = type(self).__name__
         for name in ("filters", "kernel"):
             if not _is_positive_int(getattr(self, name)):
-                raise ConfigError(f"Conv2D {name} must be a positive integer, "
+                raise ConfigError(f"{layer} {name} must be a positive integer, "
                                   f"got {getattr(self, name)!r}")
         if self.stride not in (1, 2) or isinstance(self.stride, bool):
-            raise ConfigError(f"Conv2D stride must be 1 or 2, got {self.stride!r}")
+            raise ConfigError(f"{layer} stride must be 1 or 2, got {self.stride!r}")
         _check_activation(self.activation, self.alpha)
         _check_init(self.init)
+
+
+@dataclass(frozen=True)
+class Conv2D(ConvolutionSpec):
+    """2-D convolution with ``filters`` output channels, a ``kernel`` x ``kernel`` window,
+    ``stride`` 1 or 2 and Keras/TensorFlow "same" padding, then bias and activation.
+
+    The output is ``ceil(H / stride) x ceil(W / stride) x filters``; the zero padding is
+    split evenly, an odd pixel going to the bottom/right. Weights are Keras' kernel layout
+    (kh, kw, C, filters) stored as a (kh * kw * C, filters) matrix; ``init`` as for Dense,
+    with fans ``kernel^2 * C`` and ``kernel^2 * filters``.
+    """
 
     def output_shape(self, in_shape: Shape) -> Shape:
         """``(ceil(H / stride), ceil(W / stride), filters)``; the input must be an image."""
         height, width, _ = _image("Conv2D", in_shape)
         return (-(-height // self.stride), -(-width // self.stride), self.filters)
+
+
+@dataclass(frozen=True)
+class ConvTranspose2D(ConvolutionSpec):
+    """Transposed 2-D convolution (Keras' ``Conv2DTranspose(padding="same")``): ``filters``
+    output channels, a ``kernel`` x ``kernel`` window (default 4), ``stride`` 1 or 2 (default
+    2), then bias and activation; an (H, W, C) input makes a ``(stride H, stride W,
+    filters)`` output.
+
+    It is, exactly, the adjoint (transpose) of the linear map of ``Conv2D(C, kernel, stride)``
+    with "same" padding from ``(stride H, stride W, filters)`` images to (H, W, C) ones, with
+    the same weights: each input pixel spreads its C values, times the kernel, over the output
+    window that convolution would read it from. Weights are Keras' Conv2DTranspose kernel
+    layout (kh, kw, filters, C) stored as a (kh * kw * filters, C) matrix, the patch matrix of
+    that convolution; ``init`` as for Dense, with Keras' (and PyTorch's) fans for this kernel:
+    fan in ``kernel^2 * filters``, fan out ``kernel^2 * C``.
+    """
+
+    kernel: int = 4
+    stride: int = 2
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        """``(stride H, stride W, filters)``; the input must be an image."""
+        height, width, _ = _image("ConvTranspose2D", in_shape)
+        return (self.stride * height, self.stride * width, self.filters)
 
 
 @dataclass(frozen=True)
@@ -224,9 +257,12 @@ class UpSampling2D:
         return (2 * height, 2 * width, channels)
 
 
-LayerSpec = Dense | Dropout | BatchNorm | Activation | Reshape | Flatten | Conv2D | UpSampling2D
+LayerSpec = (Dense | Dropout | BatchNorm | Activation | Reshape | Flatten | Conv2D
+             | ConvTranspose2D | UpSampling2D)
 SPEC_TYPES: tuple[type, ...] = (Dense, Dropout, BatchNorm, Activation, Reshape, Flatten, Conv2D,
-                                UpSampling2D)
+                                ConvTranspose2D, UpSampling2D)
+WEIGHTED: tuple[type, ...] = (Dense, ConvolutionSpec)
+"""The specs of layers with a weight matrix and a bias (what spectral normalisation divides)."""
 
 
 def output_shapes(layers: Sequence[LayerSpec], in_features: int) -> list[Shape]:
