@@ -208,3 +208,11 @@ def test_train_fast_cgan_takes_its_classes_from_the_data(tmp_path):
     assert result.returncode == 0, result.stderr
     model = json.loads((tmp_path / "run" / "config.json").read_text())["model"]
     assert model["name"] == "fast-cgan" and model["conditional"] and model["num_classes"] == 2
+    assert model["projection"]                          # the preset's discriminator
+    result = fastgan_command("train", "--preset", "fast-cgan", "--data", "digits", "--classes",
+                             "1", "4", "--steps", "1", "--g-hidden", "16", "--d-hidden", "16",
+                             "--no-projection", "--no-progress", "--threads", "1", "--out",
+                             "concatenated", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    config = json.loads((tmp_path / "concatenated" / "config.json").read_text())["model"]
+    assert config["conditional"] and not config["projection"]

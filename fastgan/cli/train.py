@@ -79,9 +79,11 @@ def add_parser(subparsers: Any) -> None:
         help="a class-conditional GAN: one-hot labels beside G's noise and D's input (the "
              "data must have labels: digits, mnist, fashion-mnist, an .npz with y; with "
              "--classes, class i is the i-th kept label); sample grids show a class per row")
-    arg("--projection", action="store_true", default=None,
+    arg("--projection", action=argparse.BooleanOptionalAction, default=None,
         help="with --conditional: the projection discriminator (a learned class embedding "
-             "projected onto D's last features) instead of labels beside D's input")
+             "projected onto D's last features) instead of labels beside D's input "
+             "(default: the preset's; fast-cgan's is the projection, --no-projection "
+             "concatenates the labels)")
     arg("--ema", type=float, metavar="DECAY",
         help="sample from an exponential moving average of G's weights (e.g. 0.999; "
              "default: the preset's, none but fast-mlp's)")

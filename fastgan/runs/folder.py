@@ -198,8 +198,9 @@ def gan_config(config: TrainConfig, data_dim: int, num_classes: int = 0) -> GANC
                                              "spectral_norm", "r1_gamma", "r1_every")
                                  if getattr(config, key) is not None}
     if config.is_conditional:
-        overrides.update(conditional=True, num_classes=num_classes,
-                         projection=bool(config.projection))
+        overrides.update(conditional=True, num_classes=num_classes)
+    if config.projection is not None:           # else the preset's (fast-cgan's: projection)
+        overrides["projection"] = config.projection
     if config.ema is not None:
         overrides["ema_decay"] = config.ema
     if config.loss is not None:
