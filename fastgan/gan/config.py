@@ -123,6 +123,7 @@ class GANConfig:
             raise ConfigError("the R1 penalty is derived for unconditional GANs (the gradient "
                               "w.r.t. the sample alone, labels held fixed, is not written "
                               "yet): set r1_gamma to 0 or conditional to false")
+
     def _check_conditional(self) -> None:
         for name in ("conditional", "projection"):
             if not isinstance(getattr(self, name), bool):

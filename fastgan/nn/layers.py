@@ -265,8 +265,9 @@ class DropoutLayer(Layer):
         if self.rate == 0.0:
             return a
         batch = a.shape[0]
-        out = buffer(self._workspaces[batch], batch)
-        self.backend.multiply(a, self._workspaces[batch].mask, out)
+        ws = self._workspaces[batch]
+        out = buffer(ws, batch)
+        self.backend.multiply(a, ws.mask, out)
         return out
 
 
