@@ -27,7 +27,8 @@ def test_preset_parameter_counts(name):
 
 
 def test_preset_names_and_image_size_follow_the_data():
-    assert set(presets.names()) == {*PARAMETER_COUNTS, "keras-dcgan", "tiny"}  # dcgan: test_conv
+    assert set(presets.names()) == {*PARAMETER_COUNTS, "keras-dcgan", "fast-dcgan",
+                                   "tiny"}                            # the DCGANs: test_conv
     gan = GAN.from_preset("numpy-mlp", data_dim=64)            # 8x8 digits
     assert gan.data_dim == 64 and gan.discriminator.in_features == 64
 

@@ -7,7 +7,11 @@ import math
 
 import numpy as np
 import pytest
-from support.small_presets import transposed_config, transposed_discriminator
+from support.small_presets import (
+    SMALL_CONVOLUTIONAL,
+    transposed_config,
+    transposed_discriminator,
+)
 
 from fastgan import GAN
 from fastgan.benchmarking import floor
@@ -59,7 +63,7 @@ def test_gemm_count_and_flops_follow_the_algorithm(name, k):
     and the G step B (P_G + P_D + P_D + P_G + P_G - f_G) (G forward, D forward, D dx, G dW,
     G dx)."""
     batch = 32
-    p = presets.get(name, data_dim=64 if name == "keras-dcgan" else 20, k=k)
+    p = presets.get(name, data_dim=64 if name in SMALL_CONVOLUTIONAL else 20, k=k)
     g = floor.weight_shapes(p.generator, p.generator_inputs)         # noise (+ one-hot label)
     d = floor.weight_shapes(p.discriminator, p.discriminator_inputs)  # sample (+ label)
     p_g, p_d = (sum(r * i * o for r, i, o in shapes) for shapes in (g, d))

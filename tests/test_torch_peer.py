@@ -15,7 +15,7 @@ from support.small_presets import (
     transposed_discriminator,
 )
 
-from fastgan import GAN, MLP, ConvTranspose2D, Reshape
+from fastgan import GAN, MLP, Conv2D, ConvTranspose2D, Reshape
 from fastgan.errors import BackendUnavailable, ConfigError, FastganError
 from fastgan.gan import presets
 
@@ -53,8 +53,9 @@ def test_keras_dcgan_peer_has_the_seeds_layers_and_counts(channels_last):
     assert kinds == ["Linear", "LeakyReLU", "Unflatten"] + ["Upsample", "Conv2d", "BatchNorm2d",
                                                             "LeakyReLU"] * 2 \
         + ["Conv2d", "Tanh", "Flatten"]
-    conv = peer.discriminator[3]
-    assert (conv.stride, conv.padding, conv.out_channels) == ((2, 2), (1, 1), 128)
+    pad, conv = peer.discriminator[3:5]     # "same" pads a stride-2 3x3 below and right
+    assert (pad.padding, conv.stride, conv.padding, conv.out_channels) == (
+        (0, 1, 0, 1), (2, 2), (0, 0), 128)
     limit = math.sqrt(6 / (9 * 64 + 9 * 128))               # glorot over the receptive field
     assert limit * 0.9 < conv.weight.abs().max() <= limit
     tiny = TorchGAN(presets.get("keras-dcgan", **SMALL_DCGAN), channels_last=channels_last)
@@ -64,30 +65,33 @@ def test_keras_dcgan_peer_has_the_seeds_layers_and_counts(channels_last):
 
 @pytest.mark.parametrize("kernel,stride", [(4, 2), (3, 2), (1, 2), (2, 2), (5, 2), (3, 1),
                                            (4, 1)])
-def test_conv_transpose_peer_computes_fastgans_map_exactly(kernel, stride):
-    """``nn.ConvTranspose2d`` with the padding, output padding and crop that
-    ``conv_transpose`` picks, holding fastgan's weights, gives fastgan's output to float64
-    rounding for each padding case (even, odd and cropped, none with an output padding)."""
+@pytest.mark.parametrize(("spec_type", "image"), [(ConvTranspose2D, (3, 2, 3)),
+                                                  (Conv2D, (6, 5, 3)), (Conv2D, (7, 4, 3))])
+def test_convolution_peers_compute_fastgans_map_exactly(spec_type, image, kernel, stride):
+    """``nn.Conv2d`` and ``nn.ConvTranspose2d`` with the padding (symmetric or a ZeroPad2d
+    first), output padding and crop that ``conv2d`` and ``conv_transpose`` pick, holding
+    fastgan's weights, give fastgan's output to float64 rounding for each padding case (even,
+    odd and cropped, on odd and even sides)."""
     from fastgan.benchmarking.torch_peer import build_mlp
 
-    image, filters, n = (3, 2, 3), 2, 4
-    big = (stride * image[0], stride * image[1], filters)
-    specs = [Reshape(image), ConvTranspose2D(filters, kernel=kernel, stride=stride,
-                                             activation="tanh", init="torch_default")]
-    net = MLP(specs, in_features=18, backend="numpy", dtype="float64", seed=3)
+    filters, n, features = 2, 4, math.prod(image)
+    specs = [Reshape(image), spec_type(filters, kernel=kernel, stride=stride,
+                                       activation="tanh", init="torch_default")]
+    net = MLP(specs, in_features=features, backend="numpy", dtype="float64", seed=3)
     layer = net.layers[1]
-    peer = build_mlp(specs, 18).double()
-    conv = next(m for m in peer if isinstance(m, torch.nn.ConvTranspose2d))
-    with torch.no_grad():
+    out = spec_type.output_shape(specs[1], image)
+    peer = build_mlp(specs, features).double()
+    conv = next(m for m in peer if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d))
+    with torch.no_grad():       # fastgan's (k, k, a, b) patch matrix is torch's (b, a, k, k)
         conv.weight.copy_(torch.from_numpy(
-            layer.W.reshape(kernel, kernel, filters, image[2]).transpose(3, 2, 0, 1).copy()))
+            layer.W.reshape(kernel, kernel, -1, layer.W.shape[1]).transpose(3, 2, 0, 1).copy()))
         conv.bias.copy_(torch.from_numpy(layer.b.copy()))
 
     def channels_first(rows: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
         return rows.reshape(n, *shape).transpose(0, 3, 1, 2).reshape(n, -1)
 
-    x = np.random.default_rng(4).standard_normal((n, 18))
-    expected = channels_first(net.forward(x), big)
+    x = np.random.default_rng(4).standard_normal((n, features))
+    expected = channels_first(net.forward(x), out)
     with torch.no_grad():
         got = peer(torch.from_numpy(channels_first(x, image))).numpy()
     assert got.shape == expected.shape

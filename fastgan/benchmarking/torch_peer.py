@@ -127,11 +127,10 @@ def _module(spec: LayerSpec, in_shape: tuple[int, ...]) -> list[nn.Module]:
         if isinstance(spec, Dense):
             modules = [nn.Linear(in_shape[0], spec.units)]
         elif isinstance(spec, Conv2D):
-            modules = [nn.Conv2d(in_shape[-1], spec.filters, spec.kernel, spec.stride,
-                                 padding=spec.kernel // 2)]
+            modules = conv2d(spec, in_shape)
         else:
             modules = conv_transpose(spec, in_shape)
-        _initialise(modules[0], spec.init)
+        _initialise(next(m for m in modules if hasattr(m, "weight")), spec.init)
         activation = _activation(spec.activation, spec.alpha)
         return modules if activation is None else [*modules, activation]
     if isinstance(spec, Activation):
@@ -164,6 +163,24 @@ class Crop(nn.Module):
         return x[:, :, :self.height, :self.width]
 
 
+def conv2d(spec: Conv2D, in_shape: tuple[int, ...]) -> list[nn.Module]:
+    """The modules computing fastgan's Conv2D exactly: ``nn.Conv2d`` with TensorFlow's "same"
+    padding, ``P = max((ceil(H / s) - 1) s + k - H, 0)`` rows in all, t = P // 2 above. Even P
+    is torch's symmetric ``padding``; odd P puts the extra row below and right, as fastgan
+    does, with an ``nn.ZeroPad2d`` first (the same along the width)."""
+    height, width, channels = in_shape
+
+    def padding(side: int) -> int:
+        return max((-(-side // spec.stride) - 1) * spec.stride + spec.kernel - side, 0)
+
+    rows, columns = padding(height), padding(width)
+    if rows % 2 == 0 and columns % 2 == 0:
+        return [nn.Conv2d(channels, spec.filters, spec.kernel, spec.stride,
+                          padding=(rows // 2, columns // 2))]
+    pad = nn.ZeroPad2d((columns // 2, columns - columns // 2, rows // 2, rows - rows // 2))
+    return [pad, nn.Conv2d(channels, spec.filters, spec.kernel, spec.stride)]
+
+
 def conv_transpose(spec: ConvTranspose2D, in_shape: tuple[int, ...]) -> list[nn.Module]:
     """The modules computing fastgan's ConvTranspose2D exactly: ``nn.ConvTranspose2d`` with
     ``padding`` = the adjoint "same" convolution's top/left padding t and ``output_padding``
@@ -192,13 +209,11 @@ def build_mlp(layers: Sequence[LayerSpec], in_features: int) -> nn.Sequential:
     ``1 - momentum`` (Keras' convention in the spec); Activation -> its module.
 
     Images are PyTorch's own NCHW: Reshape((H, W, C)) -> ``nn.Unflatten(1, (C, H, W))``,
-    Flatten -> ``nn.Flatten``, Conv2D -> ``nn.Conv2d`` with ``padding=kernel // 2``,
-    ConvTranspose2D -> ``nn.ConvTranspose2d`` computing exactly its map (see
+    Flatten -> ``nn.Flatten``, Conv2D -> ``nn.Conv2d`` and ConvTranspose2D ->
+    ``nn.ConvTranspose2d``, each computing exactly fastgan's map (see :func:`conv2d`,
     :func:`conv_transpose`), UpSampling2D -> ``nn.Upsample(scale_factor=2)``. Flat rows are
     thus read in (C, H, W) order where fastgan reads (H, W, C): identical for one channel,
-    otherwise a fixed permutation of the features that i.i.d. initial weights do not see. For
-    a Conv2D of stride 2 on an even side, TensorFlow's "same" pads (0, 1) where this pads
-    (1, 1); the work is the same.
+    otherwise a fixed permutation of the features that i.i.d. initial weights do not see.
     A network ending on images flattens them, as fastgan's rows are flat.
     """
     modules: list[nn.Module] = []

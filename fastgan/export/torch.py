@@ -11,10 +11,9 @@ weights, so that in ``eval()`` mode it computes what :meth:`fastgan.GAN.sample` 
 Where fastgan's flat rows meet an image (Reshape, Flatten) the peer reads the features in
 (C, H, W) order, fastgan in (H, W, C): the Dense weights (and any flat batch norm) on either
 side are permuted to match. What the peer cannot hold is refused: a network whose input or
-output rows are images of several channels (the peer's rows would be ordered otherwise),
-and a convolution that TensorFlow's "same" pads unevenly (stride 2 on an even side), since
-the peer pads ``kernel // 2`` on every side. A transposed convolution is always held: the
-peer computes its map exactly (:func:`fastgan.benchmarking.torch_peer.conv_transpose`).
+output rows are images of several channels (the peer's rows would be ordered otherwise).
+Every convolution is held: the peer computes its map exactly, uneven "same" padding
+included (:func:`fastgan.benchmarking.torch_peer.conv2d` and ``conv_transpose``).
 """
 
 from __future__ import annotations
@@ -25,8 +24,8 @@ import numpy as np
 
 from ..benchmarking.torch_peer import build_mlp, torch
 from ..errors import ConfigError
-from ..nn.specs import BatchNorm, Conv2D, ConvolutionSpec, Dense, Flatten, Reshape, Shape
-from .walk import Layer, Network, conv_padding
+from ..nn.specs import BatchNorm, ConvolutionSpec, Dense, Flatten, Reshape, Shape
+from .walk import Layer, Network
 
 
 def _channels_first(shape: Shape) -> np.ndarray | None:
@@ -72,17 +71,6 @@ def feature_orders(network: Network) -> list[np.ndarray | None]:
     return orders
 
 
-def _check_padding(network: Network, index: int, layer: Layer) -> None:
-    """ConfigError for a convolution the peer (``padding=kernel // 2``) pads otherwise."""
-    half = layer.spec.kernel // 2
-    padding = conv_padding(layer)
-    if padding != (half,) * 4:
-        raise ConfigError(
-            f"layer {index} of the {network.name} is a Conv2D that pads (top, left, bottom, "
-            f"right) = {padding}, but the PyTorch peer pads {half} on every side, so it cannot "
-            "hold this network; export it to onnx or npz instead")
-
-
 def _tensors(layer: Layer, in_order: np.ndarray | None,
              out_order: np.ndarray | None) -> dict[str, np.ndarray]:
     """One layer's arrays in the peer module's names and layouts."""
@@ -113,8 +101,6 @@ def state_dict(network: Network) -> dict[str, torch.Tensor]:
     trained = [(index, layer) for index, layer in enumerate(network.layers)
                if isinstance(layer.spec, Dense | BatchNorm | ConvolutionSpec)]
     for name, (index, layer) in zip(modules, trained, strict=True):
-        if isinstance(layer.spec, Conv2D):
-            _check_padding(network, index, layer)
         in_order = orders[index - 1] if index else None
         for key, array in _tensors(layer, in_order, orders[index]).items():
             state[f"{name}.{key}"] = torch.from_numpy(np.ascontiguousarray(array))

@@ -18,6 +18,7 @@ from ..nn.specs import (
     Activation,
     BatchNorm,
     Conv2D,
+    ConvTranspose2D,
     Dense,
     Dropout,
     Flatten,
@@ -136,11 +137,7 @@ def _keras_dcgan(data_dim: int, latent_dim: int = 64, channels: int = 1,
     D: Conv2D with strides 1, 2, 2 and d_filters, each + LeakyReLU(0.2), Flatten, Dense(1)
     logit. Every 3 x 3 convolution pads "same"; weights glorot-uniform, Keras' default.
     """
-    side = math.isqrt(data_dim // channels) if _positive(channels) else 0
-    if side * side * channels != data_dim or side % 4:
-        raise ConfigError(f"keras-dcgan makes square images of {channels} channel(s) with a side "
-                          f"divisible by 4, but the data has {data_dim} features; pad or resize "
-                          "the images (MNIST: pad=2 gives the seed's 32 x 32)")
+    side = _square_side("keras-dcgan", data_dim, channels)
     for name, filters in (("g_filters", g_filters), ("d_filters", d_filters)):
         if len(filters) != 3 or not all(_positive(f) for f in filters):
             raise ConfigError(f"{name} must be three positive channel counts, got {filters!r}")
@@ -168,6 +165,82 @@ def _keras_dcgan(data_dim: int, latent_dim: int = 64, channels: int = 1,
     )
 
 
+UPSAMPLINGS = ("transposed", "nearest")
+"""How ``fast-dcgan``'s generator doubles its image: a stride-2 ConvTranspose2D, or
+UpSampling2D then a stride-1 Conv2D."""
+NORMS = ("batch", "none")
+"""``fast-dcgan``'s normalisation of G's hidden layers: BatchNorm, or none."""
+
+
+def _fast_dcgan(data_dim: int, latent_dim: int = 100, channels: int = 1,
+                g_filters: tuple[int, ...] = (64, 32), d_filters: tuple[int, ...] = (32, 64),
+                kernel: int = 4, upsample: str = "transposed", norm: str = "batch",
+                alpha: float = 0.2, lr: float = 2e-4) -> GANConfig:
+    """A small DCGAN for native-size square images (28 x 28 and any side divisible by 4),
+    sized for a ten-minute CPU budget.
+
+    G: Dense to (side/4, side/4, g_filters[0]), then one block per later width and a last one
+    to ``channels``: the last two blocks double the image (``upsample``: a stride-2
+    ConvTranspose2D, or UpSampling2D + a stride-1 Conv2D), earlier ones are stride-1 Conv2D;
+    every hidden layer is followed by ``norm`` (BatchNorm(0.9, 1e-5), PyTorch's) and
+    LeakyReLU(``alpha``); the image by tanh. D: Conv2D per ``d_filters``, the first two of
+    stride 2 (to side/4), each + LeakyReLU(``alpha``), Flatten, Dense(1) logit. ``kernel`` is
+    every convolution's window; Adam(``lr``, 0.5).
+    """
+    side = _square_side("fast-dcgan", data_dim, channels)
+    for name, filters, least in (("g_filters", g_filters, 1), ("d_filters", d_filters, 2)):
+        if len(filters) < least or not all(_positive(f) for f in filters):
+            raise ConfigError(f"{name} must be at least {least} positive channel count(s), "
+                              f"got {filters!r}")
+    if upsample not in UPSAMPLINGS:
+        raise ConfigError(f"upsample must be one of {', '.join(UPSAMPLINGS)}, got {upsample!r}")
+    if norm not in NORMS:
+        raise ConfigError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
+    init = "glorot_uniform"
+    start = (side // 4, side // 4, g_filters[0])
+
+    def hidden(*layer: LayerSpec) -> tuple[LayerSpec, ...]:
+        normalise = (BatchNorm(momentum=0.9, eps=1e-5),) if norm == "batch" else ()
+        return (*layer, *normalise, Activation("leaky_relu", alpha))
+
+    def block(filters: int, doubles: bool, activation: str) -> tuple[LayerSpec, ...]:
+        if not doubles:
+            return (Conv2D(filters, kernel, activation=activation, init=init),)
+        if upsample == "transposed":
+            return (ConvTranspose2D(filters, kernel, 2, activation=activation, init=init),)
+        return (UpSampling2D(), Conv2D(filters, kernel, activation=activation, init=init))
+
+    widths = (*g_filters[1:], channels)
+    generator: list[LayerSpec] = [*hidden(Dense(math.prod(start), init=init)), Reshape(start)]
+    for index, filters in enumerate(widths):
+        doubles = index >= len(widths) - 2
+        if index == len(widths) - 1:
+            generator.extend(block(filters, doubles, "tanh"))
+        else:
+            generator.extend(hidden(*block(filters, doubles, "identity")))
+    discriminator = (Reshape((side, side, channels)),
+                     *(Conv2D(filters, kernel, 2 if index < 2 else 1, "leaky_relu", alpha, init)
+                       for index, filters in enumerate(d_filters)),
+                     Flatten(), Dense(1, init=init))
+    return GANConfig(
+        name="fast-dcgan", source="a small DCGAN at native size, its architecture and "
+                                  "settings chosen by a fastgan sweep",
+        latent_dim=latent_dim, noise="normal", generator=tuple(generator),
+        discriminator=discriminator, g_optimizer=Adam(lr, beta1=0.5),
+        d_optimizer=Adam(lr, beta1=0.5), batch_size=64)
+
+
+def _square_side(name: str, data_dim: int, channels: int) -> int:
+    """The side of ``data_dim`` features read as square images of ``channels`` channels, a
+    multiple of 4; a ConfigError otherwise."""
+    side = math.isqrt(data_dim // channels) if _positive(channels) else 0
+    if side * side * channels != data_dim or side % 4:
+        raise ConfigError(f"{name} makes square images of {channels} channel(s) with a side "
+                          f"divisible by 4, but the data has {data_dim} features; pad or resize "
+                          "the images (MNIST: pad=2 gives 32 x 32)")
+    return side
+
+
 def _positive(value: object) -> bool:
     return isinstance(value, int) and value >= 1
 
@@ -191,6 +264,7 @@ _BUILDERS: dict[str, Callable[..., GANConfig]] = {
     "pytorch-vanilla": _pytorch_vanilla,
     "fast-mlp": _fast_mlp,
     "fast-cgan": _fast_cgan,
+    "fast-dcgan": _fast_dcgan,
     "tiny": _tiny,
 }
 

@@ -26,11 +26,15 @@ SMALL = {"data_dim": 12, "latent_dim": 4, "g_hidden": (16, 16), "d_hidden": (16,
          "batch_size": 8}
 SMALL_DCGAN = {"data_dim": 64, "latent_dim": 4, "g_filters": (8, 6, 4), "d_filters": (4, 6, 8),
                "batch_size": 8}
+SMALL_FAST_DCGAN = {"data_dim": 64, "latent_dim": 4, "g_filters": (6, 4), "d_filters": (4, 6),
+                    "batch_size": 8}
+SMALL_CONVOLUTIONAL = {"keras-dcgan": SMALL_DCGAN, "fast-dcgan": SMALL_FAST_DCGAN}
+"""The small sizes of the convolutional presets (8 x 8 x 1 images); the others take SMALL."""
 
 
 def small_config(name: str, **overrides: Any) -> GANConfig:
     """Preset ``name`` at the small sizes above (``overrides`` win)."""
-    return presets.get(name, **{**(SMALL_DCGAN if name == "keras-dcgan" else SMALL), **overrides})
+    return presets.get(name, **{**SMALL_CONVOLUTIONAL.get(name, SMALL), **overrides})
 
 
 
