@@ -128,6 +128,30 @@ def test_loss_spectral_norm_and_r1_are_set_and_survive_resume(tmp_path):
     assert all(np.isfinite(r["d_loss"]) for r in metrics(tmp_path / "run") if "d_loss" in r)
 
 
+def test_architecture_settings_shape_the_convolutional_gan_and_survive_resume(tmp_path):
+    result = fastgan_command("train", "--preset", "fast-dcgan", "--data", "digits",
+                             "--g-filters", "4", "2", "--d-filters", "2", "4", "--kernel", "3",
+                             "--upsample", "nearest", "--norm", "none", "--alpha", "0.1",
+                             "--steps", "3", "--no-progress", "--out", "run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "run/config.json").read_text())
+    settings = {key: record["config"][key]
+                for key in ("g_filters", "d_filters", "kernel", "upsample", "norm", "alpha")}
+    assert settings == {"g_filters": [4, 2], "d_filters": [2, 4], "kernel": 3,
+                        "upsample": "nearest", "norm": "none", "alpha": 0.1}
+    assert [layer["type"] for layer in record["model"]["generator"]] == [
+        "Dense", "Activation", "Reshape", "UpSampling2D", "Conv2D", "Activation",
+        "UpSampling2D", "Conv2D"]
+    result = fastgan_command("train", "--resume", "run", "--steps", "5", "--no-progress",
+                             cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    resumed = json.loads((tmp_path / "run/config.json").read_text())
+    assert resumed["model"] == record["model"] and resumed["config"]["steps"] == 5
+    assert steps_of(tmp_path / "run/checkpoint.npz") == 5
+    changed = fastgan_command("train", "--resume", "run", "--kernel", "5", cwd=tmp_path)
+    assert changed.returncode == 1 and "kernel cannot change" in changed.stderr
+
+
 def test_beta1_sets_adams_beta1_of_both_networks_and_is_checked(tmp_path):
     result = fastgan_command(*TINY_RING, "--steps", "3", "--beta1", "0.7", "--out", "run",
                              cwd=tmp_path)
@@ -207,6 +231,13 @@ def test_divergence_names_step_and_network_and_keeps_the_last_good_checkpoint(tm
      "no target to move in the hinge loss"),
     (("train", "--r1-gamma", "-1", "--out", "new"), "r1_gamma must be a number >= 0"),
     (("train", "--r1-gamma", "10", "--r1-every", "0", "--out", "new"), "r1_every"),
+    (("train", "--upsample", "nearest", "--out", "new"),
+     "preset 'tiny' does not take these overrides: _tiny() got an unexpected keyword argument "
+     "'upsample'"),
+    (("train", "--preset", "keras-dcgan", "--kernel", "5", "--out", "new"),
+     "preset 'keras-dcgan' does not take these overrides"),
+    (("train", "--preset", "fast-dcgan", "--d-filters", "8", "--out", "new"),
+     "d_filters must be at least 2 positive channel count(s), got (8,)"),
     (("sample", "no-such.npz"), "no checkpoint at no-such.npz"),
     (("sample", "occupied/notes.txt"), "cannot be read as a checkpoint"),
     (("sample", "occupied/notes.txt", "-o", "out.jpg"), "must end in .png or .npy"),

@@ -29,7 +29,8 @@ from fastgan.cli import main as cli
 from fastgan.data.dataset import make_dataset
 from fastgan.gan.config import loss_fields
 from fastgan.nn.optim import StepDecay
-from fastgan.runs.folder import CONFIG, Run, TrainConfig, prepare
+from fastgan.nn.specs import Activation, ConvolutionSpec, UpSampling2D
+from fastgan.runs.folder import CONFIG, Run, TrainConfig, gan_config, prepare
 from fastgan.training import checkpoint
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -99,6 +100,48 @@ def test_every_setting_of_a_run_survives_its_config_json(tmp_path):
     assert run.gan.config.spectral_norm
     assert (run.gan.config.r1_gamma, run.gan.config.r1_every) == (5.0, 4)
     assert TrainConfig.from_json(record["config"]) == settings
+
+
+def test_the_architecture_settings_reach_the_convolutional_presets_layers():
+    """fast-dcgan on 8 x 8 digits: each architecture setting of a run shapes the GAN."""
+    small = TrainConfig(preset="fast-dcgan", g_filters=(4, 2), d_filters=(2, 4))
+    base = gan_config(small, 64)
+
+    def convolutions(network) -> list[tuple[str, int]]:
+        return [(type(layer).__name__, layer.filters) for layer in network
+                if isinstance(layer, ConvolutionSpec)]
+
+    assert [layer.units for layer in base.generator if isinstance(layer, Dense)] == [2 * 2 * 4]
+    assert convolutions(base.generator) == [("ConvTranspose2D", 2), ("ConvTranspose2D", 1)]
+    assert convolutions(base.discriminator) == [("Conv2D", 2), ("Conv2D", 4)]
+    nearest = gan_config(dataclasses.replace(small, upsample="nearest"), 64).generator
+    assert convolutions(nearest) == [("Conv2D", 2), ("Conv2D", 1)]
+    assert sum(isinstance(layer, UpSampling2D) for layer in nearest) == 2
+    unnormalised = gan_config(dataclasses.replace(small, norm="none"), 64).generator
+    assert any(isinstance(layer, BatchNorm) for layer in base.generator)
+    assert not any(isinstance(layer, BatchNorm) for layer in unnormalised)
+    three = gan_config(dataclasses.replace(small, kernel=3), 64)
+    assert {layer.kernel for layer in (*three.generator, *three.discriminator)
+            if isinstance(layer, ConvolutionSpec)} == {3}
+    steep = gan_config(dataclasses.replace(small, alpha=0.1), 64)
+    leaky = [layer for layer in (*steep.generator, *steep.discriminator)
+             if (isinstance(layer, Activation) and layer.name == "leaky_relu")
+             or (isinstance(layer, ConvolutionSpec) and layer.activation == "leaky_relu")]
+    assert len(leaky) == 4 and {layer.alpha for layer in leaky} == {0.1}
+    deeper = gan_config(dataclasses.replace(small, g_filters=(4, 4, 2)), 64).generator
+    assert convolutions(deeper) == [("Conv2D", 4), ("ConvTranspose2D", 2),
+                                    ("ConvTranspose2D", 1)]
+    keras = gan_config(TrainConfig(preset="keras-dcgan", g_filters=(8, 4, 2),
+                                   d_filters=(2, 4, 8)), 64)
+    assert convolutions(keras.discriminator) == [("Conv2D", 2), ("Conv2D", 4), ("Conv2D", 8)]
+
+
+def test_a_run_from_before_the_architecture_settings_reads_them_as_the_presets():
+    stored = {key: value for key, value in TrainConfig(preset="fast-dcgan").to_json().items()
+              if key not in ("g_filters", "d_filters", "kernel", "upsample", "norm", "alpha")}
+    config = TrainConfig.from_json(stored)
+    assert config == TrainConfig(preset="fast-dcgan") and config.upsample is None
+    assert gan_config(config, 64) == fastgan.presets.get("fast-dcgan", 64)
 
 
 @pytest.mark.parametrize(("change", "message"), [

@@ -32,6 +32,7 @@ from fastgan.evaluation import classifier
 from fastgan.evaluation.metrics import Evaluator
 from fastgan.runs.folder import RESUMABLE, TrainConfig
 from fastgan.sweep import Amount, Range, Space, halving, pools, trial
+from fastgan.sweep.space import describe, parse_grid
 from fastgan.training.loop import Callback
 from fastgan.training.monitors import read_records
 
@@ -92,6 +93,27 @@ def test_grid_values_take_the_type_trainconfig_declares():
         Space(grid={"spectral_norm": ["yes"]})
     with pytest.raises(ConfigError, match=r"not a hyper-parameter.*label_smoothing"):
         Space(grid={"steps": [10]})
+
+
+def test_architecture_axes_read_alike_from_the_command_line_and_a_toml_file():
+    name, values = parse_grid("g_filters=64 32,32 16")
+    from_line = Space(grid={name: values, "upsample": ["transposed", "nearest"]})
+    from_toml = Space(grid={"g_filters": [[64, 32], [32, 16]],
+                            "upsample": ["transposed", "nearest"]})
+    assert from_line.settings() == from_toml.settings() == [
+        {"g_filters": (64, 32), "upsample": "transposed"},
+        {"g_filters": (64, 32), "upsample": "nearest"},
+        {"g_filters": (32, 16), "upsample": "transposed"},
+        {"g_filters": (32, 16), "upsample": "nearest"}]
+    assert describe(from_line.settings()[1], ["g_filters", "upsample"]) == \
+        "g_filters=64x32 upsample=nearest"
+    assert Space(grid={"kernel": ["3", 5], "alpha": ["0.1"], "norm": ["none"]}).settings() == [
+        {"kernel": 3, "alpha": 0.1, "norm": "none"}, {"kernel": 5, "alpha": 0.1, "norm": "none"}]
+    with pytest.raises(ConfigError, match=r"g_filters takes whole numbers separated by spaces "
+                                          r"\(e\.g\. 256 512\): give its values as a grid"):
+        Space(random={"g_filters": Range(8, 64)}, samples=2)
+    with pytest.raises(ConfigError, match="upsample takes text: give its values as a grid"):
+        Space(random={"upsample": Range(0, 1)}, samples=2)
 
 
 def test_points_are_whole_settings_each_combined_with_the_grid():
@@ -422,6 +444,40 @@ def test_halving_keeps_the_best_and_a_resumed_trial_continues_bit_for_bit(cluste
     assert (tmp_path / "halving" / "samples.png").exists()
     if _has("matplotlib"):
         assert (tmp_path / "halving" / "curves.png").exists()
+
+
+def test_a_sweep_over_architecture_axes_halves_and_names_them(cluster, tmp_path):
+    """fast-dcgan on 8 x 8 digits: G's widths and upsampling in a TOML file, halved; the same
+    grid on the command line is the same sweep."""
+    study = tmp_path / "study.toml"
+    study.write_text('preset = "fast-dcgan"\ndata = "digits"\nbackend = "numpy"\nbudget = 8\n'
+                     'halving = 2\neval_n = 100\n[grid]\ng_filters = [[4, 2], [2, 2]]\n'
+                     'upsample = ["transposed", "nearest"]\nd_filters = ["2 4"]\n')
+    out = tmp_path / "sweep"
+    scheduler = ("--scheduler", cluster.scheduler.address, "--no-progress", "--out", str(out))
+    assert cli.main(["sweep", "--config", str(study), *scheduler]) == 0
+    ends = records(out, "end")
+    assert all(end["status"] == "completed" for end in ends)
+    assert [sum(end["rung"] == rung for end in ends) for rung in range(3)] == [4, 2, 1]
+    assert sorted((tuple(end["setting"]["g_filters"]), end["setting"]["upsample"])
+                  for end in ends if end["rung"] == 0) == [
+        ((2, 2), "nearest"), ((2, 2), "transposed"), ((4, 2), "nearest"), ((4, 2), "transposed")]
+    for end in ends:
+        record = json.loads((out / end["trial"] / "config.json").read_text())
+        assert record["config"]["g_filters"] == end["setting"]["g_filters"]
+        assert record["config"]["d_filters"] == [2, 4]
+        generator = [layer["type"] for layer in record["model"]["generator"]]
+        assert ("UpSampling2D" in generator) == (end["setting"]["upsample"] == "nearest")
+        assert record["model"]["generator"][0]["units"] == 2 * 2 * end["setting"]["g_filters"][0]
+    summary = (out / "summary.md").read_text()
+    assert "varying: g_filters, upsample" in summary
+    assert "successive halving, eta 2" in summary
+    assert "| g_filters=4x2 upsample=nearest |" in summary
+    assert cli.main(["sweep", "--preset", "fast-dcgan", "--data", "digits", "--backend", "numpy",
+                     "--grid", "g_filters=4 2,2 2", "--grid", "upsample=transposed,nearest",
+                     "--grid", "d_filters=2 4", "--budget", "8", "--halving", "2",
+                     "--eval-n", "100", *scheduler]) == 0
+    assert len(records(out, "end")) == len(ends)                  # the same sweep: nothing new
 
 
 def test_an_unreachable_scheduler_fails_in_bounded_time(tmp_path, capsys, monkeypatch):

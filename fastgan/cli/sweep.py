@@ -33,7 +33,8 @@ def add_parser(subparsers: Any) -> None:
     arg = parser.add_argument
     arg("--config", type=Path, metavar="FILE.toml",
         help="read options from a TOML file: keys named like the options (eval_every = "
-             "\"60s\"), a [grid] table (lr = [1e-4, 2e-4]), a [random] table "
+             "\"60s\"), a [grid] table (lr = [1e-4, 2e-4]; tuples as lists: g_filters = "
+             "[[64, 32], [32, 16]]), a [random] table "
              "(lr = \"1e-4:1e-3:log\") and [[points]] tables (whole settings, e.g. an "
              "earlier sweep's best); options on the command line win")
     arg("--preset", help="the preset every trial starts from (default tiny)")
@@ -42,7 +43,8 @@ def add_parser(subparsers: Any) -> None:
     arg("--dtype", help="float32 or float64 (default float32)")
     arg("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
         help="try each value (repeat for more names: every combination is a setting); a "
-             "single value fixes a setting; tuples as 256 512; none for the preset's value")
+             "single value fixes a setting; tuples with spaces, e.g. \"g_filters=64 32,32 16\"; "
+             "none for the preset's value (but norm=none is no normalisation)")
     arg("--random", action="append", default=[], metavar="NAME=LOW:HIGH[:log]",
         help="draw NAME uniformly (log-uniformly with :log) in [LOW, HIGH]; needs --samples")
     arg("--samples", type=int, metavar="N", help="random draws (each with every grid point)")

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import FastganError, TrainingDiverged
 from ..gan.config import LOSSES
+from ..gan.presets import NORMS, UPSAMPLINGS
 from ..training.loop import Callback, TrainingLoop
 from .common import EXIT_DIVERGED, EXIT_ERROR, fail
 from .signals import Interrupted, StopSignals, exit_status, signal_name
@@ -56,6 +57,18 @@ def add_parser(subparsers: Any) -> None:
         help="the generator's hidden layer widths, e.g. --g-hidden 200 560")
     arg("--d-hidden", type=int, nargs="+", metavar="UNITS",
         help="the discriminator's hidden layer widths")
+    arg("--g-filters", type=int, nargs="+", metavar="C",
+        help="the generator's channel counts, one per layer before its image, e.g. "
+             "--g-filters 64 32 (fast-dcgan: their number sets G's depth; keras-dcgan: three)")
+    arg("--d-filters", type=int, nargs="+", metavar="C",
+        help="the discriminator's channel counts, one per convolution (fast-dcgan: two or "
+             "more; keras-dcgan: three)")
+    arg("--kernel", type=int, metavar="K", help="every convolution's window, K x K (fast-dcgan)")
+    arg("--upsample", choices=UPSAMPLINGS,
+        help="how G doubles its image: a stride-2 transposed convolution, or nearest "
+             "upsampling and a convolution (fast-dcgan)")
+    arg("--norm", choices=NORMS, help="G's normalisation: batch norm or none (fast-dcgan)")
+    arg("--alpha", type=float, metavar="SLOPE", help="every LeakyReLU's slope (fast-dcgan)")
     arg("--batch-size", type=int, help="samples per batch (default: the preset's)")
     arg("--lr", type=float, help="learning rate of both networks (default: the preset's)")
     arg("--g-lr", type=float, help="the generator's learning rate")

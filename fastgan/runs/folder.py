@@ -89,6 +89,11 @@ class TrainConfig:
     ``None`` draws at most :data:`MAX_PICTURES` sample pictures; ``threads`` limits the BLAS
     and OpenMP thread pools (``None``: leave them as they are); ``graph`` replays each step
     as a CUDA graph (``None``: wherever the step can be captured, the cupy backend).
+    ``g_filters``, ``d_filters``, ``kernel``, ``upsample``, ``norm`` and ``alpha`` (the
+    LeakyReLU slope) are the convolutional presets' architecture (``fast-dcgan``;
+    ``keras-dcgan`` takes the filters); a preset without one refuses it. ``upsample`` and
+    ``norm`` list their values in their fields' ``choices`` metadata: ``norm="none"`` is no
+    normalisation, where ``None`` is the preset's (``batch``).
     ``conditional`` trains a class-conditional GAN on the data's labels (with ``classes``,
     class i is the i-th kept label in ascending order), ``projection`` with the projection
     discriminator."""
@@ -105,6 +110,13 @@ class TrainConfig:
     latent_dim: int | None = None
     g_hidden: tuple[int, ...] | None = None
     d_hidden: tuple[int, ...] | None = None
+    g_filters: tuple[int, ...] | None = None
+    d_filters: tuple[int, ...] | None = None
+    kernel: int | None = None
+    upsample: str | None = dataclasses.field(default=None,
+                                             metadata={"choices": presets.UPSAMPLINGS})
+    norm: str | None = dataclasses.field(default=None, metadata={"choices": presets.NORMS})
+    alpha: float | None = None
     batch_size: int | None = None
     lr: float | None = None
     g_lr: float | None = None
@@ -193,9 +205,11 @@ def gan_config(config: TrainConfig, data_dim: int, num_classes: int = 0) -> GANC
     """The GAN ``config`` describes for data of ``data_dim`` features (and ``num_classes``
     classes when conditional): its preset with the settings it overrides."""
     overrides: dict[str, Any] = {key: getattr(config, key)
-                                 for key in ("latent_dim", "g_hidden", "d_hidden", "lr",
-                                             "batch_size", "k", "label_smoothing",
-                                             "spectral_norm", "r1_gamma", "r1_every")
+                                 for key in ("latent_dim", "g_hidden", "d_hidden",
+                                             "g_filters", "d_filters", "kernel", "upsample",
+                                             "norm", "alpha", "lr", "batch_size", "k",
+                                             "label_smoothing", "spectral_norm", "r1_gamma",
+                                             "r1_every")
                                  if getattr(config, key) is not None}
     if config.is_conditional:
         overrides.update(conditional=True, num_classes=num_classes)

@@ -3,8 +3,10 @@
 A hyper-parameter is any setting of :class:`~fastgan.runs.folder.TrainConfig` that defines a
 run (not how it is kept: steps, logging, checkpoints...) other than the seed, which a sweep
 varies on its own. Values given as text (the command line) are read with the type the
-TrainConfig field declares: ``lr=2e-4`` is a float, ``g_hidden=256 512`` a tuple of ints,
-``ema=none`` is None.
+TrainConfig field declares: ``lr=2e-4`` is a float, ``g_hidden=256 512`` a tuple of ints (in
+a TOML file also a list, ``[256, 512]``), ``ema=none`` is None. The architecture settings of
+the convolutional presets (``g_filters``, ``d_filters``, ``kernel``, ``upsample``, ``norm``,
+``alpha``) are hyper-parameters like the rest.
 """
 
 from __future__ import annotations
@@ -45,13 +47,12 @@ def check_name(name: str) -> None:
 
 def coerce(name: str, value: Any) -> Any:
     """``value`` (text, or a number/list from a TOML file) as the type of TrainConfig's
-    ``name``: int, float, str, bool (true/false), a tuple of ints, or None where the field
-    allows it."""
+    ``name``: int, float, str, bool (true/false), a tuple of ints, or None (``none``) where
+    the field allows it and ``none`` is not one of its choices."""
     check_name(name)
-    kind = _field_types()[name]
-    optional = isinstance(kind, types.UnionType) and type(None) in typing.get_args(kind)
-    if optional:
-        kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
+    kind, optional = _declared(name)
+    if isinstance(value, str) and value.strip() in _choices(name):
+        return value.strip()                  # norm=none is a normalisation, not the preset's
     if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
         if optional:
             return None
@@ -60,6 +61,20 @@ def coerce(name: str, value: Any) -> Any:
         return _as(kind, value)
     except (TypeError, ValueError):
         raise ConfigError(f"{name} takes {_describe(kind)}, not {value!r}") from None
+
+
+def _declared(name: str) -> tuple[Any, bool]:
+    """The type TrainConfig declares for ``name`` less None, and whether it allows None."""
+    kind = _field_types()[name]
+    if isinstance(kind, types.UnionType) and type(None) in typing.get_args(kind):
+        return next(arg for arg in typing.get_args(kind) if arg is not type(None)), True
+    return kind, False
+
+
+def _choices(name: str) -> tuple[str, ...]:
+    """The values TrainConfig's field ``name`` names in its metadata (none: any)."""
+    return next(f.metadata.get("choices", ()) for f in dataclasses.fields(TrainConfig)
+                if f.name == name)
 
 
 def _as(kind: Any, value: Any) -> Any:
@@ -128,12 +143,7 @@ class Range:
         low, high = (math.log(self.low), math.log(self.high)) if self.log else (self.low, self.high)
         value = rng.uniform(low, high)
         value = math.exp(value) if self.log else value
-        return coerce(name, round(value) if _is_integer(name) else float(value))
-
-
-def _is_integer(name: str) -> bool:
-    kind = _field_types()[name]
-    return kind is int or int in typing.get_args(kind)
+        return coerce(name, round(value) if _declared(name)[0] is int else float(value))
 
 
 @dataclass(frozen=True)
@@ -162,8 +172,10 @@ class Space:
             check_name(name)
             if name in grid:
                 raise ConfigError(f"{name} is both in the grid and drawn at random; choose one")
-            if _field_types()[name] is str or str in typing.get_args(_field_types()[name]):
-                raise ConfigError(f"{name} is text: give its values as a grid, not a range")
+            kind, _ = _declared(name)
+            if kind not in (int, float):
+                raise ConfigError(f"{name} takes {_describe(kind)}: give its values as a "
+                                  "grid, not a range")
         if self.random and self.samples < 1:
             raise ConfigError("random ranges need a number of samples >= 1")
         if self.samples and not self.random:
