@@ -4,6 +4,7 @@ fastgan's tuned preset, fastgan with the seed tutorial's settings and the PyTorc
     python benchmarks/bench_time_to_quality.py [--seeds 0,1,2] [--budget 600] [--slice 20]
         [--contenders fastgan:fast-cgan,fastgan:fast-mlp]
         [--threads 1] [--device cpu|cuda] [--shard I/N] [--out ttq]
+        [--pictures DIR]
     python benchmarks/bench_time_to_quality.py --combine ttq-0.json ttq-1.json --out ttq
     pytest benchmarks/bench_time_to_quality.py --benchmark-json=ttq.json   # the same race
 
@@ -31,6 +32,13 @@ at the budget; for each contender it reports the time to reach it (a run's first
 or below it), its distance, recall and coverage at the budget, and the goals of the tuned
 preset (:data:`GOALS`): the target in at most a third of the budget, and at most half the
 peer's distance at the budget, with recall and coverage at least those of the seed settings.
+
+A challenger (a fastgan contender of a preset in :data:`CHALLENGERS`: ``--contenders
+fastgan:fast-dcgan,fastgan:fast-mlp,pytorch:fast-dcgan``) is scored against the tuned preset
+(:data:`CHALLENGER_GOALS`): its distance at the budget at most half the tuned preset's, that
+distance reached within half the budget, recall and coverage at least the tuned preset's.
+``--pictures DIR`` keeps the first seed's samples at 60, 180 and 600 s and writes a contact
+sheet of them beside real images.
 
 A conditional contender (``--contenders fastgan:fast-cgan,fastgan:fast-mlp``) draws its
 scored samples class by class in turn, and is also scored on the classifier's accuracy on the
@@ -62,8 +70,10 @@ from fastgan.gan import presets
 from fastgan.gan.model import latent_noise
 from fastgan.sweep.trial import UNBOUNDED_STEPS
 from fastgan.training.monitors import WallClock
+from fastgan.viz import save_contact_sheet, save_grid
 
 DATASET = "fashion-mnist"
+IMAGE_SHAPE = (28, 28)
 EVAL_N = 5000
 """Samples per score: the distances are defined at this sample size."""
 BUDGET_S = 600.0
@@ -78,6 +88,11 @@ GOALS = {"time_to_target_fraction": 1 / 3, "distance_ratio": 0.5}
 """The tuned preset's goals: the peer's distance at the budget within this fraction of the
 budget, and at most this ratio of the peer's distance at the budget."""
 CONDITIONAL_GOALS = {"class_accuracy_of_ceiling": 0.95}
+CHALLENGER_GOALS = {"distance_ratio": 0.5, "time_to_tuned_fraction": 0.5}
+"""A challenger's goals against the tuned preset: at most this ratio of its distance at the
+budget, and that distance reached within this fraction of the budget."""
+PICTURE_TIMES = (60, 180, 600)
+"""With ``--pictures``: the clock times (s) after which the first seed's samples are kept."""
 """The conditional preset's goals: the classifier's accuracy on the asked class at least this
 fraction of its accuracy on real test images (the ceiling), and a Fréchet distance at the
 budget no worse than the tuned unconditional preset's."""
@@ -92,6 +107,11 @@ class Contender:
     preset: str
     options: tuple[str, ...] = ()
 
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Contender:
+        """The contender a run's JSON record names."""
+        return cls(record["side"], record["preset"], tuple(record.get("options", ())))
+
     @property
     def name(self) -> str:
         """E.g. ``fastgan fast-mlp``, ``fastgan fast-cgan+projection``."""
@@ -102,6 +122,10 @@ TUNED = Contender("fastgan", "fast-mlp")
 SEED_SETTINGS = Contender("fastgan", "pytorch-vanilla")
 PEER = Contender("pytorch", "pytorch-vanilla")
 CONDITIONAL = Contender("fastgan", "fast-cgan")
+CONVOLUTIONAL = Contender("fastgan", "fast-dcgan")
+CHALLENGERS = ("fast-dcgan",)
+"""Presets whose fastgan contenders are scored against the tuned preset
+(:data:`CHALLENGER_GOALS`), with recall and coverage at least its own."""
 CONTENDERS = (TUNED, SEED_SETTINGS, PEER)
 """The default race; ``--contenders fastgan:fast-cgan,fastgan:fast-mlp`` is the conditional
 preset's."""
@@ -207,8 +231,7 @@ def torch_run(contender: Contender, seed: int, threads: int, device: str) -> Run
         peer.stats()                        # one read-back: the clock waits for the device
 
     def samples(n: int) -> np.ndarray:
-        with torch.no_grad():
-            return peer.generator(noise[:n]).cpu().numpy()
+        return peer.sample(noise[:n]).cpu().numpy()
 
     return Run(contender, seed, train_until, samples, lambda: state["steps"])
 
@@ -244,11 +267,14 @@ def make_run(contender: Contender, seed: int, threads: int, device: str) -> Run:
 def race(contenders: Sequence[Contender] = CONTENDERS, seeds: Sequence[int] = SEEDS,
          budget: float = BUDGET_S, slice_s: float = SLICE_S, threads: int = THREADS,
          device: str = "cpu", shard: tuple[int, int] = (0, 1),
-         log: Callable[[str], None] = print, cache_dir: Path | None = None) -> dict[str, Any]:
+         log: Callable[[str], None] = print, cache_dir: Path | None = None,
+         pictures: Path | None = None) -> dict[str, Any]:
     """Train this shard's runs in turns of ``slice_s`` seconds until each clock passes
     ``budget``, scoring after every slice; returns the provenance (command, commit, machine,
     date), the runs' traces and, over them, the summary (``cache_dir``: where the evaluation
-    classifier is cached; default the data cache)."""
+    classifier is cached; default the data cache). With ``pictures``, the first 64 scored
+    samples of each contender's first seed at the first score past each of
+    :data:`PICTURE_TIMES` go there as grids (:func:`picture_path`)."""
     index, count = shard
     plan = [(c, s) for c in contenders for s in seeds][index::count]
     evaluator = Evaluator.for_dataset(DATASET, n=EVAL_N, seed=0, notify=log, cache_dir=cache_dir)
@@ -263,7 +289,10 @@ def race(contenders: Sequence[Contender] = CONTENDERS, seeds: Sequence[int] = SE
     while any(map(running, runs)):
         for run in filter(running, runs):
             run.train(max(0.0, min(slice_s, budget - run.seconds)))
-            scores = evaluator.score(run.samples(EVAL_N))
+            samples = run.samples(EVAL_N)
+            scores = evaluator.score(samples)
+            if pictures is not None and run.seed == seeds[0]:
+                keep_pictures(pictures, run, samples)
             run.trace.append({"seconds": run.seconds, "steps": run.steps(),
                               **{name: float(scores[name]) for name in SCORED},
                               **(run.class_scores(evaluator) if run.class_scores else {})})
@@ -276,6 +305,39 @@ def race(contenders: Sequence[Contender] = CONTENDERS, seeds: Sequence[int] = SE
               "runs": [run.record() for run in runs]}
     result["summary"] = summarize(result)
     return result
+
+
+def picture_path(folder: Path, contender: Contender, seconds: int) -> Path:
+    """Where the race keeps ``contender``'s samples at ``seconds`` on its clock."""
+    return folder / f"{contender.name.replace(' ', '-')}-{seconds}s.png"
+
+
+def keep_pictures(folder: Path, run: Run, samples: np.ndarray) -> None:
+    """Save a grid of ``samples``' first 64 for each picture time ``run``'s clock has passed
+    and that has no picture yet."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for seconds in PICTURE_TIMES:
+        path = picture_path(folder, run.contender, seconds)
+        if run.seconds >= seconds and not path.exists():
+            save_grid(path, samples[:64], IMAGE_SHAPE)
+
+
+def save_sheet(folder: Path, contenders: Sequence[Contender]) -> Path:
+    """``folder/contact-sheet.png``: one row per contender, real test images beside its
+    samples at each of :data:`PICTURE_TIMES` (where the race kept them)."""
+    real = folder / "real.png"
+    save_grid(real, data.load(DATASET, split="test", n=64).x, IMAGE_SHAPE)
+    kept = []
+    for contender in contenders:
+        kept += [(real, "real (test images)")] + [
+            (picture_path(folder, contender, seconds), f"{contender.name} at {seconds} s")
+            for seconds in PICTURE_TIMES]
+    missing = [str(path) for path, _ in kept if not path.exists()]
+    if missing:
+        raise FastganError(f"the race kept no picture {', '.join(missing)}: race with "
+                           "--pictures for the whole budget first")
+    return save_contact_sheet(folder / "contact-sheet.png", [path for path, _ in kept],
+                              [label for _, label in kept], ncols=1 + len(PICTURE_TIMES))
 
 
 def combine(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -293,7 +355,7 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
     distance at the budget (the target), recall and coverage at the budget; the goals."""
     by_contender: dict[str, list[dict[str, Any]]] = {}
     for run in result["runs"]:
-        by_contender.setdefault(Contender(**run["contender"]).name, []).append(run)
+        by_contender.setdefault(Contender.from_record(run["contender"]).name, []).append(run)
 
     def at_budget(run: dict[str, Any], metric: str) -> float:
         return run["trace"][-1][metric]
@@ -326,6 +388,19 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
             goals |= {metric: (tuned[metric], ">=", seed_settings[metric])
                       for metric in ("recall", "coverage")}
     for name, row in summary["contenders"].items():
+        challenger = Contender.from_record(by_contender[name][0]["contender"])
+        if tuned and challenger.side == "fastgan" and challenger.preset in CHALLENGERS:
+            row["time_to_tuned_s"] = median(by_contender[name], lambda run: time_to(
+                run, tuned["frechet_distance"]))
+            goals |= {
+                f"distance_ratio to {TUNED.name} ({name})": (
+                    row["frechet_distance"] / tuned["frechet_distance"], "<=",
+                    CHALLENGER_GOALS["distance_ratio"]),
+                f"time_to_tuned_s ({name})": (
+                    row["time_to_tuned_s"], "<=",
+                    CHALLENGER_GOALS["time_to_tuned_fraction"] * result["budget_s"]),
+                **{f"{metric} ({name})": (row[metric], ">=", tuned[metric])
+                   for metric in ("recall", "coverage")}}
         if "class_accuracy" in row:             # a conditional contender
             goals[f"class_accuracy_of_ceiling ({name})"] = (
                 row["class_accuracy"] / row["class_accuracy_real"], ">=",
@@ -339,7 +414,7 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
                    "met": value <= bound if relation == "<=" else value >= bound}
             for name, (value, relation, bound) in goals.items()}
     for row in (*summary["contenders"].values(), *summary.get("goals", {}).values()):
-        for key in ("time_to_target_s", "value"):     # JSON has no infinity: None, never
+        for key in ("time_to_target_s", "time_to_tuned_s", "value"):  # None: never
             if row.get(key) == math.inf:
                 row[key] = None
     return summary
@@ -389,7 +464,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     figure, axes = plt.subplots(figsize=(7.5, 4.5))
     colours: dict[str, str] = {}
     for run in result["runs"]:
-        name = Contender(**run["contender"]).name
+        name = Contender.from_record(run["contender"]).name
         trace = run["trace"]
         line, = axes.plot([p["seconds"] for p in trace], [p["frechet_distance"] for p in trace],
                           linewidth=1.2, color=colours.get(name),
@@ -471,6 +546,10 @@ def main() -> None:
                         help="run only every N-th run from the I-th")
     parser.add_argument("--combine", type=Path, nargs="+", metavar="JSON",
                         help="join shards' results instead of racing")
+    parser.add_argument("--pictures", type=Path, metavar="DIR",
+                        help="keep the first seed's samples at 60, 180 and 600 s in DIR, and "
+                             "write DIR/contact-sheet.png beside real images (with --combine: "
+                             "the sheet from the shards' pictures)")
     parser.add_argument("--out", type=Path, default=Path("time_to_quality"))
     args = parser.parse_args()
     if args.combine:
@@ -482,9 +561,12 @@ def main() -> None:
         seeds = [int(s) for s in args.seeds.split(",")]
         result = race(args.contenders, seeds=seeds, budget=args.budget, slice_s=args.slice,
                       threads=args.threads, device=args.device, shard=args.shard,
-                      log=lambda line: print(line, flush=True))
+                      log=lambda line: print(line, flush=True), pictures=args.pictures)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2))
     plot(result, args.out.with_suffix(".png"))
+    if args.pictures:
+        raced = dict.fromkeys(Contender.from_record(run["contender"]) for run in result["runs"])
+        print(f"contact sheet: {save_sheet(args.pictures, list(raced))}")
     print(report(result))
 
 

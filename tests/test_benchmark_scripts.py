@@ -12,6 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from PIL import Image
 
 import fastgan
 from fastgan.benchmarking.floor import step_gemms
@@ -56,9 +57,11 @@ def test_time_to_quality_race_runs_every_contender_in_slices(monkeypatch, classi
     for name, contender in (("TUNED", tuned), ("SEED_SETTINGS", seed_settings), ("PEER", peer)):
         monkeypatch.setattr(bench, name, contender)
     monkeypatch.setattr(bench, "EVAL_N", 200)
+    monkeypatch.setattr(bench, "PICTURE_TIMES", (1, 2))
+    pictures = tmp_path / "pictures"
     shards = [bench.race((tuned, seed_settings, peer), seeds=(0, 1), budget=3.0, slice_s=1.0,
                          device=device, shard=(index, 2), log=lambda line: None,
-                         cache_dir=classifier_cache) for index in range(2)]
+                         cache_dir=classifier_cache, pictures=pictures) for index in range(2)]
     assert [len(shard["runs"]) for shard in shards] == [3, 3]      # 3 contenders x 2 seeds
     result = bench.combine(shards)
     assert set(FIELDS) <= set(result) and len(result["shards"]) == 2
@@ -75,6 +78,14 @@ def test_time_to_quality_race_runs_every_contender_in_slices(monkeypatch, classi
     assert "| fastgan tiny (seeds 0, 1) |" in bench.report(result)
     bench.plot(result, tmp_path / "race.png")
     assert (tmp_path / "race.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    kept = sorted(path.name for path in pictures.iterdir())   # seed 0 of each, at 1 and 2 s
+    assert kept == sorted(f"{c.name.replace(' ', '-')}-{t}s.png"
+                          for c in (tuned, seed_settings, peer) for t in (1, 2))
+    sheet = bench.save_sheet(pictures, [tuned, peer])
+    with Image.open(sheet) as picture:     # 2 rows of real + 2 times, 28x28 grids of 8x8
+        assert picture.width > 3 * 8 * 28 and 2 * 8 * 28 < picture.height < 3 * 8 * 28
+    with pytest.raises(fastgan.FastganError, match="kept no picture"):
+        bench.save_sheet(pictures, [bench.Contender("fastgan", "fast-dcgan")])
 
 
 def test_time_to_quality_summary_takes_medians_over_seeds():
@@ -132,6 +143,35 @@ def test_time_to_quality_scores_the_conditional_preset_against_its_goals():
     assert not goals["frechet_distance (fastgan fast-cgan+projection)"]["met"]      # 8.9
     assert "accuracy on the asked class 0.840" in bench.report(
         {"summary": summary, "budget_s": 10.0})
+
+
+def test_time_to_quality_scores_a_challenger_against_the_tuned_preset():
+    """fast-dcgan is scored against fast-mlp's distance at the budget: half of it or less,
+    reached within half the budget, and at least its recall and coverage."""
+    bench = _load("bench_time_to_quality")
+
+    def run(contender, seed, distances, recall):
+        trace = [{"seconds": 10.0 * (i + 1), "steps": i + 1, "frechet_distance": fd,
+                  "precision": 0.9, "recall": recall, "coverage": 0.5, "density": 1.0}
+                 for i, fd in enumerate(distances)]
+        return {"contender": asdict(contender), "seed": seed, "trace": trace}
+
+    runs = [run(bench.TUNED, 0, [30, 20, 10], 0.5), run(bench.TUNED, 1, [30, 20, 12], 0.5),
+            run(bench.CONVOLUTIONAL, 0, [40, 9, 4], 0.6),   # reaches 11 at 20 s
+            run(bench.CONVOLUTIONAL, 1, [40, 30, 6], 0.4),   # at 30 s
+            run(bench.CONVOLUTIONAL, 2, [40, 10, 5], 0.5)]   # at 20 s: median 20 s, FD 5
+    summary = json.loads(json.dumps(bench.summarize({"runs": runs, "budget_s": 30.0})))
+    name = bench.CONVOLUTIONAL.name
+    assert summary["contenders"][name]["time_to_tuned_s"] == 20
+    goals = summary["goals"]
+    assert goals[f"distance_ratio to fastgan fast-mlp ({name})"] == {
+        "value": 5 / 11, "goal": "<= 0.5", "met": True}
+    assert goals[f"time_to_tuned_s ({name})"] == {"value": 20, "goal": "<= 15", "met": False}
+    assert goals[f"recall ({name})"]["met"] and goals[f"coverage ({name})"]["met"]
+    assert "time_to_tuned_s" not in summary["contenders"][bench.TUNED.name]
+    never = [run(bench.TUNED, 0, [5], 0.5), run(bench.CONVOLUTIONAL, 0, [9], 0.5)]
+    goal = bench.summarize({"runs": never, "budget_s": 10.0})["goals"][f"time_to_tuned_s ({name})"]
+    assert goal == {"value": None, "goal": "<= 5", "met": False}
 
 
 def test_time_to_quality_contenders_are_read_from_the_command_line():

@@ -287,6 +287,65 @@ def test_keras_dcgan_rejects_data_that_is_not_a_square_image():
         presets.get("keras-dcgan", data_dim=1024, g_filters=(8, 8))
 
 
+def _kinds(layers) -> list[str]:
+    return [type(spec).__name__ for spec in layers]
+
+
+def test_fast_dcgan_is_a_native_28_by_28_dcgan_with_counted_parameters():
+    """fast-dcgan at 28 x 28 x 1: G Dense -> 7x7x64 (flat batch norm), two stride-2
+    transposed convolutions (14x14x32, then the image); D two stride-2 convolutions and a
+    logit. Counts by hand: G 100*3136+3136 + 2*3136 (BN) + 16*32*64+32 + 2*32 + 16*32+1;
+    D 16*32+32 + 16*32*64+64 + 3136+1."""
+    preset = presets.get("fast-dcgan")
+    assert _kinds(preset.generator) == ["Dense", "BatchNorm", "Activation", "Reshape",
+                                        "ConvTranspose2D", "BatchNorm", "Activation",
+                                        "ConvTranspose2D"]
+    g_shapes = output_shapes(preset.generator, preset.latent_dim)
+    assert (g_shapes[3], g_shapes[4], g_shapes[-1]) == ((7, 7, 64), (14, 14, 32), (28, 28, 1))
+    assert preset.generator[-1].activation == "tanh"
+    assert [spec.stride for spec in preset.discriminator if isinstance(spec, Conv2D)] == [2, 2]
+    assert output_shapes(preset.discriminator, 784)[2] == (7, 7, 64)
+    gan = GAN.from_preset("fast-dcgan")
+    assert (gan.generator.n_params, gan.discriminator.n_params) == (356_385, 36_513)
+    assert (gan.batch_size, gan.g_optimizer.config.lr, gan.g_optimizer.config.beta1) == (
+        64, 2e-4, 0.5)
+
+
+def test_fast_dcgan_architecture_arguments():
+    """Depth follows the filter tuples (the last two G blocks double the image, the first two
+    D convolutions halve it); upsample, norm, kernel and alpha reach every layer they name."""
+    deep = presets.get("fast-dcgan", g_filters=(16, 8, 4), d_filters=(4, 8, 8), kernel=3,
+                       upsample="nearest", norm="none", alpha=0.1)
+    assert _kinds(deep.generator) == ["Dense", "Activation", "Reshape", "Conv2D", "Activation",
+                                      "UpSampling2D", "Conv2D", "Activation", "UpSampling2D",
+                                      "Conv2D"]
+    assert output_shapes(deep.generator, deep.latent_dim)[4] == (7, 7, 8)
+    convolutions = [spec for spec in (*deep.generator, *deep.discriminator)
+                    if isinstance(spec, Conv2D | ConvTranspose2D)]
+    assert {spec.kernel for spec in convolutions} == {3}
+    assert [spec.stride for spec in deep.discriminator if isinstance(spec, Conv2D)] == [2, 2, 1]
+    slopes = {spec.alpha for spec in deep.generator if isinstance(spec, Activation)}
+    slopes |= {spec.alpha for spec in deep.discriminator
+               if getattr(spec, "activation", "") == "leaky_relu"}
+    assert slopes == {0.1}
+    assert output_shapes(presets.get("fast-dcgan", data_dim=1024).generator, 100)[-1] == (
+        32, 32, 1)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"data_dim": 30 * 30}, "divisible by 4"),
+    ({"g_filters": ()}, "g_filters must be at least 1"),
+    ({"d_filters": (8,)}, "d_filters must be at least 2"),
+    ({"upsample": "bilinear"}, "upsample must be one of transposed, nearest"),
+    ({"norm": "layer"}, "norm must be one of batch, none"),
+    ({"kernel": 0}, "kernel must be a positive integer"),
+    ({"alpha": 1.5}, "alpha must be in"),
+])
+def test_fast_dcgan_bad_arguments_are_clear_errors(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        presets.get("fast-dcgan", **overrides)
+
+
 @pytest.mark.parametrize("layers,in_features,message", [
     ([Conv2D(2)], 12, "put Reshape"),
     ([Reshape((2, 3, 2)), Dense(2)], 12, "put Flatten"),

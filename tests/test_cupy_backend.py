@@ -19,11 +19,13 @@ from support.gradcheck import check_gradient, slot_names
 from support.small_presets import TRANSPOSED_GENERATOR
 from test_gradients import (
     CONDITIONAL,
+    FAST_DCGAN_CASES,
     SCORE_LOGITS,
     TRANSPOSED_CASES,
     check_conditional_dcgan,
     check_conditional_gan,
     check_conv_transpose,
+    check_fast_dcgan,
     check_transposed_gan,
     check_transposed_stack,
 )
@@ -416,6 +418,14 @@ def test_conv_transpose_gradient(cuda, kernel, stride):
     """A ConvTranspose2D's input and parameter gradients by central differences on the
     emulated GPU, in float64, for each padding case of the convolution it is the adjoint of."""
     check_conv_transpose(cuda, kernel, stride)
+
+
+@pytest.mark.parametrize(("upsample", "norm", "kernel"), list(FAST_DCGAN_CASES.values()),
+                         ids=list(FAST_DCGAN_CASES))
+def test_fast_dcgan_gradients(cuda, upsample, norm, kernel):
+    """A tiny fast-dcgan's D and G gradients by central differences on the emulated GPU, in
+    float64, each way of doubling the image."""
+    check_fast_dcgan(cuda, upsample, norm, kernel)
 
 
 def test_transposed_convolution_networks_gradients(cuda):

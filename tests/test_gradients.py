@@ -540,6 +540,29 @@ def test_dcgan_generator_loss_through_discriminator(backend, im2col_slices):
     check_generator_loss_gradient(gan, batch=3)
 
 
+FAST_DCGAN_CASES = {"transposed-batch-k4": ("transposed", "batch", 4),
+                    "nearest-none-k3": ("nearest", "none", 3)}
+"""fast-dcgan's ways of doubling the image, normalisations and kernels, as gradient cases."""
+
+
+def check_fast_dcgan(backend, upsample: str, norm: str, kernel: int) -> None:
+    """d L_D / d theta_D and d L_G / d theta_G of a tiny fast-dcgan on 8 x 8 images, three G
+    widths deep (a stride-1 convolution before the two that double the image); D three
+    convolutions deep."""
+    gan = GAN.from_preset("fast-dcgan", backend=backend, dtype="float64", seed=21, data_dim=64,
+                          latent_dim=5, g_filters=(4, 3, 2), d_filters=(2, 3, 3), kernel=kernel,
+                          upsample=upsample, norm=norm, alpha=0.3)
+    _perturb_batchnorm(gan.generator)
+    check_discriminator_loss_gradient(gan, np.random.default_rng(22).uniform(-1, 1, (3, 64)))
+    check_generator_loss_gradient(gan, batch=3)
+
+
+@pytest.mark.parametrize(("upsample", "norm", "kernel"), list(FAST_DCGAN_CASES.values()),
+                         ids=list(FAST_DCGAN_CASES))
+def test_fast_dcgan_end_to_end(backend, upsample, norm, kernel):
+    check_fast_dcgan(backend, upsample, norm, kernel)
+
+
 def test_spectrally_normalised_dcgan_end_to_end(backend):
     """d L_D / d theta_D and d L_G / d theta_G through keras-dcgan's D with its convolutions
     and its Dense logit spectrally normalised (u frozen)."""

@@ -419,6 +419,15 @@ def test_five_steps_with_transposed_convolutions(fast_backend, reference, dtype,
                           generator=transposed_generator(8, (8, 6)), **DCGAN_SGD, **options)
 
 
+@pytest.mark.parametrize("upsample", ["transposed", "nearest"])
+def test_five_steps_of_a_small_fast_dcgan(fast_backend, reference, dtype, upsample):
+    """fast-dcgan's layers (its batch norm after Dense and after each hidden convolution, a
+    stride-1 convolution at the smallest size) with few channels, each way of doubling."""
+    _assert_same_training(fast_backend, reference, "fast-dcgan", dtype, steps=5, data_dim=64,
+                          batch_size=8, latent_dim=8, g_filters=(8, 6, 4), d_filters=(4, 6, 6),
+                          upsample=upsample, **DCGAN_SGD)
+
+
 # The full-size whole steps run in float64 (see tolerances.STEPS, "kinks"): with 10^5 to 10^6
 # pre-activations a step, some land within float32 rounding of a (Leaky)ReLU's kink, and the
 # two backends then take different derivatives there. Their float32 kernels are compared one

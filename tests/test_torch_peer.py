@@ -224,6 +224,36 @@ def test_each_d_step_takes_its_own_real_rows_in_one_pass_with_the_fakes():
     assert not torch.equal(inputs[2][8:], inputs[1][8:])
 
 
+def test_samples_come_from_the_debiased_average_in_evaluation_mode():
+    """With ema_decay the peer averages G's weights after each G step as fastgan does
+    (starting at zero, read as average / (1 - decay^t)); sample() runs G on that average with
+    batch norm's running statistics, then leaves G's own weights and training mode as they
+    were. Before any step it samples from the weights themselves."""
+    peer = TorchGAN(small_config("fast-dcgan", ema_decay=0.5), seed=3)
+    noise = torch.randn(5, peer.preset.latent_dim)
+    peer.generator.eval()
+    with torch.no_grad():
+        untrained = peer.generator(noise)
+    peer.generator.train()
+    torch.testing.assert_close(peer.sample(noise), untrained, rtol=0, atol=0)
+    average = [torch.zeros_like(p) for p in peer.generator.parameters()]
+    real = peer.make_batch()
+    for _ in range(3):
+        peer.step(real)
+        average = [0.5 * a + 0.5 * p.detach() for a, p in zip(average, peer.generator.parameters(),
+                                                               strict=True)]
+    weights = [p.detach().clone() for p in peer.generator.parameters()]
+    expected_net = copy.deepcopy(peer.generator).eval()
+    with torch.no_grad():
+        for p, a in zip(expected_net.parameters(), average, strict=True):
+            p.copy_(a / (1 - 0.5 ** 3))
+        expected = expected_net(noise)
+    torch.testing.assert_close(peer.sample(noise), expected, rtol=1e-6, atol=1e-6)
+    assert peer.generator.training
+    assert all(torch.equal(p, w) for p, w in zip(peer.generator.parameters(), weights,
+                                                 strict=True))
+
+
 def test_uniform_noise_for_uniform_presets():
     peer = small("numpy-adam")
     z = peer._noise(1000)

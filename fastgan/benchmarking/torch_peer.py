@@ -11,6 +11,9 @@ It exists to be timed side by side with fastgan's backends, so it does exactly t
   grad (so, like fastgan, no D weight gradient is computed: only D's input gradient flows to
   G), ``L_G = mean BCE(l, 1)`` (non-saturating) or ``-mean BCE(l, 0)`` (minimax), backward,
   G's optimizer.
+* With the preset's ``ema_decay``, G's weights are averaged after the G step, as fastgan's
+  :class:`~fastgan.nn.ema.WeightAverage` does (one ``torch._foreach_lerp_``), and
+  :meth:`TorchGAN.sample` draws from the average.
 
 Both networks stay in training mode throughout (dropout active, batch norm on batch
 statistics), as in fastgan. Learning-rate schedules are held at their epoch-0 value.
@@ -275,6 +278,10 @@ class TorchGAN:
         self.g_optimizer = build_optimizer(preset.g_optimizer, self.generator.parameters())
         self.d_optimizer = build_optimizer(preset.d_optimizer, self.discriminator.parameters())
         self._d_params = list(self.discriminator.parameters())
+        self._g_params = list(self.generator.parameters())
+        self._average = ([torch.zeros_like(p) for p in self._g_params]
+                         if preset.ema_decay is not None else None)
+        self._averaged_updates = 0
         self._targets: dict[int, Targets] = {}
         self._last: tuple[torch.Tensor, ...] | None = None
         self._run_d_update: Callable[..., tuple[torch.Tensor, ...]] = self._d_update
@@ -337,6 +344,27 @@ class TorchGAN:
             d_loss, real_logits, fake_logits = self.discriminator_step(
                 real[i * batch:(i + 1) * batch], targets)
         self._last = (d_loss, self.generator_step(targets), real_logits, fake_logits)
+        if self._average is not None:   # average = decay average + (1 - decay) weights
+            torch._foreach_lerp_(self._average, self._g_params, 1.0 - self.preset.ema_decay)
+            self._averaged_updates += 1
+
+    def sample(self, noise: torch.Tensor) -> torch.Tensor:
+        """G's images of ``noise`` as fastgan's ``GAN.sample`` makes them: in evaluation mode
+        (batch norm's running statistics), with the average of G's weights when the preset
+        has ``ema_decay``, read as fastgan reads it (``average / (1 - decay^t)`` after t
+        updates; with none yet, the weights themselves)."""
+        with torch.no_grad():
+            kept = [p.clone() for p in self._g_params]
+            if self._average is not None and self._averaged_updates:
+                correction = 1.0 - self.preset.ema_decay ** self._averaged_updates
+                torch._foreach_copy_(self._g_params, self._average)
+                torch._foreach_div_(self._g_params, correction)
+            self.generator.eval()
+            try:
+                return self.generator(noise)
+            finally:
+                self.generator.train()
+                torch._foreach_copy_(self._g_params, kept)
 
     def discriminator_step(self, real: torch.Tensor, targets: Targets) -> tuple[torch.Tensor, ...]:
         """One D update on B real rows and B fresh fakes (``targets`` from :meth:`targets`);
