@@ -292,23 +292,23 @@ def _kinds(layers) -> list[str]:
 
 
 def test_fast_dcgan_is_a_native_28_by_28_dcgan_with_counted_parameters():
-    """fast-dcgan at 28 x 28 x 1: G Dense -> 7x7x64 (flat batch norm), two stride-2
-    transposed convolutions (14x14x32, then the image); D two stride-2 convolutions and a
-    logit. Counts by hand: G 100*3136+3136 + 2*3136 (BN) + 16*32*64+32 + 2*32 + 16*32+1;
-    D 16*32+32 + 16*32*64+64 + 3136+1."""
+    """fast-dcgan at 28 x 28 x 1: G Dense -> 7x7x32 (flat batch norm), two stride-2
+    transposed convolutions (14x14x16, then the image); D two stride-2 convolutions and a
+    logit. Counts by hand: G 100*1568+1568 + 2*1568 (BN) + 16*16*32+16 + 2*16 + 16*16+1;
+    D 16*16+16 + 16*16*32+32 + 1568+1."""
     preset = presets.get("fast-dcgan")
     assert _kinds(preset.generator) == ["Dense", "BatchNorm", "Activation", "Reshape",
                                         "ConvTranspose2D", "BatchNorm", "Activation",
                                         "ConvTranspose2D"]
     g_shapes = output_shapes(preset.generator, preset.latent_dim)
-    assert (g_shapes[3], g_shapes[4], g_shapes[-1]) == ((7, 7, 64), (14, 14, 32), (28, 28, 1))
+    assert (g_shapes[3], g_shapes[4], g_shapes[-1]) == ((7, 7, 32), (14, 14, 16), (28, 28, 1))
     assert preset.generator[-1].activation == "tanh"
     assert [spec.stride for spec in preset.discriminator if isinstance(spec, Conv2D)] == [2, 2]
-    assert output_shapes(preset.discriminator, 784)[2] == (7, 7, 64)
+    assert output_shapes(preset.discriminator, 784)[2] == (7, 7, 32)
     gan = GAN.from_preset("fast-dcgan")
-    assert (gan.generator.n_params, gan.discriminator.n_params) == (356_385, 36_513)
-    assert (gan.batch_size, gan.g_optimizer.config.lr, gan.g_optimizer.config.beta1) == (
-        64, 2e-4, 0.5)
+    assert (gan.generator.n_params, gan.discriminator.n_params) == (170_001, 10_065)
+    assert (gan.batch_size, gan.g_optimizer.config.lr, gan.g_optimizer.config.beta1,
+            gan.config.ema_decay) == (64, 1e-3, 0.5, 0.995)
 
 
 def test_fast_dcgan_architecture_arguments():
