@@ -548,8 +548,8 @@ def main() -> None:
                         help="join shards' results instead of racing")
     parser.add_argument("--pictures", type=Path, metavar="DIR",
                         help="keep the first seed's samples at 60, 180 and 600 s in DIR, and "
-                             "write DIR/contact-sheet.png beside real images (with --combine: "
-                             "the sheet from the shards' pictures)")
+                             "write DIR/contact-sheet.png beside real images (a shard keeps "
+                             "its pictures; --combine with --pictures writes the sheet)")
     parser.add_argument("--out", type=Path, default=Path("time_to_quality"))
     args = parser.parse_args()
     if args.combine:
@@ -564,7 +564,7 @@ def main() -> None:
                       log=lambda line: print(line, flush=True), pictures=args.pictures)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2))
     plot(result, args.out.with_suffix(".png"))
-    if args.pictures:
+    if args.pictures and (args.combine or args.shard[1] == 1):   # a shard has some of them
         raced = dict.fromkeys(Contender.from_record(run["contender"]) for run in result["runs"])
         print(f"contact sheet: {save_sheet(args.pictures, list(raced))}")
     print(report(result))
