@@ -44,7 +44,8 @@ KERNELS = [name for name, value in vars(Backend).items()
            if callable(value) and not name.startswith("_")
            and name not in {"rng", "empty", "zeros", "asarray", "to_numpy", "all_finite",
                             "philox_fill",           # timed inside the draws below
-                            "gemms", "gemms_on"}]    # hand their products to gemm, timed there
+                            "gemms", "gemms_on",     # hand their products to gemm, timed there
+                            "side_by_side"}]         # runs the layers' slices, timed inside
 DRAWS = ["normal", "uniform", "dropout_mask"]
 GEMM_KINDS = {(False, False): "gemm forward", (True, False): "gemm grad_weight",
               (False, True): "gemm grad_input"}

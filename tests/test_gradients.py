@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 from support.gradcheck import check_gradient, slot_names
+from support.lanes import convolution_lanes
 from support.small_presets import transposed_config
 
 from fastgan import GAN, MLP, BatchNorm, Dense, Dropout
@@ -561,6 +562,15 @@ def check_fast_dcgan(backend, upsample: str, norm: str, kernel: int) -> None:
                          ids=list(FAST_DCGAN_CASES))
 def test_fast_dcgan_end_to_end(backend, upsample, norm, kernel):
     check_fast_dcgan(backend, upsample, norm, kernel)
+
+
+@pytest.mark.parametrize("lanes", [2, 3])
+def test_fast_dcgan_on_lanes(backend, monkeypatch, lanes):
+    """The same check with every convolution's batch shared among ``lanes`` threads one sample
+    per slice: a lane sums several slices' weight gradients into its own, which the layer
+    adds up."""
+    with convolution_lanes(backend, monkeypatch, lanes):
+        check_fast_dcgan(backend, *FAST_DCGAN_CASES["transposed-batch-k4"])
 
 
 def test_spectrally_normalised_dcgan_end_to_end(backend):

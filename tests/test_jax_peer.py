@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support.small_presets import transposed_config
+from support.small_presets import SMALL_CONVOLUTIONAL, transposed_config
 
 from fastgan.errors import ConfigError, FastganError
 from fastgan.gan import presets
@@ -15,7 +15,7 @@ jax = pytest.importorskip("jax")
 JaxGAN = pytest.importorskip("fastgan.benchmarking.jax_peer").JaxGAN
 
 DENSE_PRESETS = [name for name in presets.names()     # the peers train no labels
-                 if name != "keras-dcgan" and not presets.get(name).conditional]
+                 if name not in SMALL_CONVOLUTIONAL and not presets.get(name).conditional]
 
 
 def fastgan_counts(config) -> dict[str, int]:

@@ -169,6 +169,25 @@ def test_steady_state_scheduled_step_allocates_nothing():
         set_blas_threads(max(before, 1))
 
 
+def test_steady_state_scheduled_convolutions_allocate_nothing(monkeypatch):
+    """Convolutions on two lanes, one sample per slice, D spectrally normalised with the R1
+    pass through it: each lane's im2col matrix, weight gradient and accumulation scratch are
+    made in the first step, and no array is created inside a later one."""
+    monkeypatch.setattr(numba_backend.NumbaBackend, "im2col_bytes", 1)
+    gan = GAN.from_preset("keras-dcgan", backend="numba", dtype="float32", data_dim=256,
+                          batch_size=4, latent_dim=8, g_filters=(32, 16, 16),
+                          d_filters=(16, 16, 32), spectral_norm=True, r1_gamma=1.0)
+    real = np.random.default_rng(0).uniform(-1, 1, (4, 256)).astype(np.float32)
+    before = blas_threads()
+    try:
+        stepper = ScheduledStep(gan, 2)
+        stepper.step(real)
+        assert len(gan.discriminator.layers[1]._workspaces[8].lanes) == 2
+        assert_steps_allocate_nothing(stepper, real)
+    finally:
+        set_blas_threads(max(before, 1))
+
+
 def test_the_allocation_probe_sees_array_temporaries():
     """The same probe on the NumPy reference (which makes temporaries) reports them: the
     check above can fail."""

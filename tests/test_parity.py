@@ -265,7 +265,10 @@ def test_ema_update(pair):
 
 
 GEOMETRIES = [ConvGeometry(5, 7, 3, 3, 1), ConvGeometry(5, 7, 3, 3, 2), ConvGeometry(6, 4, 2, 3, 2),
-              ConvGeometry(4, 6, 2, 4, 1), ConvGeometry(3, 3, 5, 1, 1)]
+              ConvGeometry(4, 6, 2, 4, 1), ConvGeometry(3, 3, 5, 1, 1),
+              ConvGeometry(28, 28, 1, 4, 2), ConvGeometry(9, 8, 2, 5, 2)]
+"""Windows wholly inside the image and over its edges, every padding; the last two: the
+one-channel layers of fast-dcgan, and an odd kernel of stride 2 over an odd and an even side."""
 
 
 @pytest.mark.parametrize("geometry", GEOMETRIES, ids=str)

@@ -3,9 +3,12 @@ per layer and end to end, on every backend that runs here; its lazy schedule; it
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 from support.gradcheck import check_gradient, slot_names
+from support.lanes import convolution_lanes
 
 from fastgan import GAN, MLP, Adam, BatchNorm, Dense, Dropout, GANConfig
 from fastgan.benchmarking.peer_rule import check_trainable
@@ -98,6 +101,14 @@ def test_through_transposed_convolutions(backend, spectral_norm):
     check_penalty(transposed_penalty_net(backend, spectral_norm), rows=3)
 
 
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_through_convolutions_on_lanes(backend, monkeypatch, lanes):
+    """A transposed and a strided convolution with their batch one sample per slice, on one
+    lane or two: each slice adds its part of dP/dW to its lane's sum."""
+    with convolution_lanes(backend, monkeypatch, lanes):
+        check_penalty(transposed_penalty_net(backend), rows=3)
+
+
 def test_the_checker_catches_a_forgotten_dropout_mask(backend, monkeypatch):
     """A tangent that skips dropout's mask (``r`` passed on as it came) must fail."""
     net = _net(backend, [Dense(8, "leaky_relu", alpha=0.2), Dropout(0.4), Dense(1)])
@@ -146,12 +157,16 @@ def test_discriminator_loss_with_the_penalty_end_to_end(backend, spectral_norm):
     check_discriminator_step(gan)
 
 
-def test_convolutional_discriminator_with_the_penalty_end_to_end(backend):
-    """keras-dcgan's D (three LeakyReLU convolutions, a Dense logit) on 8 x 8 images."""
+@pytest.mark.parametrize("lanes", [0, 1, 2], ids=["whole-batch", "one-lane", "two-lanes"])
+def test_convolutional_discriminator_with_the_penalty_end_to_end(backend, monkeypatch, lanes):
+    """keras-dcgan's D (three LeakyReLU convolutions, a Dense logit) on 8 x 8 images; its
+    batch whole, or one sample per slice on one lane or two (the penalty's pass adds each
+    slice's part to D's gradient, already holding the loss's)."""
     gan = GAN.from_preset("keras-dcgan", backend=backend, dtype="float64", seed=19, data_dim=64,
                           latent_dim=5, g_filters=(4, 3, 2), d_filters=(2, 3, 4),
                           r1_gamma=GAMMA, r1_every=EVERY)
-    check_discriminator_step(gan)
+    with convolution_lanes(backend, monkeypatch, lanes) if lanes else contextlib.nullcontext():
+        check_discriminator_step(gan)
 
 
 def _d_gradient(gan: GAN, real: np.ndarray, d_step: int) -> np.ndarray:

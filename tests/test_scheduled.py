@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from support.small_presets import SMALL_FAST_DCGAN
 
 import fastgan
 from fastgan import GAN
@@ -176,12 +177,17 @@ def test_whole_gemms_equal_the_serial_step_bit_for_bit(host_backend, preset, opt
     """Every optimizer pass (Adam, SGD, the weight average) cut among the threads too
     (``split_min_elements=1``): an elementwise pass computes each element as a whole one."""
     serial, scheduled = (_gan(host_backend, preset=preset, **options) for _ in range(2))
-    stepper = ScheduledStep(scheduled, threads, split_min_flops=None, split_min_elements=1)
-    for step in range(4):
+    _assert_equal_steps(serial, ScheduledStep(scheduled, threads, split_min_flops=None,
+                                              split_min_elements=1), 4)
+
+
+def _assert_equal_steps(serial: GAN, stepper: ScheduledStep, steps: int) -> None:
+    """``steps`` steps of each on the same batches leave the same state, bit for bit."""
+    for step in range(steps):
         real = _real(serial, step)
         serial.step(real)
         stepper.step(real)
-        for found, expected in zip(_state(scheduled), _state(serial), strict=True):
+        for found, expected in zip(_state(stepper.gan), _state(serial), strict=True):
             np.testing.assert_array_equal(found, expected, err_msg=f"step {step}")
 
 
@@ -203,6 +209,46 @@ def test_cut_gemms_give_the_serial_gradients_within_rounding(host_backend, dtype
     for found, expected in zip(grads["scheduled"], grads["serial"], strict=True):
         np.testing.assert_allclose(found, expected, rtol=0,
                                    atol=64 * eps * np.abs(expected).max())
+
+
+def _fast_dcgan(backend: str, dtype: str = "float32") -> GAN:
+    return GAN.from_preset("fast-dcgan", backend=backend, dtype=dtype, seed=3,
+                           **{**SMALL_FAST_DCGAN, "batch_size": 10})
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_convolution_lanes_give_the_serial_gradients_within_rounding(host_backend, dtype,
+                                                                     monkeypatch, threads):
+    """Each convolution's batch shared among the threads in slices of a few samples (several
+    per lane): the lanes' weight gradients are sums over other subsets of the rows, added up
+    at the end, so each element is the serial sum in another order (the bound of the cut
+    GEMMs above)."""
+    monkeypatch.setattr(type(fastgan.get_backend(host_backend)), "im2col_bytes", 3 * 8 * 8 * 16)
+    serial, scheduled = _fast_dcgan(host_backend, dtype), _fast_dcgan(host_backend, dtype)
+    grads: dict[str, list[np.ndarray]] = {"serial": [], "scheduled": []}
+
+    def keep(name):
+        return lambda grad: grads[name].append(serial.backend.to_numpy(grad).copy())
+
+    real = _real(serial)
+    serial.step(real, gradient_hook=keep("serial"))
+    ScheduledStep(scheduled, threads).step(real, gradient_hook=keep("scheduled"))
+    first_convolution = scheduled.discriminator.layers[1]
+    assert len(first_convolution.workspace(2 * scheduled.batch_size).lanes) == threads
+    eps = np.finfo(dtype).eps
+    for found, expected in zip(grads["scheduled"], grads["serial"], strict=True):
+        assert not np.array_equal(found, np.zeros_like(found))
+        np.testing.assert_allclose(found, expected, rtol=0,
+                                   atol=64 * eps * np.abs(expected).max())
+
+
+def test_a_schedule_that_never_cuts_keeps_convolutions_whole(host_backend):
+    """``split_min_flops=None``: one lane, every convolution as in the serial step, so the
+    scheduled fast-dcgan step equals the serial one bit for bit."""
+    serial, scheduled = _fast_dcgan(host_backend), _fast_dcgan(host_backend)
+    stepper = ScheduledStep(scheduled, 2, split_min_flops=None)
+    assert stepper.schedule.lanes == 1 and GemmSchedule(2).lanes == 2
+    _assert_equal_steps(serial, stepper, 3)
 
 
 def test_a_scheduled_fit_equals_an_eager_fit(host_backend):

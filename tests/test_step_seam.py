@@ -4,6 +4,8 @@ handed to the training loop, and every callback works the same under each.
 The CUDA graph runs on the CPU emulation of the cupy backend (``cuda_emulator``): replayed
 graphs through ``fit`` must equal eager steps through ``fit`` bit for bit, also across a
 checkpoint and resume, a stop and a divergence; ``fastgan train --graph`` runs on it too.
+``fastgan train`` takes the scheduled step where it is asked for, and by default with the
+numba backend on several threads.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from fastgan import GAN, TrainingDiverged
 from fastgan.backends.cupy_backend import CupyBackend
 from fastgan.cli import main as cli
 from fastgan.gan.cuda_graph import GraphedStep
+from fastgan.gan.scheduled import ScheduledStep
+from fastgan.nn.layers import PatchMatrixLayer
 from fastgan.training.loop import Callback
 from fastgan.training.monitors import Checkpoints
 
@@ -215,3 +219,62 @@ def test_fastgan_train_graph_where_it_cannot_run_is_an_error_before_the_folder(t
     assert status == 1 and not run.exists()
     assert "--graph: CUDA-graph replay needs the cupy backend" in capsys.readouterr().err
 
+
+
+# ---------------------------------------------------------------- the scheduled step
+def test_the_schedule_is_on_by_default_with_numba_on_several_threads(emulated, monkeypatch):
+    from fastgan import backends
+    from fastgan.runs.folder import Run, TrainConfig
+
+    monkeypatch.setitem(backends._instances, "cupy", emulated())
+    monkeypatch.setenv("FASTGAN_NUM_THREADS", "2")
+    settings = {"data": "ring", "preset": "tiny", "steps": 1}
+    assert Run.start(TrainConfig(backend="numba", **settings)).uses_schedule()
+    assert not Run.start(TrainConfig(backend="numba", threads=1, **settings)).uses_schedule()
+    assert not Run.start(TrainConfig(backend="numba", schedule=False, **settings)).uses_schedule()
+    assert Run.start(TrainConfig(backend="numpy", schedule=True, **settings)).uses_schedule()
+    for backend in ("numpy", "cupy"):
+        assert not Run.start(TrainConfig(backend=backend, **settings)).uses_schedule()
+    stepper = Run.start(TrainConfig(backend="numba", threads=3, **settings)).stepper()
+    assert isinstance(stepper, ScheduledStep) and stepper.threads == 3
+
+
+def test_fastgan_train_schedule_trains_a_convolution_on_lanes_and_resumes(tmp_path, monkeypatch):
+    """fast-dcgan on two threads, its convolutions on lanes: a run stopped after 4 steps and
+    resumed to 10 ends where a run of 10 steps does, bit for bit (the lanes and their sums
+    are the same every step); ``--no-schedule`` trains the plain step."""
+    common = ["--backend", "numba", "--threads", "2", "--data", "digits", "--image-size", "8",
+              "--preset", "fast-dcgan", "--g-filters", "4", "2", "--d-filters", "2", "4",
+              "--batch-size", "16", "--log-every", "2", "--checkpoint-every", "0",
+              "--no-progress"]
+    straight, parted, plain = tmp_path / "straight", tmp_path / "parted", tmp_path / "plain"
+    lanes_made: list[int] = []
+    each_slice = PatchMatrixLayer._each_slice
+
+    def counting(layer, ws, batch, work, weight_grad=None):
+        each_slice(layer, ws, batch, work, weight_grad)
+        lanes_made.append(len(ws.lanes))
+
+    monkeypatch.setattr(PatchMatrixLayer, "_each_slice", counting)
+    assert cli.main(["train", *common, "--schedule", "--steps", "10", "--out",
+                     str(straight)]) == 0
+    assert max(lanes_made) == 2
+    assert cli.main(["train", *common, "--steps", "4", "--out", str(parted)]) == 0
+    assert cli.main(["train", "--resume", str(parted), "--steps", "10"]) == 0
+    assert json.loads((parted / "config.json").read_text())["config"]["schedule"] is None
+    _assert_same(fastgan.load(parted / "checkpoint.npz"), fastgan.load(straight / "checkpoint.npz"))
+    lanes_made.clear()
+    assert cli.main(["train", *common, "--no-schedule", "--steps", "2", "--out", str(plain)]) == 0
+    assert max(lanes_made) == 1
+
+
+def test_fastgan_train_schedule_on_a_device_is_an_error_before_the_folder(emulated, tmp_path,
+                                                                          monkeypatch, capsys):
+    from fastgan import backends
+
+    monkeypatch.setitem(backends._instances, "cupy", emulated())
+    run = tmp_path / "run"
+    status = cli.main(["train", "--schedule", "--backend", "cupy", "--data", "ring", "--steps",
+                       "2", "--out", str(run)])
+    assert status == 1 and not run.exists()
+    assert "--schedule: a scheduled step runs host GEMMs" in capsys.readouterr().err

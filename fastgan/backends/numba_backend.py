@@ -13,7 +13,8 @@ Threads: one knob sets both BLAS's pool and Numba's (:func:`fastgan.threads.set_
 is the number of physical cores). The kernels themselves are serial: between OpenBLAS
 calls a second busy pool oversubscribes the cores, and one core already streams them at
 memory speed. They release the GIL, so the scheduled step (:mod:`fastgan.gan.scheduled`)
-runs slices of the optimizer passes on its own threads side by side.
+runs slices of the optimizer passes, and a convolution's slices of the batch, on its own
+threads side by side.
 
 Noise and dropout masks come from the counter-based Philox4x32-10 stream (:mod:`.philox`),
 drawn by a vectorized kernel at about 1 ns per value (NumPy's PCG64 and a threshold pass took
@@ -24,6 +25,7 @@ for parity tests.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, ClassVar
 
 import numpy as np
@@ -76,7 +78,7 @@ class NumbaBackend(Backend):
         super().__init__(rng=rng)
         threads.apply_default_once()
         self._scratch: dict[tuple[int, np.dtype], tuple[np.ndarray, np.ndarray]] = {}
-        self._products: dict[tuple[tuple[int, ...], np.dtype], np.ndarray] = {}
+        self._products: dict[tuple[tuple[int, ...], np.dtype, int], np.ndarray] = {}
 
     # ------------------------------------------------------------ random numbers
     def philox_fill(self, out: Any, key: int, draws: Any, kind: int, a: float, b: float) -> None:
@@ -93,10 +95,10 @@ class NumbaBackend(Backend):
         """``out = op(a) @ op(b)`` (``+=`` with ``accumulate``): NumPy's BLAS (the reference's
         own calls, so the same rounding), except an outer product (inner dimension 1), which
         BLAS does slowly; an accumulated product goes through a scratch matrix made once per
-        shape."""
+        shape and thread (a convolution's lanes accumulate side by side)."""
         a, b = (a.T if trans_a else a), (b.T if trans_b else b)
         if accumulate:
-            key = (out.shape, out.dtype)
+            key = (out.shape, out.dtype, threading.get_ident())
             if key not in self._products:
                 self._products[key] = np.empty(out.shape, out.dtype)
             np.matmul(a, b, out=self._products[key])

@@ -532,12 +532,22 @@ def batchnorm_backward(dy, xhat, gamma, invstd, dgamma, dbeta, dx):
 # negative-index test from the innermost loop, which vectorizes; measured on 4 samples of
 # 32x32x128 patches, 1.3 ms against 4.3 ms for 2-D indexing with signed offsets. Each row of
 # a window is one run of up to k C values that lie side by side in the image (those off its
-# left or right edge are zeros), so a layer of few channels still copies long runs.
+# left or right edge are zeros), so a layer of few channels still copies long runs. A window
+# wholly inside the image (most of them) skips the edge arithmetic: for 64 one-channel 28 x 28
+# images, k 4 and stride 2, im2col took 0.19-0.20 ms against 0.33-0.34 ms, col2im 0.15 ms
+# against 0.19 ms.
 @kernel
 def _window_columns(left, kernel_size, width):
     """The window columns ``[first, last)`` inside an image ``width`` wide, for a window whose
     column 0 is image column ``left`` (negative in the padding)."""
     return max(0, -left), max(0, min(kernel_size, width - left))
+
+
+@kernel
+def _inside(start, kernel_size, size):
+    """Whether a window's ``kernel_size`` rows (or columns) from image row ``start`` lie
+    inside the image's ``size``."""
+    return start >= 0 and start + kernel_size <= size
 
 
 @kernel
@@ -550,16 +560,25 @@ def im2col(x, cols, height, width, channels, kernel_size, stride, pad_top, pad_l
     """
     zero = x.dtype.type(0)
     row = uint64(kernel_size * channels)
+    line = uint64(width * channels)
     for i in range(x.shape[0]):
         image = x[i]
         for ho in range(out_height):
+            top = ho * stride - pad_top
+            rows_inside = _inside(top, kernel_size, height)
             for wo in range(out_width):
                 patch = cols[(i * out_height + ho) * out_width + wo]
                 left = wo * stride - pad_left
+                if rows_inside and _inside(left, kernel_size, width):
+                    source = uint64((top * width + left) * channels)
+                    for dy in range(uint64(kernel_size)):
+                        for j in range(row):
+                            patch[dy * row + j] = image[source + dy * line + j]
+                    continue
                 first, last = _window_columns(left, kernel_size, width)
                 start, stop = uint64(first * channels), uint64(last * channels)
                 for dy in range(kernel_size):
-                    h = ho * stride - pad_top + dy
+                    h = top + dy
                     base = uint64(dy) * row
                     if 0 <= h < height and start < stop:
                         source = uint64((h * width + left + first) * channels)
@@ -580,18 +599,27 @@ def col2im(cols, dx, height, width, channels, kernel_size, stride, pad_top, pad_
     """The adjoint of :func:`im2col`: ``dx`` (n, H W C) gets, for each input pixel, the sum
     of the ``cols`` entries that copied it. Zeroes ``dx``, then adds every window back."""
     row = uint64(kernel_size * channels)
+    line = uint64(width * channels)
     for i in range(dx.shape[0]):
         image = dx[i]
         for j in range(image.size):
             image[j] = 0
         for ho in range(out_height):
+            top = ho * stride - pad_top
+            rows_inside = _inside(top, kernel_size, height)
             for wo in range(out_width):
                 patch = cols[(i * out_height + ho) * out_width + wo]
                 left = wo * stride - pad_left
+                if rows_inside and _inside(left, kernel_size, width):
+                    target = uint64((top * width + left) * channels)
+                    for dy in range(uint64(kernel_size)):
+                        for j in range(row):
+                            image[target + dy * line + j] += patch[dy * row + j]
+                    continue
                 first, last = _window_columns(left, kernel_size, width)
                 start, stop = uint64(first * channels), uint64(last * channels)
                 for dy in range(kernel_size):
-                    h = ho * stride - pad_top + dy
+                    h = top + dy
                     if 0 <= h < height and start < stop:
                         base = uint64(dy) * row + start
                         target = uint64((h * width + left + first) * channels)

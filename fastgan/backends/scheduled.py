@@ -16,7 +16,9 @@ The same pool runs the numba backend's optimizer passes (Adam, SGD and the gener
 average, each one elementwise pass over a network's flat buffers, bound by memory): a pass
 over at least ``split_min_elements`` elements is cut into one contiguous slice per thread
 (:meth:`GemmSchedule.run_flat`), each slice one call of the ``nogil`` kernel. Every element
-is computed as in the whole pass, so the cut changes no result.
+is computed as in the whole pass, so the cut changes no result. And it runs a convolution's
+lanes (:attr:`GemmSchedule.lanes`): each thread takes whole slices of the batch (gather,
+GEMMs, scatter) with its own weight gradient, and these are summed at the end.
 
 Results: a product run whole on one thread is the same BLAS call as the serial step's, so
 with ``split_min_flops=None`` (never cut) the step equals the serial step bit for bit when
@@ -106,6 +108,13 @@ class GemmSchedule:
                 jobs.append((backend.gemm, product))
         for first in range(0, len(jobs), self.threads):
             self.pool.run(jobs[first:first + self.threads])
+
+    @property
+    def lanes(self) -> int:
+        """The threads a convolution shares its batch among: all of them, or one where
+        products are never cut (``split_min_flops`` None), as the lanes' weight gradients are
+        summed in another order than one lane's."""
+        return 1 if self.split_min_flops is None else self.threads
 
     def run_flat(self, kernel: Any, buffers: Sequence[Any], scalars: Sequence[Any]) -> None:
         """``kernel(*buffers, *scalars)`` for an elementwise ``kernel`` over flat ``buffers``

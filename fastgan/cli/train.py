@@ -129,6 +129,10 @@ def add_parser(subparsers: Any) -> None:
     arg("--graph", action=argparse.BooleanOptionalAction, default=None,
         help="replay each step as one CUDA graph (default: on with the cupy backend where "
              "the step can be captured; --no-graph for eager steps)")
+    arg("--schedule", action=argparse.BooleanOptionalAction, default=None,
+        help="take each step's independent GEMMs, and a convolution's slices of the batch, "
+             "side by side on the threads, BLAS on one thread per call (default: on with the "
+             "numba backend on more than one thread; --no-schedule for BLAS's own threads)")
     arg("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=command)
 

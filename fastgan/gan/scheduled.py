@@ -14,12 +14,14 @@ fastgan set it since (:func:`fastgan.threads.set_num_threads`, say: a counter sa
 nothing, where asking the libraries every step would cost); the elementwise
 kernels run between the GEMMs on the calling thread, as in the serial step, but for the
 numba backend's optimizer passes (Adam, SGD, the weight average), whose slices run side by
-side (:meth:`~fastgan.backends.scheduled.GemmSchedule.run_flat`).
+side (:meth:`~fastgan.backends.scheduled.GemmSchedule.run_flat`). A convolution shares its
+batch among the threads (its lanes, :class:`~fastgan.nn.layers.PatchMatrixLayer`): each
+runs whole slices, gather, GEMMs and scatter, with its own weight gradient.
 
 Results: with ``split_min_flops=None`` every GEMM is one whole BLAS call on one thread, the
-same calls as the serial step's, so the step equals a serial step with BLAS on one thread bit
-for bit; a cut GEMM may round differently (see :mod:`fastgan.backends.scheduled`).
-Convolutions keep their serial GEMMs.
+same calls as the serial step's, and convolutions run on one lane, so the step equals a
+serial step with BLAS on one thread bit for bit; a cut GEMM, or a weight gradient summed
+over lanes, may round differently (see :mod:`fastgan.backends.scheduled`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,15 @@ import numpy as np
 from ..backends.scheduled import DEFAULT_SPLIT_MIN_ELEMENTS, DEFAULT_SPLIT_MIN_FLOPS, GemmSchedule
 from ..errors import ConfigError
 from ..threads import blas_settings, default_num_threads, get_num_threads, set_blas_threads
-from ..training.loop import GradientHook
+from ..training.loop import GradientHook, History, fit
+
+
+def schedule_refusal(gan: Any) -> str | None:
+    """Why ``gan``'s steps cannot be scheduled, or None where they can (host arrays)."""
+    if gan.backend.xp is not np:
+        return (f"a scheduled step runs host GEMMs (numpy or numba backend); this GAN runs on "
+                f"{gan.backend.name}")
+    return None
 
 
 class ScheduledStep:
@@ -45,9 +55,9 @@ class ScheduledStep:
     def __init__(self, gan: Any, threads: int | None = None, *,
                  split_min_flops: int | None = DEFAULT_SPLIT_MIN_FLOPS,
                  split_min_elements: int = DEFAULT_SPLIT_MIN_ELEMENTS) -> None:
-        if gan.backend.xp is not np:
-            raise ConfigError(f"a scheduled step runs host GEMMs (numpy or numba backend); this "
-                              f"GAN runs on {gan.backend.name}")
+        refusal = schedule_refusal(gan)
+        if refusal is not None:
+            raise ConfigError(refusal)
         self.gan = gan
         self.schedule = GemmSchedule(default_num_threads() if threads is None else threads,
                                      split_min_flops, split_min_elements)
@@ -70,6 +80,11 @@ class ScheduledStep:
             self._blas_set_at = blas_settings()
         with self.gan.backend.gemms_on(self.schedule):
             self.gan.step(real_batch, gradient_hook=gradient_hook)
+
+    def fit(self, dataset: Any, **options: Any) -> History:
+        """Train ``gan`` on ``dataset`` with these steps: :func:`fastgan.training.loop.fit`
+        with this stepper and ``options``."""
+        return fit(self.gan, dataset, stepper=self, **options)
 
     def last_stats(self) -> dict[str, float]:
         """The last step's losses and mean D outputs (see :meth:`GAN.last_stats`)."""

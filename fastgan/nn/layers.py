@@ -408,7 +408,11 @@ class PatchMatrixLayer(Layer):
     The im2col matrix is k^2 times an image: the batch goes through in slices whose matrix
     fits the backend's ``im2col_bytes`` (CPU caches), gathered again in backward rather than
     stored; ``dW`` sums the slices' products. A backend with ``im2col_bytes = None`` takes the
-    whole batch at once.
+    whole batch at once. The slices are shared out among the backend's lanes
+    (:meth:`~fastgan.backends.base.Backend.side_by_side`: one inside a scheduled step's
+    threads, else one): each lane runs whole slices, gather, GEMMs and scatter, with its own
+    im2col matrix, and every lane but the first its own ``dW``, added to the layer's at the
+    end (a sum in another order than one lane's: equal within rounding).
     """
 
     has_params = True
@@ -436,27 +440,98 @@ class PatchMatrixLayer(Layer):
         self.weight = self.W
 
     def workspace(self, batch: int) -> SimpleNamespace:
-        """Output, the slice size and one slice's im2col matrix."""
+        """Output, the slice size and the lanes' buffers (made as lanes are first used)."""
         ws = super().workspace(batch)
-        if not hasattr(ws, "cols"):
-            patch = self.geometry.patch_size
+        if not hasattr(ws, "lanes"):
             limit = self.backend.im2col_bytes
-            sample_bytes = self.positions * patch * self.dtype.itemsize
+            sample_bytes = self.positions * self.geometry.patch_size * self.dtype.itemsize
             ws.chunk = batch if limit is None else max(1, min(batch, limit // sample_bytes))
-            ws.cols = self.backend.empty((ws.chunk * self.positions, patch), self.dtype)
+            ws.lanes = []
         return ws
 
-    def _slices(self, ws: SimpleNamespace, batch: int):
-        """(samples, their rows of the (batch positions, ...) views, the im2col matrix's rows
-        for them) for each slice of a batch of ``batch`` whose workspace is ``ws``."""
-        for first in range(0, batch, ws.chunk):
-            last = min(first + ws.chunk, batch)
-            yield (slice(first, last), slice(first * self.positions, last * self.positions),
-                   ws.cols[:(last - first) * self.positions])
+    def _lane(self, ws: SimpleNamespace, index: int) -> SimpleNamespace:
+        """Lane ``index``'s im2col matrix (``cols``) and, after the first lane, its own weight
+        gradient (``dW``), made on first use."""
+        while len(ws.lanes) <= index:
+            own_grad = self.backend.empty(self.weight_shape, self.dtype) if ws.lanes else None
+            ws.lanes.append(SimpleNamespace(
+                cols=self.backend.empty((ws.chunk * self.positions, self.geometry.patch_size),
+                                        self.dtype),
+                dW=own_grad))
+        return ws.lanes[index]
+
+    def _each_slice(self, ws: SimpleNamespace, batch: int, work: Callable[..., None],
+                    weight_grad: str | None = None) -> None:
+        """``work(ws, samples, rows, cols, dW, accumulate)`` for every slice of the batch:
+        its samples, their rows of the (batch positions, ...) views, an im2col matrix for
+        them, where the slice's weight gradient goes and whether it adds to what is there.
+        The slices are of even sizes, at most ``ws.chunk`` samples, as many for every lane;
+        lane i takes slices i, i + lanes, ...; the lanes run side by side. ``weight_grad``:
+        ``"write"`` the slices' sum into dW, ``"add"`` it to dW, None when ``work`` makes
+        none."""
+        lanes = min(self.backend.lanes, batch)
+        slices = -(-batch // ws.chunk)
+        slices = -(-slices // lanes) * lanes            # as many for every lane
+        chunk = -(-batch // slices)                     # of even sizes
+        lanes = min(lanes, -(-batch // chunk))
+        self._lane(ws, lanes - 1)
+        self.backend.side_by_side([(self._lane_slices,
+                                    (ws, lane, lanes, chunk, batch, work, weight_grad == "add"))
+                                   for lane in range(lanes)])
+        if weight_grad is not None:
+            for lane in ws.lanes[1:lanes]:
+                self.dW += lane.dW
+
+    def _lane_slices(self, ws: SimpleNamespace, lane: int, lanes: int, chunk: int, batch: int,
+                     work: Callable[..., None], add: bool) -> None:
+        """Lane ``lane``'s slices of :meth:`_each_slice`, one after another: the first lane
+        sums its weight gradients into dW (adding to it when ``add``), the others into their
+        own."""
+        own = self._lane(ws, lane)
+        dW = self.dW if lane == 0 else own.dW
+        for n, first in enumerate(range(lane * chunk, batch, lanes * chunk)):
+            last = min(first + chunk, batch)
+            work(ws, slice(first, last), slice(first * self.positions, last * self.positions),
+                 own.cols[:(last - first) * self.positions], dW, n > 0 or (add and lane == 0))
 
     def _positions(self, a: Any) -> Any:
         """(batch, pixels filters) output rows -> the (batch pixels, filters) view."""
         return a.reshape(-1, self.filters)
+
+    def forward(self, x: Any, training: bool) -> Any:
+        """The output, slice by slice (the subclass's ``_forward_slice``)."""
+        ws = self.workspace(x.shape[0])
+        ws.x = x
+        self._each_slice(ws, x.shape[0], self._forward_slice)
+        return ws.y
+
+    def backward(self, dy: Any, input_grad: bool, param_grads: bool) -> Any:
+        """dz = dy act'(y) (in place) and db = sum dz (the dense backward epilogue); then dW
+        and dx slice by slice (the subclass's ``_backward_slice``)."""
+        be, batch = self.backend, dy.shape[0]
+        ws = self._workspaces[batch]
+        ws.dz = dy
+        be.act_backward(self._positions(dy), self._positions(ws.y), self.act, self.alpha,
+                        self.db if param_grads else None)
+        if not (param_grads or input_grad):
+            return None
+        ws.grads = (self.input_grad_buffer(ws, batch) if input_grad else None, param_grads)
+        self._each_slice(ws, batch, self._backward_slice, "write" if param_grads else None)
+        return ws.dx if input_grad else None
+
+    def tangent(self, r: Any, output: bool) -> Any:
+        """The R1 pass: slice by slice dP/dW and the linear part of r_out (the subclass's
+        ``_tangent_slice``), then r_out *= act'(y), act' being piecewise constant."""
+        batch = r.shape[0]
+        ws = self._workspaces[batch]
+        ws.r = r
+        ws.r_out = self.tangent_buffer(ws, batch) if output else None
+        self._each_slice(ws, batch, self._tangent_slice, "add")
+        if not output:
+            return None
+        self.backend.act_backward(self._positions(ws.r_out), self._positions(ws.y), self.act,
+                                  self.alpha)
+        return ws.r_out
 
 
 class Conv2DLayer(PatchMatrixLayer):
@@ -477,52 +552,35 @@ class Conv2DLayer(PatchMatrixLayer):
                          params, prefix,
                          conv_init(spec.init, rng, spec.kernel, channels, spec.filters))
 
-    def forward(self, x: Any, training: bool) -> Any:
-        """Per slice: gather patches, one GEMM, the fused bias + activation."""
-        be = self.backend
-        ws = self.workspace(x.shape[0])
-        ws.x = x
-        y = self._positions(ws.y)
-        for samples, rows, cols in self._slices(ws, x.shape[0]):
-            be.im2col(x[samples], self.geometry, cols)
-            be.gemm(cols, self.weight, y[rows])
-            be.bias_act(y[rows], self.b, self.act, self.alpha)
-        return ws.y
+    def _forward_slice(self, ws: SimpleNamespace, samples: slice, rows: slice, cols: Any,
+                       dW: Any, accumulate: bool) -> None:
+        """Gather the patches, one GEMM, the fused bias + activation."""
+        be, y = self.backend, self._positions(ws.y)
+        be.im2col(ws.x[samples], self.geometry, cols)
+        be.gemm(cols, self.weight, y[rows])
+        be.bias_act(y[rows], self.b, self.act, self.alpha)
 
-    def backward(self, dy: Any, input_grad: bool, param_grads: bool) -> Any:
-        """dz = dy act'(y) (in place) and db; per slice dW += cols^T dz, dx = col2im(dz W^T)."""
-        be, batch = self.backend, dy.shape[0]
-        ws = self._workspaces[batch]
-        dz = ws.dz = self._positions(dy)
-        be.act_backward(dz, self._positions(ws.y), self.act, self.alpha,
-                        self.db if param_grads else None)
-        if not (param_grads or input_grad):
-            return None
-        dx = self.input_grad_buffer(ws, batch) if input_grad else None
-        for samples, rows, cols in self._slices(ws, batch):
+    def _backward_slice(self, ws: SimpleNamespace, samples: slice, rows: slice, cols: Any,
+                        dW: Any, accumulate: bool) -> None:
+        """dW += cols^T dz (patches gathered only for it), dx = col2im(dz W^T)."""
+        be, (dx, param_grads) = self.backend, ws.grads
+        dz = self._positions(ws.dz)[rows]
+        if param_grads:
             be.im2col(ws.x[samples], self.geometry, cols)
-            if param_grads:
-                be.gemm(cols, dz[rows], self.dW, trans_a=True, accumulate=samples.start > 0)
-            if input_grad:
-                be.gemm(dz[rows], self.weight, cols, trans_b=True)
-                be.col2im(cols, self.geometry, dx[samples])
-        return dx
+            be.gemm(cols, dz, dW, trans_a=True, accumulate=accumulate)
+        if dx is not None:
+            be.gemm(dz, self.weight, cols, trans_b=True)
+            be.col2im(cols, self.geometry, dx[samples])
 
-    def tangent(self, r: Any, output: bool) -> Any:
-        """Per slice dP/dW += im2col(r)^T dz; r_out = (im2col(r) W) act'(y) when ``output``."""
+    def _tangent_slice(self, ws: SimpleNamespace, samples: slice, rows: slice, cols: Any,
+                       dW: Any, accumulate: bool) -> None:
+        """dP/dW += im2col(r)^T dz; r_out = im2col(r) W when asked."""
         # dx = col2im(dz W^T), the transpose of r -> im2col(r) W: as the dense tangent.
-        be, batch = self.backend, r.shape[0]
-        ws = self._workspaces[batch]
-        out = self._positions(self.tangent_buffer(ws, batch)) if output else None
-        for samples, rows, cols in self._slices(ws, batch):
-            be.im2col(r[samples], self.geometry, cols)
-            be.gemm(cols, ws.dz[rows], self.dW, trans_a=True, accumulate=True)
-            if output:
-                be.gemm(cols, self.weight, out[rows])
-        if not output:
-            return None
-        be.act_backward(out, self._positions(ws.y), self.act, self.alpha)
-        return ws.tangent
+        be = self.backend
+        be.im2col(ws.r[samples], self.geometry, cols)
+        be.gemm(cols, self._positions(ws.dz)[rows], dW, trans_a=True, accumulate=accumulate)
+        if ws.r_out is not None:
+            be.gemm(cols, self.weight, self._positions(ws.r_out)[rows])
 
 
 class SpectralConv2DLayer(SpectralNormalised, Conv2DLayer):
@@ -563,54 +621,34 @@ class ConvTranspose2DLayer(PatchMatrixLayer):
         self.backend.gemm(self._pixels(x)[rows], self.weight, cols, trans_b=True)
         self.backend.col2im(cols, self.geometry, y[samples])
 
-    def forward(self, x: Any, training: bool) -> Any:
-        """Per slice: one GEMM, the scatter-add of its patches, the fused bias + activation."""
-        be = self.backend
-        ws = self.workspace(x.shape[0])
-        ws.x = x
-        for samples, rows, cols in self._slices(ws, x.shape[0]):
-            self._spread(x, samples, rows, cols, ws.y)
-            be.bias_act(self._positions(ws.y[samples]), self.b, self.act, self.alpha)
-        return ws.y
+    def _forward_slice(self, ws: SimpleNamespace, samples: slice, rows: slice, cols: Any,
+                       dW: Any, accumulate: bool) -> None:
+        """One GEMM, the scatter-add of its patches, the fused bias + activation."""
+        self._spread(ws.x, samples, rows, cols, ws.y)
+        self.backend.bias_act(self._positions(ws.y[samples]), self.b, self.act, self.alpha)
 
-    def backward(self, dy: Any, input_grad: bool, param_grads: bool) -> Any:
-        """dz = dy act'(y) (in place) and db; per slice dcols = im2col(dz), dW += dcols^T x,
-        dx = dcols W."""
+    def _backward_slice(self, ws: SimpleNamespace, samples: slice, rows: slice, cols: Any,
+                        dW: Any, accumulate: bool) -> None:
+        """dcols = im2col(dz), dW += dcols^T x, dx = dcols W."""
         # y = col2im(x W^T): the adjoint of col2im is im2col, so dcols = im2col(dz); then
         # as a dense layer cols = x W^T: dW = dcols^T x and dx = dcols W.
-        be, batch = self.backend, dy.shape[0]
-        ws = self._workspaces[batch]
-        ws.dz = dy
-        be.act_backward(self._positions(dy), self._positions(ws.y), self.act, self.alpha,
-                        self.db if param_grads else None)
-        if not (param_grads or input_grad):
-            return None
-        dx = self.input_grad_buffer(ws, batch) if input_grad else None
-        x = self._pixels(ws.x)
-        for samples, rows, cols in self._slices(ws, batch):
-            be.im2col(dy[samples], self.geometry, cols)
-            if param_grads:
-                be.gemm(cols, x[rows], self.dW, trans_a=True, accumulate=samples.start > 0)
-            if input_grad:
-                be.gemm(cols, self.weight, self._pixels(dx)[rows])
-        return dx
+        be, (dx, param_grads) = self.backend, ws.grads
+        be.im2col(ws.dz[samples], self.geometry, cols)
+        if param_grads:
+            be.gemm(cols, self._pixels(ws.x)[rows], dW, trans_a=True, accumulate=accumulate)
+        if dx is not None:
+            be.gemm(cols, self.weight, self._pixels(dx)[rows])
 
-    def tangent(self, r: Any, output: bool) -> Any:
-        """Per slice dP/dW += im2col(dz)^T r; r_out = col2im(r W^T) act'(y) when ``output``."""
+    def _tangent_slice(self, ws: SimpleNamespace, samples: slice, rows: slice, cols: Any,
+                       dW: Any, accumulate: bool) -> None:
+        """dP/dW += im2col(dz)^T r; r_out = col2im(r W^T) when asked."""
         # dx = im2col(dz) W: dP/dW = im2col(dz)^T r, and dP/ddz = col2im(r W^T), the forward's
-        # linear map applied to r; act' is piecewise constant.
-        be, batch = self.backend, r.shape[0]
-        ws = self._workspaces[batch]
-        out = self.tangent_buffer(ws, batch) if output else None
-        for samples, rows, cols in self._slices(ws, batch):
-            be.im2col(ws.dz[samples], self.geometry, cols)
-            be.gemm(cols, self._pixels(r)[rows], self.dW, trans_a=True, accumulate=True)
-            if output:
-                self._spread(r, samples, rows, cols, out)
-        if not output:
-            return None
-        be.act_backward(self._positions(out), self._positions(ws.y), self.act, self.alpha)
-        return out
+        # linear map applied to r.
+        be = self.backend
+        be.im2col(ws.dz[samples], self.geometry, cols)
+        be.gemm(cols, self._pixels(ws.r)[rows], dW, trans_a=True, accumulate=accumulate)
+        if ws.r_out is not None:
+            self._spread(ws.r, samples, rows, cols, ws.r_out)
 
 
 class SpectralConvTranspose2DLayer(SpectralNormalised, ConvTranspose2DLayer):

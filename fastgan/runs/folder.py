@@ -48,8 +48,9 @@ from ..gan.conditioning import class_names
 from ..gan.config import GANConfig, loss_fields
 from ..gan.cuda_graph import capture_refusal
 from ..gan.model import GAN
+from ..gan.scheduled import ScheduledStep, schedule_refusal
 from ..nn.optim import Adam
-from ..threads import set_num_threads
+from ..threads import default_num_threads, set_num_threads
 from ..training import checkpoint, serialization
 from ..training.loop import DEFAULT_LOG_EVERY, Callback, History, steps_per_epoch
 from ..training.monitors import (
@@ -78,7 +79,7 @@ DEFAULT_RUNS_FOLDER = Path("runs")
 DEFAULT_STEPS = 10_000
 MAX_PICTURES = 100   # with sample_every unset, sample pictures are spread to at most this many
 RESUMABLE = ("epochs", "steps", "log_every", "checkpoint_every", "sample_every", "eval_every",
-             "eval_n", "tensorboard", "threads", "graph")
+             "eval_n", "tensorboard", "threads", "graph", "schedule")
 """The settings ``--resume`` may change; the rest define the run and stay as they were."""
 
 
@@ -88,7 +89,10 @@ class TrainConfig:
     ``epochs`` nor ``steps`` the run trains :data:`DEFAULT_STEPS` steps; ``sample_every``
     ``None`` draws at most :data:`MAX_PICTURES` sample pictures; ``threads`` limits the BLAS
     and OpenMP thread pools (``None``: leave them as they are); ``graph`` replays each step
-    as a CUDA graph (``None``: wherever the step can be captured, the cupy backend).
+    as a CUDA graph (``None``: wherever the step can be captured, the cupy backend);
+    ``schedule`` takes each step's independent GEMMs and a convolution's slices of the batch
+    side by side on the threads (:class:`~fastgan.gan.scheduled.ScheduledStep`; ``None``: with
+    the numba backend on more than one thread).
     ``g_filters``, ``d_filters``, ``kernel``, ``upsample``, ``norm`` and ``alpha`` (the
     LeakyReLU slope) are the convolutional presets' architecture (``fast-dcgan``;
     ``keras-dcgan`` takes the filters); a preset without one refuses it. ``upsample`` and
@@ -141,6 +145,7 @@ class TrainConfig:
     tensorboard: bool = False
     threads: int | None = None
     graph: bool | None = None
+    schedule: bool | None = None
 
     @property
     def is_conditional(self) -> bool:
@@ -259,9 +264,10 @@ class Run:
     def __init__(self, folder: Path, config: TrainConfig, dataset: data.Dataset, gan: GAN,
                  noise: np.ndarray, *, primary: bool = True, started: str | None = None,
                  resumed: bool = False, world_size: int = 1) -> None:
-        refusal = capture_refusal(gan) if config.graph else None
-        if refusal is not None:
-            raise ConfigError(f"--graph: {refusal}; leave --graph out (or --no-graph)")
+        for flag, refuse in (("graph", capture_refusal), ("schedule", schedule_refusal)):
+            refusal = refuse(gan) if getattr(config, flag) else None
+            if refusal is not None:
+                raise ConfigError(f"--{flag}: {refusal}; leave --{flag} out (or --no-{flag})")
         self.folder, self.config, self.dataset, self.gan = folder, config, dataset, gan
         self.noise = noise
         self.primary = primary
@@ -443,13 +449,12 @@ class Run:
                  else list(self.dataset.image_shape), "data": config.data,
                  "classes": None if config.classes is None else list(config.classes)}
         checkpoints = Checkpoints(self.checkpoint_path, config.checkpoint_every, extra)
-        if trainer is None:
-            trainer = self.gan.graphed() if self.uses_graph() else self.gan
         try:
             with self.writing():
                 keepers = self.record_keepers(progress) if self.primary else []
                 if config.threads is not None:
                     set_num_threads(config.threads)
+                trainer = self.stepper() if trainer is None else trainer
                 return trainer.fit(self.dataset, steps=self.remaining_steps,
                                    callbacks=[*keepers, checkpoints, *callbacks],
                                    log_every=config.log_every, sampling=config.sampling)
@@ -458,6 +463,23 @@ class Run:
                     else f"The last good checkpoint (step {checkpoints.saved_step}) is kept: "
                          f"{self.checkpoint_path}")
             raise TrainingDiverged(f"{exc} {kept}") from None
+
+    def stepper(self) -> Any:
+        """What trains this run in one process: its GAN's CUDA graph (:meth:`uses_graph`), its
+        scheduled step (:meth:`uses_schedule`), or the GAN itself."""
+        if self.uses_graph():
+            return self.gan.graphed()
+        if self.uses_schedule():
+            return ScheduledStep(self.gan, self.config.threads)
+        return self.gan
+
+    def uses_schedule(self) -> bool:
+        """Whether one process trains this run with the scheduled step: as its ``schedule``
+        setting says, or by default with the numba backend on more than one thread."""
+        if self.config.schedule is None:
+            threads = self.config.threads or default_num_threads()
+            return self.gan.backend.name == "numba" and threads > 1
+        return self.config.schedule
 
     def uses_graph(self) -> bool:
         """Whether one process trains this run with CUDA graphs: as its ``graph`` setting
