@@ -409,10 +409,11 @@ class PatchMatrixLayer(Layer):
     fits the backend's ``im2col_bytes`` (CPU caches), gathered again in backward rather than
     stored; ``dW`` sums the slices' products. A backend with ``im2col_bytes = None`` takes the
     whole batch at once. The slices are shared out among the backend's lanes
-    (:meth:`~fastgan.backends.base.Backend.side_by_side`: one inside a scheduled step's
-    threads, else one): each lane runs whole slices, gather, GEMMs and scatter, with its own
-    im2col matrix, and every lane but the first its own ``dW``, added to the layer's at the
-    end (a sum in another order than one lane's: equal within rounding).
+    (:attr:`~fastgan.backends.base.Backend.lanes`: a scheduled step's threads, else one),
+    which run side by side (:meth:`~fastgan.backends.base.Backend.side_by_side`): each lane
+    runs whole slices, gather, GEMMs and scatter, with its own im2col matrix, and every lane
+    but the first sums into its own ``dW``, added to the layer's at the end (a sum in another
+    order than one lane's: equal within rounding).
     """
 
     has_params = True
