@@ -7,6 +7,7 @@ the complete, frozen description of a GAN (layer specs, optimizers, batch size, 
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import fields, replace
@@ -299,10 +300,16 @@ def get(name: str, data_dim: int = 784, **overrides: Any) -> GANConfig:
     for key in ("g_hidden", "d_hidden", "g_filters", "d_filters"):
         if key in overrides:
             overrides[key] = tuple(overrides[key])
+    builder = _BUILDERS[name]
+    own = [key for key in inspect.signature(builder).parameters if key != "data_dim"]
+    foreign = sorted(set(overrides) - set(own))
+    if foreign:
+        raise ConfigError(f"preset {name!r} does not take {', '.join(foreign)} (its own "
+                          f"settings: {', '.join(own)}; and GANConfig's fields)")
     try:
-        preset = _BUILDERS[name](data_dim, **overrides)
+        preset = builder(data_dim, **overrides)
     except TypeError as exc:
-        raise ConfigError(f"preset {name!r} does not take these overrides: {exc}") from None
+        raise ConfigError(f"preset {name!r}: {exc}") from None
     return replace(preset, **{"discriminator": _with_label_maps(preset, training), **training})
 
 
