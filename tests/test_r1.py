@@ -101,12 +101,14 @@ def test_through_transposed_convolutions(backend, spectral_norm):
     check_penalty(transposed_penalty_net(backend, spectral_norm), rows=3)
 
 
+@pytest.mark.parametrize("spectral_norm", [False, True], ids=["plain", "spectral-norm"])
 @pytest.mark.parametrize("lanes", [1, 2])
-def test_through_convolutions_on_lanes(backend, monkeypatch, lanes):
+def test_through_convolutions_on_lanes(backend, monkeypatch, lanes, spectral_norm):
     """A transposed and a strided convolution with their batch one sample per slice, on one
-    lane or two: each slice adds its part of dP/dW to its lane's sum."""
+    lane or two: each slice adds its part of dP/dW to its lane's sum (which spectral
+    normalisation then takes through W / sigma)."""
     with convolution_lanes(backend, monkeypatch, lanes):
-        check_penalty(transposed_penalty_net(backend), rows=3)
+        check_penalty(transposed_penalty_net(backend, spectral_norm), rows=3)
 
 
 def test_the_checker_catches_a_forgotten_dropout_mask(backend, monkeypatch):
