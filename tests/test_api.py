@@ -37,8 +37,11 @@ def test_preset_overrides():
     gan = GAN.from_preset("numpy-adam", latent_dim=350, g_hidden=(420, 640), batch_size=32, k=2)
     assert gan.latent_dim == 350 and gan.k == 2 and gan.batch_size == 32
     assert [layer.out_features for layer in gan.generator.layers] == [420, 640, 784]
-    with pytest.raises(ConfigError, match="overrides"):
+    with pytest.raises(ConfigError, match=r"'tiny' does not take dropout \(its own settings: "
+                                          r"latent_dim, g_hidden, d_hidden, lr;"):
         GAN.from_preset("tiny", dropout=0.5)
+    with pytest.raises(ConfigError, match=r"'fast-cgan' does not take kernel .* g_lr, d_lr"):
+        GAN.from_preset("fast-cgan", kernel=3)
     with pytest.raises(ConfigError, match="unknown preset"):
         GAN.from_preset("dcgan-9000")
     with pytest.raises(ConfigError, match="g_loss"):

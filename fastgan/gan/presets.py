@@ -259,6 +259,8 @@ def _tiny(data_dim: int, latent_dim: int = 8, g_hidden: tuple[int, ...] = (64, 6
     )
 
 
+_fast_cgan.__signature__ = inspect.signature(_fast_mlp)     # its settings are fast-mlp's
+
 _BUILDERS: dict[str, Callable[..., GANConfig]] = {
     "numpy-mlp": _numpy_mlp,
     "keras-mlp": _keras_mlp,
