@@ -450,16 +450,15 @@ class PatchMatrixLayer(Layer):
             ws.lanes = []
         return ws
 
-    def _lane(self, ws: SimpleNamespace, index: int) -> SimpleNamespace:
-        """Lane ``index``'s im2col matrix (``cols``) and, after the first lane, its own weight
-        gradient (``dW``), made on first use."""
-        while len(ws.lanes) <= index:
+    def _make_lanes(self, ws: SimpleNamespace, count: int) -> None:
+        """At least ``count`` lanes in ``ws``, each with its im2col matrix (``cols``) and,
+        after the first, its own weight gradient (``dW``); the missing ones made now."""
+        while len(ws.lanes) < count:
             own_grad = self.backend.empty(self.weight_shape, self.dtype) if ws.lanes else None
             ws.lanes.append(SimpleNamespace(
                 cols=self.backend.empty((ws.chunk * self.positions, self.geometry.patch_size),
                                         self.dtype),
                 dW=own_grad))
-        return ws.lanes[index]
 
     def _each_slice(self, ws: SimpleNamespace, batch: int, work: Callable[..., None],
                     weight_grad: str | None = None) -> None:
@@ -475,7 +474,7 @@ class PatchMatrixLayer(Layer):
         slices = -(-slices // lanes) * lanes            # as many for every lane
         chunk = -(-batch // slices)                     # of even sizes
         lanes = min(lanes, -(-batch // chunk))
-        self._lane(ws, lanes - 1)
+        self._make_lanes(ws, lanes)
         self.backend.side_by_side([(self._lane_slices,
                                     (ws, lane, lanes, chunk, batch, work, weight_grad == "add"))
                                    for lane in range(lanes)])
@@ -488,7 +487,7 @@ class PatchMatrixLayer(Layer):
         """Lane ``lane``'s slices of :meth:`_each_slice`, one after another: the first lane
         sums its weight gradients into dW (adding to it when ``add``), the others into their
         own."""
-        own = self._lane(ws, lane)
+        own = ws.lanes[lane]
         dW = self.dW if lane == 0 else own.dW
         for n, first in enumerate(range(lane * chunk, batch, lanes * chunk)):
             last = min(first + chunk, batch)
